@@ -1,0 +1,3 @@
+//! The daemon: wires the stages together in their own threads.
+//! (being written)
+pub mod notify;

@@ -1,0 +1,1 @@
+//! systemd notify/watchdog protocol. (being written)

@@ -1,0 +1,17 @@
+//! styleframe: a live art frame. Camera frames are downsized, run through
+//! Magenta's arbitrary style-transfer network and shown full-screen.
+//!
+//! One module per pipeline stage, each behind one small trait:
+//! [`capture`] → [`preprocess`] → [`inference`] (with [`styles`]) → [`display`],
+//! steered by [`input`] and run by [`daemon`].
+
+pub mod capture;
+pub mod config;
+pub mod daemon;
+pub mod display;
+pub mod frame;
+pub mod inference;
+pub mod input;
+pub mod models;
+pub mod preprocess;
+pub mod styles;
