@@ -1,1 +1,298 @@
-//! (being written)
+//! Inference stage: Magenta's arbitrary style-transfer networks run by tract.
+//!
+//! * [`PredictNet`]: a 256x256 painting -> a 100-float style [`Embedding`];
+//! * [`TransferNet`]: a content image + an embedding -> the stylized image, at
+//!   any H x W that is a multiple of [`SIZE_MULTIPLE`].
+//!
+//! Both load the official TFLite files unmodified through [`tflite::import`].
+//! The daemon talks to the transfer network through the [`Stylizer`] trait so
+//! tests can swap in a fake.
+
+pub mod tflite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tract_core::internal::*;
+use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+
+use crate::styles::{Embedding, EMBEDDING_LEN};
+
+/// The transfer network halves the picture twice then doubles it twice.
+pub const SIZE_MULTIPLE: usize = 4;
+/// Smallest side: the first layer reflects 4 pixels on each side.
+pub const MIN_SIDE: usize = 16;
+/// The prediction network's fixed input side.
+pub const PREDICT_SIDE: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file {path}: cannot read it: {source}. Run `styleframe models fetch` to install the model files")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("model file {path}: {source}. The file is damaged or not a style-transfer network: run `styleframe models fetch` to reinstall it")]
+    Import { path: PathBuf, source: tflite::ImportError },
+    #[error("model file {path}: {what}")]
+    Shape { path: PathBuf, what: String },
+    #[error("model file {path}: tract failed: {message}")]
+    Tract { path: PathBuf, message: String },
+    #[error("size {h}x{w} is not usable: both sides must be multiples of {SIZE_MULTIPLE} and at least {MIN_SIDE}")]
+    BadSize { h: usize, w: usize },
+    #[error("input has {got} values, the network expects {expected} ({what})")]
+    BadInput { got: usize, expected: usize, what: &'static str },
+}
+
+/// Anything that stylizes content pictures (the real network or a test fake).
+pub trait Stylizer: Send {
+    /// The network input size (height, width).
+    fn size(&self) -> (usize, usize);
+    /// `content`: H*W*3 RGB floats in [0, 1]; `out` gets H*W*3 floats in [0, 1].
+    fn stylize(
+        &mut self,
+        content: &[f32],
+        embedding: &Embedding,
+        out: &mut Vec<f32>,
+    ) -> Result<(), EngineError>;
+}
+
+fn executor(threads: usize) -> Executor {
+    if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    }
+}
+
+fn tract_err(path: &Path) -> impl Fn(TractError) -> EngineError + '_ {
+    move |e| EngineError::Tract { path: path.to_owned(), message: format!("{e:#}") }
+}
+
+fn read_model(path: &Path) -> Result<Arc<Vec<u8>>, EngineError> {
+    std::fs::read(path)
+        .map(Arc::new)
+        .map_err(|source| EngineError::Read { path: path.to_owned(), source })
+}
+
+/// A runnable network with its reusable state.
+struct Runner {
+    state: TypedSimpleState,
+    executor: Executor,
+}
+
+impl Runner {
+    fn build(model: TypedModel, threads: usize, path: &Path) -> Result<Runner, EngineError> {
+        let model = model.into_optimized().map_err(tract_err(path))?;
+        let plan = SimplePlan::new(model).map_err(tract_err(path))?;
+        let state = SimpleState::new(&plan).map_err(tract_err(path))?;
+        Ok(Runner { state, executor: executor(threads) })
+    }
+
+    fn run(&mut self, inputs: TVec<TValue>, path: &Path) -> Result<Tensor, EngineError> {
+        let state = &mut self.state;
+        let mut out = multithread_tract_scope(self.executor.clone(), || state.run(inputs))
+            .map_err(tract_err(path))?;
+        let t = out.remove(0).into_tensor();
+        Ok(t)
+    }
+}
+
+/// The style-transfer network, imported for one input size.
+pub struct TransferNet {
+    path: PathBuf,
+    bytes: Arc<Vec<u8>>,
+    runner: Runner,
+    h: usize,
+    w: usize,
+    threads: usize,
+    /// Order of the (content, embedding) inputs in the file.
+    content_first: bool,
+}
+
+impl TransferNet {
+    /// Loads `path` for `h` x `w` content pictures using `threads` threads.
+    pub fn load(path: &Path, h: usize, w: usize, threads: usize) -> Result<Self, EngineError> {
+        let bytes = read_model(path)?;
+        Self::from_bytes(path, bytes, h, w, threads)
+    }
+
+    fn from_bytes(
+        path: &Path,
+        bytes: Arc<Vec<u8>>,
+        h: usize,
+        w: usize,
+        threads: usize,
+    ) -> Result<Self, EngineError> {
+        check_size(h, w)?;
+        let opts = tflite::ImportOptions { input_hw: Some((h, w)), emulate_int8: true };
+        let imported = tflite::import(&bytes, &opts)
+            .map_err(|source| EngineError::Import { path: path.to_owned(), source })?;
+        let shape_err = |what: String| EngineError::Shape { path: path.to_owned(), what };
+        // Verify the I/O against what the daemon feeds, from the file itself.
+        if imported.inputs.len() != 2 || imported.outputs.len() != 1 {
+            return Err(shape_err(format!(
+                "expected 2 inputs and 1 output (a transfer network), found {} and {}",
+                imported.inputs.len(),
+                imported.outputs.len()
+            )));
+        }
+        let is_embedding = |s: &[usize]| s.iter().product::<usize>() == EMBEDDING_LEN;
+        let content_first = !is_embedding(&imported.inputs[0].shape);
+        let (c, e) = if content_first { (0, 1) } else { (1, 0) };
+        if !is_embedding(&imported.inputs[e].shape)
+            || imported.inputs[c].shape.len() != 4
+            || imported.inputs[c].shape[3] != 3
+        {
+            return Err(shape_err(format!(
+                "inputs {:?} are not (content [1,H,W,3], embedding [1,1,1,{EMBEDDING_LEN}])",
+                imported.inputs
+            )));
+        }
+        let mut model = imported.model;
+        if !content_first {
+            // Keep the graph's input order as the file has it; we feed accordingly.
+        }
+        let fact = model.output_fact(0).map_err(tract_err(path))?.clone();
+        let expect: TVec<usize> = tvec![1, h, w, 3];
+        if fact.shape.as_concrete() != Some(&expect[..]) {
+            return Err(shape_err(format!("output is {:?}, expected {expect:?}", fact.shape)));
+        }
+        model.declutter().map_err(tract_err(path))?;
+        let runner = Runner::build(model, threads, path)?;
+        Ok(TransferNet { path: path.to_owned(), bytes, runner, h, w, threads, content_first })
+    }
+
+    /// The same network for another content size (e.g. when degrading).
+    pub fn resized(&self, h: usize, w: usize) -> Result<Self, EngineError> {
+        Self::from_bytes(&self.path, self.bytes.clone(), h, w, self.threads)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Stylizer for TransferNet {
+    fn size(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    fn stylize(
+        &mut self,
+        content: &[f32],
+        embedding: &Embedding,
+        out: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
+        let n = self.h * self.w * 3;
+        if content.len() != n {
+            return Err(EngineError::BadInput { got: content.len(), expected: n, what: "content" });
+        }
+        let c = Tensor::from_shape(&[1, self.h, self.w, 3], content).map_err(tract_err(&self.path))?;
+        let e = Tensor::from_shape(&[1, 1, 1, EMBEDDING_LEN], &embedding.0[..])
+            .map_err(tract_err(&self.path))?;
+        let inputs = if self.content_first {
+            tvec![c.into_tvalue(), e.into_tvalue()]
+        } else {
+            tvec![e.into_tvalue(), c.into_tvalue()]
+        };
+        let y = self.runner.run(inputs, &self.path)?;
+        let y = y.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()).map_err(tract_err(&self.path))?;
+        out.clear();
+        out.extend_from_slice(y);
+        Ok(())
+    }
+}
+
+/// The style-prediction network: painting -> embedding.
+pub struct PredictNet {
+    path: PathBuf,
+    runner: Runner,
+}
+
+impl PredictNet {
+    pub fn load(path: &Path, threads: usize) -> Result<Self, EngineError> {
+        let bytes = read_model(path)?;
+        // The embedding is computed once per painting: exactness beats speed.
+        let opts = tflite::ImportOptions { input_hw: None, emulate_int8: true };
+        let imported = tflite::import(&bytes, &opts)
+            .map_err(|source| EngineError::Import { path: path.to_owned(), source })?;
+        let shape_err = |what: String| EngineError::Shape { path: path.to_owned(), what };
+        let want_in = vec![1, PREDICT_SIDE, PREDICT_SIDE, 3];
+        if imported.inputs.len() != 1 || imported.inputs[0].shape != want_in {
+            return Err(shape_err(format!(
+                "inputs {:?}: expected one [1,256,256,3] painting (a prediction network)",
+                imported.inputs
+            )));
+        }
+        if imported.outputs.len() != 1
+            || imported.outputs[0].shape.iter().product::<usize>() != EMBEDDING_LEN
+        {
+            return Err(shape_err(format!(
+                "outputs {:?}: expected one {EMBEDDING_LEN}-float embedding",
+                imported.outputs
+            )));
+        }
+        let runner = Runner::build(imported.model, threads, path)?;
+        Ok(PredictNet { path: path.to_owned(), runner })
+    }
+
+    /// `painting`: 256*256*3 RGB floats in [0, 1].
+    pub fn embed(&mut self, painting: &[f32]) -> Result<Embedding, EngineError> {
+        let n = PREDICT_SIDE * PREDICT_SIDE * 3;
+        if painting.len() != n {
+            return Err(EngineError::BadInput { got: painting.len(), expected: n, what: "painting" });
+        }
+        let x = Tensor::from_shape(&[1, PREDICT_SIDE, PREDICT_SIDE, 3], painting)
+            .map_err(tract_err(&self.path))?;
+        let y = self.runner.run(tvec![x.into_tvalue()], &self.path)?;
+        let y = y.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()).map_err(tract_err(&self.path))?;
+        let mut e = [0f32; EMBEDDING_LEN];
+        e.copy_from_slice(y);
+        Ok(Embedding(e))
+    }
+}
+
+/// Checks that the transfer network can run at `h` x `w`.
+pub fn check_size(h: usize, w: usize) -> Result<(), EngineError> {
+    if h % SIZE_MULTIPLE != 0 || w % SIZE_MULTIPLE != 0 || h < MIN_SIDE || w < MIN_SIDE {
+        return Err(EngineError::BadSize { h, w });
+    }
+    Ok(())
+}
+
+/// The largest usable size with the aspect ratio `aspect_w_over_h` and at most
+/// `max_pixels` pixels, e.g. 16:9 and 114688 -> 256x448.
+pub fn size_for(aspect_w_over_h: f64, max_pixels: u32) -> (usize, usize) {
+    let m = SIZE_MULTIPLE as f64;
+    let aspect = aspect_w_over_h.clamp(0.1, 10.0);
+    let h = ((max_pixels as f64 / aspect).sqrt() / m).floor().max(MIN_SIDE as f64 / m) * m;
+    let mut h = h as usize;
+    let mut w = (((h as f64 * aspect) / m).round() * m).max(MIN_SIDE as f64) as usize;
+    while h * w > max_pixels as usize && h > MIN_SIDE {
+        h -= SIZE_MULTIPLE;
+        w = (((h as f64 * aspect) / m).round() * m).max(MIN_SIDE as f64) as usize;
+    }
+    (h, w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_for_a_16_9_screen_is_256x448() {
+        assert_eq!(size_for(16.0 / 9.0, 256 * 448), (256, 448));
+    }
+
+    #[test]
+    fn size_for_square_and_portrait() {
+        assert_eq!(size_for(1.0, 384 * 384), (384, 384));
+        let (h, w) = size_for(9.0 / 16.0, 256 * 448);
+        assert!(h > w && h * w <= 256 * 448 && h % 4 == 0 && w % 4 == 0, "{h}x{w}");
+    }
+
+    #[test]
+    fn sizes_must_be_multiples_of_four() {
+        assert!(check_size(256, 448).is_ok());
+        assert!(matches!(check_size(255, 448), Err(EngineError::BadSize { .. })));
+        assert!(matches!(check_size(8, 8), Err(EngineError::BadSize { .. })));
+    }
+}
