@@ -398,12 +398,16 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: format!(
-                "the file is not UTF-8 text (bad byte at offset {}); save it as UTF-8",
-                e.utf8_error().valid_up_to()
-            ),
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {line}: the file is not UTF-8 text (an accented letter saved \
+                     in another encoding?); save it as UTF-8"
+                ),
+            }
         })?;
         let config = Self::from_toml_str(&text, path)?;
         log::debug!("config loaded from {}", path.display());

@@ -282,5 +282,6 @@ fn non_utf8_file_error_names_the_path() {
     assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("line 2: "), "{msg}");
     assert!(msg.contains("UTF-8"), "{msg}");
 }
