@@ -225,3 +225,22 @@ mod tests {
         assert!(err.contains("m.tflite") && err.contains(&"0".repeat(64)), "{err}");
     }
 }
+
+/// Where to look for the model files: the folder given, else
+/// `$STYLEFRAME_MODELS`, `./models`, `<exe>/../share/styleframe/models`,
+/// `/usr/share/styleframe/models`: the first that has `file`.
+pub fn find_dir(explicit: Option<&Path>, file: &str) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.to_owned();
+    }
+    let mut candidates: Vec<PathBuf> = vec![];
+    if let Some(d) = std::env::var_os("STYLEFRAME_MODELS") {
+        candidates.push(d.into());
+    }
+    candidates.push("models".into());
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_owned)) {
+        candidates.push(exe_dir.join("../share/styleframe/models"));
+    }
+    candidates.push("/usr/share/styleframe/models".into());
+    candidates.iter().find(|d| d.join(file).is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+}

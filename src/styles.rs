@@ -101,7 +101,16 @@ pub enum StyleError {
     Empty(String),
 }
 
+/// The style set shipped in `models/styles.json`, built in so the demo and
+/// the daemon work with no files beside the binary.
+pub const BUILTIN_SET: &str = include_str!("../models/styles.json");
+
 impl StyleSet {
+    pub fn builtin() -> StyleSet {
+        StyleSet::parse(BUILTIN_SET, Path::new("(built-in styles.json)"))
+            .expect("the built-in style set is checked by a test")
+    }
+
     pub fn new(model: &str) -> Self {
         StyleSet { format: SET_FORMAT.into(), model: model.into(), styles: vec![] }
     }
