@@ -377,18 +377,33 @@ pub struct GpioButton {
     loc: LineLocation,
     req: Option<Request>,
     kernel_debounce: bool,
+    /// Edge events read from the kernel but not handed out yet (u64 words, as gpiocdev reads
+    /// them). gpiocdev 0.8's `Request::read_edge_event` reads up to 8 events and returns only
+    /// the first, silently dropping the others (seen on gpio-sim: a press and its release
+    /// queued together lost the release), so we read and split them ourselves.
+    events: Vec<u64>,
+    /// Next unread word in `events` / number of words filled.
+    events_pos: usize,
+    events_len: usize,
 }
+
+/// Edge events read per `read(2)`.
+const EVENTS_PER_READ: usize = 16;
 
 impl GpioButton {
     /// Finds and requests the line named by `cfg.chip` / `cfg.line`.
     pub fn open(cfg: &ButtonConfig) -> Result<GpioButton, InputError> {
         let loc = locate(cfg)?;
         let (req, kernel_debounce) = request(&loc, cfg)?;
+        let words = EVENTS_PER_READ * req.edge_event_u64_size();
         let b = GpioButton {
             cfg: cfg.clone(),
             loc,
             req: Some(req),
             kernel_debounce,
+            events: vec![0; words],
+            events_pos: 0,
+            events_len: 0,
         };
         log::info!("button: {}", b.describe());
         Ok(b)
@@ -419,14 +434,27 @@ impl ButtonLine for GpioButton {
     fn wait_edge(&mut self, timeout: Duration) -> Result<Option<Edge>, InputError> {
         let req = self.req.as_ref().ok_or_else(|| self.not_open())?;
         let to_err = |e| classify(e, &self.loc.chip, &describe_line(&self.loc));
-        match req.wait_edge_event(timeout) {
-            Ok(false) => return Ok(None),
-            Ok(true) => {}
-            // A signal landing on this thread interrupts poll(2): not an error.
-            Err(e) if errno(&e) == Some(libc::EINTR) => return Ok(None),
-            Err(e) => return Err(to_err(e)),
+        let size = req.edge_event_u64_size();
+        if self.events_pos >= self.events_len {
+            match req.wait_edge_event(timeout) {
+                Ok(false) => return Ok(None),
+                Ok(true) => {}
+                // A signal landing on this thread interrupts poll(2): not an error.
+                Err(e) if errno(&e) == Some(libc::EINTR) => return Ok(None),
+                Err(e) => return Err(to_err(e)),
+            }
+            let n = req
+                .read_edge_events_into_slice(&mut self.events)
+                .map_err(to_err)?;
+            self.events_pos = 0;
+            self.events_len = n - n % size;
+            if self.events_len == 0 {
+                return Ok(None);
+            }
         }
-        let ev = req.read_edge_event().map_err(to_err)?;
+        let slice = &self.events[self.events_pos..self.events_pos + size];
+        self.events_pos += size;
+        let ev = req.edge_event_from_slice(slice).map_err(to_err)?;
         Ok(Some(Edge {
             pressed: ev.kind == EdgeKind::Rising,
             at: Duration::from_nanos(ev.timestamp_ns),
@@ -461,6 +489,9 @@ impl ButtonLine for GpioButton {
         let loc = locate(&self.cfg)?;
         let (req, kernel_debounce) = request(&loc, &self.cfg)?;
         self.loc = loc;
+        self.events_pos = 0;
+        self.events_len = 0;
+        self.events.resize(EVENTS_PER_READ * req.edge_event_u64_size(), 0);
         self.req = Some(req);
         self.kernel_debounce = kernel_debounce;
         Ok(())

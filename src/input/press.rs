@@ -5,14 +5,16 @@
 //! (the kernel's GPIO event clock is `CLOCK_MONOTONIC`, see [`super::monotonic_now`]).
 //!
 //! Rules:
-//! - The leading edge of a change is accepted at once (no added latency); edges closer than
-//!   `debounce` to the last accepted edge are bounces and ignored, so a bouncing press yields one
-//!   press and a bouncing release does not start a second one.
-//! - The line's last raw level is remembered even when its edge was ignored: if, once the
-//!   debounce window is over, the raw level still disagrees with the accepted one, the raw level
-//!   wins ("settling"). A press that settles back to released this way lasted less than
-//!   `debounce`: it is noise and emits nothing (otherwise a glitch would leave the detector
-//!   stuck "pressed" and fire a phantom long press).
+//! - An edge that comes at least `debounce` after the previous edge (i.e. after a quiet line) is
+//!   accepted at once, so a press is seen with no added latency.
+//! - An edge closer than `debounce` to the previous edge (accepted or not) is a bounce and is
+//!   ignored: the window slides with every bounce, so a bouncing contact yields one press
+//!   however long its bounce train lasts, and a bouncing release does not start a second one.
+//! - The line's last raw level is remembered even when its edge was ignored: once the line has
+//!   been quiet for `debounce`, a raw level that disagrees with the accepted one wins
+//!   ("settling"). A press that settles back to released this way never was a clean press: it
+//!   is noise and emits nothing (otherwise a glitch would leave the detector stuck "pressed" and
+//!   fire a phantom long press).
 //! - Released before `long_press`: [`Press::Short`], emitted by the release edge.
 //! - Held for `long_press` or more: [`Press::Long`], emitted once by `poll` while still held; the
 //!   release then emits nothing. A release edge that arrives after the threshold without a poll
@@ -64,11 +66,9 @@ pub struct PressDetector {
     long_press: Duration,
     /// Accepted (debounced) level.
     pressed: bool,
-    /// When the accepted level last changed; `None` before the first accepted edge.
-    changed_at: Option<Duration>,
-    /// Last level seen on the line, accepted or not, and when.
+    /// Last level seen on the line, accepted or not, and when (`None` before the first edge).
     raw: bool,
-    raw_at: Duration,
+    raw_at: Option<Duration>,
     /// Start of the current press (valid while `pressed`).
     press_start: Duration,
     long_fired: bool,
@@ -82,9 +82,8 @@ impl PressDetector {
             debounce,
             long_press: long_press.max(debounce),
             pressed: false,
-            changed_at: None,
             raw: false,
-            raw_at: Duration::ZERO,
+            raw_at: None,
             press_start: Duration::ZERO,
             long_fired: false,
         }
@@ -105,13 +104,11 @@ impl PressDetector {
     pub fn feed(&mut self, edge: Edge) -> Option<Press> {
         // A pending disagreement from before this edge is resolved first (it never emits).
         self.settle(edge.at);
+        let bounce = self.within_debounce_of_last_edge(edge.at);
         self.raw = edge.pressed;
-        self.raw_at = edge.at;
-        if edge.pressed == self.pressed {
-            return None; // no change (repeated edge, or a release while released)
-        }
-        if self.in_window(edge.at) {
-            return None; // bounce
+        self.raw_at = Some(edge.at);
+        if edge.pressed == self.pressed || bounce {
+            return None; // no change (repeated edge, release while released), or a bounce
         }
         self.accept(edge.pressed, edge.at)
     }
@@ -130,7 +127,7 @@ impl PressDetector {
     /// The next time at which [`poll`](Self::poll) may change something (a long press to fire or
     /// a bounce to settle), so a caller can sleep until then; `None` when only an edge can.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let settle = match self.changed_at {
+        let settle = match self.raw_at {
             Some(at) if self.raw != self.pressed => Some(at + self.debounce),
             _ => None,
         };
@@ -141,32 +138,31 @@ impl PressDetector {
         }
     }
 
-    fn in_window(&self, at: Duration) -> bool {
+    fn within_debounce_of_last_edge(&self, at: Duration) -> bool {
         // Timestamps going backwards (should not happen) count as bounces, never as presses.
-        matches!(self.changed_at, Some(c) if at < c || at - c < self.debounce)
+        matches!(self.raw_at, Some(prev) if at < prev || at - prev < self.debounce)
     }
 
-    /// If the debounce window is over and the line sits at another level than the accepted one,
-    /// the line is right: adopt its level as of its last edge. Emits nothing (see module docs).
+    /// If the line has been quiet for `debounce` and sits at another level than the accepted
+    /// one, the line is right: adopt its level as of its last edge. Emits nothing (module docs).
     fn settle(&mut self, now: Duration) {
-        if self.raw == self.pressed || self.in_window(now) {
+        if self.raw == self.pressed || self.within_debounce_of_last_edge(now) {
             return;
         }
+        let Some(at) = self.raw_at else { return };
         if self.raw {
-            // The release was a glitch (the contact is closed again): a new press starts.
+            // The release was noise (the contact is closed again): a new press starts.
             self.pressed = true;
-            self.press_start = self.raw_at;
+            self.press_start = at;
             self.long_fired = false;
         } else {
-            // The press lasted less than `debounce`: noise.
+            // The press never was clean: noise.
             self.pressed = false;
         }
-        self.changed_at = Some(self.raw_at);
     }
 
     fn accept(&mut self, pressed: bool, at: Duration) -> Option<Press> {
         self.pressed = pressed;
-        self.changed_at = Some(at);
         if pressed {
             self.press_start = at;
             self.long_fired = false;
@@ -315,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn edge_exactly_one_debounce_after_the_last_accepted_is_accepted() {
+    fn edge_exactly_one_debounce_after_the_previous_edge_is_accepted() {
         let mut d = detector();
         d.feed(Edge::press(ms(0)));
         assert_eq!(d.feed(Edge::release(ms(29))), None, "29 ms: bounce");
@@ -381,7 +377,28 @@ mod tests {
         let mut d = detector();
         d.feed(Edge::press(ms(200)));
         d.feed(Edge::release(ms(205)));
-        assert_eq!(d.next_deadline(), Some(ms(230)));
+        assert_eq!(d.next_deadline(), Some(ms(235)), "quiet for 30 ms after the last edge");
+    }
+
+    #[test]
+    fn a_bounce_train_longer_than_debounce_is_still_one_press() {
+        // A worn contact chattering for 80 ms, every gap shorter than the 30 ms debounce.
+        let mut edges = vec![];
+        let mut level = true;
+        for t in (100..=180).step_by(20) {
+            edges.push((level, t));
+            level = !level;
+        }
+        assert_eq!(edges.last(), Some(&(true, 180)));
+        edges.push((false, 400));
+        edges.extend([(true, 420), (false, 445), (true, 470), (false, 490)]);
+        assert_eq!(run(&edges, 3000), vec![(Press::Short, 400)]);
+    }
+
+    #[test]
+    fn bounce_train_ending_released_is_noise() {
+        let edges = [(true, 100), (false, 110), (true, 125), (false, 140)];
+        assert_eq!(run(&edges, 3000), vec![]);
     }
 
     #[test]
