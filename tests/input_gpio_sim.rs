@@ -86,15 +86,24 @@ fn gpio_sim_button_presses_become_commands() {
     let chips = list_chips();
     eprintln!("chips: {chips:?}");
     assert!(
-        chips.iter().any(|c| c.named_lines.contains(&(17, "GPIO17".into()))),
+        chips
+            .iter()
+            .any(|c| c.named_lines.contains(&(17, "GPIO17".into()))),
         "{chips:?}"
     );
 
     // The line, found by name, requested with pull-up + active-low + kernel debounce.
     sim.set(false);
     let mut line = GpioButton::open(&config()).expect("open GPIO17");
-    eprintln!("opened: {} (kernel debounce: {})", line.describe(), line.kernel_debounce());
-    assert!(!line.is_pressed().unwrap(), "released at rest (pulled up, active-low)");
+    eprintln!(
+        "opened: {} (kernel debounce: {})",
+        line.describe(),
+        line.kernel_debounce()
+    );
+    assert!(
+        !line.is_pressed().unwrap(),
+        "released at rest (pulled up, active-low)"
+    );
 
     // Error paths, with the real kernel answering.
     match GpioButton::open(&config()) {
@@ -104,21 +113,37 @@ fn gpio_sim_button_presses_become_commands() {
         }
         other => panic!("expected Busy, got {:?}", other.map(|b| b.describe())),
     }
-    let err = GpioButton::open(&ButtonConfig { line: "GPIO99".into(), ..config() })
-        .err()
-        .expect("no such line name");
+    let err = GpioButton::open(&ButtonConfig {
+        line: "GPIO99".into(),
+        ..config()
+    })
+    .err()
+    .expect("no such line name");
     eprintln!("unknown name: {err}");
     assert!(matches!(err, InputError::NoSuchLine { ref searched, .. } if !searched.is_empty()));
-    let err = GpioButton::open(&ButtonConfig { line: "40".into(), ..config() })
-        .err()
-        .expect("offset out of range");
+    let err = GpioButton::open(&ButtonConfig {
+        line: "40".into(),
+        ..config()
+    })
+    .err()
+    .expect("offset out of range");
     eprintln!("bad offset: {err}");
-    assert!(matches!(err, InputError::OffsetOutOfRange { lines: 32, .. }), "{err}");
-    let err = GpioButton::open(&ButtonConfig { chip: "gpiochip9".into(), line: "17".into(), ..config() })
-        .err()
-        .expect("no such chip");
+    assert!(
+        matches!(err, InputError::OffsetOutOfRange { lines: 32, .. }),
+        "{err}"
+    );
+    let err = GpioButton::open(&ButtonConfig {
+        chip: "gpiochip9".into(),
+        line: "17".into(),
+        ..config()
+    })
+    .err()
+    .expect("no such chip");
     eprintln!("bad chip: {err}");
-    assert!(err.to_string().contains("/dev/gpiochip0"), "lists the chips present: {err}");
+    assert!(
+        err.to_string().contains("/dev/gpiochip0"),
+        "lists the chips present: {err}"
+    );
 
     // Raw edges: polarity is logical (pull-down = pressed), and the kernel debounce collapses a
     // bouncy press into one edge each way. Both edges are queued before the first read: this
@@ -133,10 +158,20 @@ fn gpio_sim_button_presses_become_commands() {
         edges.push(e);
     }
     eprintln!("raw edges of a 5-bounce press: {edges:?}");
-    assert!(edges.first().is_some_and(|e| e.pressed), "first edge is the press: {edges:?}");
-    assert!(edges.last().is_some_and(|e| !e.pressed), "last edge is the release: {edges:?}");
+    assert!(
+        edges.first().is_some_and(|e| e.pressed),
+        "first edge is the press: {edges:?}"
+    );
+    assert!(
+        edges.last().is_some_and(|e| !e.pressed),
+        "last edge is the release: {edges:?}"
+    );
     if line.kernel_debounce() {
-        assert_eq!(edges.len(), 2, "kernel debounce: one edge each way: {edges:?}");
+        assert_eq!(
+            edges.len(),
+            2,
+            "kernel debounce: one edge each way: {edges:?}"
+        );
     }
 
     // The button thread, end to end.
@@ -148,20 +183,32 @@ fn gpio_sim_button_presses_become_commands() {
     sim.set(true);
     sleep(ms(150));
     sim.set(false);
-    assert_eq!(rx.recv_timeout(ms(3000)), Ok(Command::NextStyle), "clean short press");
+    assert_eq!(
+        rx.recv_timeout(ms(3000)),
+        Ok(Command::NextStyle),
+        "clean short press"
+    );
     quiet(&rx, ms(500));
 
     // 2. bouncy short press (5 bounces in ~20 ms, bouncy release): exactly one NextStyle
     sim.bouncy(true, 5);
     sleep(ms(200));
     sim.bouncy(false, 3);
-    assert_eq!(rx.recv_timeout(ms(3000)), Ok(Command::NextStyle), "bouncy press");
+    assert_eq!(
+        rx.recv_timeout(ms(3000)),
+        Ok(Command::NextStyle),
+        "bouncy press"
+    );
     quiet(&rx, ms(700));
 
     // 3. long press: fires while still held, and the release is silent
     let held = Instant::now();
     sim.bouncy(true, 2);
-    assert_eq!(rx.recv_timeout(ms(4000)), Ok(Command::PrevStyle), "long press while held");
+    assert_eq!(
+        rx.recv_timeout(ms(4000)),
+        Ok(Command::PrevStyle),
+        "long press while held"
+    );
     let after = held.elapsed();
     eprintln!("long press fired {after:?} after pressing (threshold 800 ms)");
     assert!(after >= ms(780), "fired too early: {after:?}");
@@ -176,8 +223,16 @@ fn gpio_sim_button_presses_become_commands() {
         sim.set(false);
         sleep(ms(150));
     }
-    assert_eq!(rx.recv_timeout(ms(3000)), Ok(Command::NextStyle), "first of two");
-    assert_eq!(rx.recv_timeout(ms(3000)), Ok(Command::NextStyle), "second of two");
+    assert_eq!(
+        rx.recv_timeout(ms(3000)),
+        Ok(Command::NextStyle),
+        "first of two"
+    );
+    assert_eq!(
+        rx.recv_timeout(ms(3000)),
+        Ok(Command::NextStyle),
+        "second of two"
+    );
     quiet(&rx, ms(500));
 
     let stopping = Instant::now();
@@ -189,25 +244,43 @@ fn gpio_sim_button_presses_become_commands() {
     // 5. Userspace debounce alone (as when a driver refuses the kernel debounce): the line is
     // requested without one, so the bounces reach the press logic, which must still see one
     // press each time.
-    let raw = GpioButton::open(&ButtonConfig { debounce_ms: 0, ..config() }).expect("reopen");
+    let raw = GpioButton::open(&ButtonConfig {
+        debounce_ms: 0,
+        ..config()
+    })
+    .expect("reopen");
     assert!(!raw.kernel_debounce());
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let edges = Arc::new(AtomicUsize::new(0));
     let counting = Counting(raw, edges.clone());
     // 50 ms: under qemu's TCG the 2 ms sleeps between bounces stretch to ~15 ms.
-    let userspace = ButtonConfig { debounce_ms: 50, ..config() };
+    let userspace = ButtonConfig {
+        debounce_ms: 50,
+        ..config()
+    };
     let t = spawn_button(Box::new(counting), &userspace, tx, stop.clone());
     sim.bouncy(true, 5);
     sleep(ms(200));
     sim.bouncy(false, 3);
-    assert_eq!(rx.recv_timeout(ms(3000)), Ok(Command::NextStyle), "userspace-debounced press");
+    assert_eq!(
+        rx.recv_timeout(ms(3000)),
+        Ok(Command::NextStyle),
+        "userspace-debounced press"
+    );
     quiet(&rx, ms(700));
     let seen = edges.load(Ordering::SeqCst);
     eprintln!("without kernel debounce a 5+3-bounce press delivered {seen} edges");
-    assert!(seen > 2, "the bounces must reach userspace for this to test anything: {seen}");
+    assert!(
+        seen > 2,
+        "the bounces must reach userspace for this to test anything: {seen}"
+    );
     sim.bouncy(true, 3);
-    assert_eq!(rx.recv_timeout(ms(4000)), Ok(Command::PrevStyle), "userspace-debounced long press");
+    assert_eq!(
+        rx.recv_timeout(ms(4000)),
+        Ok(Command::PrevStyle),
+        "userspace-debounced long press"
+    );
     sim.bouncy(false, 3);
     quiet(&rx, ms(700));
     stop.store(true, Ordering::Relaxed);

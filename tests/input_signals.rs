@@ -28,7 +28,10 @@ fn signals_become_commands_and_a_storm_never_loses_quit() {
         raise(sig).unwrap();
         assert_eq!(next(&rx), want, "signal {sig}");
     }
-    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "no extra commands");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "no extra commands"
+    );
 
     // A storm: 1000 SIGUSR1 as fast as possible, then one SIGTERM. Raising must not block,
     // repeats may coalesce, and the Quit must arrive.
@@ -38,7 +41,10 @@ fn signals_become_commands_and_a_storm_never_loses_quit() {
     }
     raise(SIGTERM).unwrap();
     let raised_in = start.elapsed();
-    assert!(raised_in < Duration::from_secs(1), "raising took {raised_in:?}");
+    assert!(
+        raised_in < Duration::from_secs(1),
+        "raising took {raised_in:?}"
+    );
 
     let (mut next_styles, mut quits) = (0, 0);
     while let Ok(cmd) = rx.recv_timeout(Duration::from_millis(500)) {
@@ -49,8 +55,13 @@ fn signals_become_commands_and_a_storm_never_loses_quit() {
         }
     }
     assert_eq!(quits, 1, "the SIGTERM after the storm");
-    assert!((1..=1000).contains(&next_styles), "{next_styles} NextStyle for 1000 SIGUSR1");
-    eprintln!("storm: 1000 SIGUSR1 raised in {raised_in:?} -> {next_styles} NextStyle, {quits} Quit");
+    assert!(
+        (1..=1000).contains(&next_styles),
+        "{next_styles} NextStyle for 1000 SIGUSR1"
+    );
+    eprintln!(
+        "storm: 1000 SIGUSR1 raised in {raised_in:?} -> {next_styles} NextStyle, {quits} Quit"
+    );
 
     // close() stops the thread promptly.
     let closing = Instant::now();

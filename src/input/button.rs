@@ -18,7 +18,10 @@ const CONSUMER: &str = "styleframe";
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("no GPIO chip `{chip}` ({})", chips_present(.available))]
-    NoSuchChip { chip: String, available: Vec<String> },
+    NoSuchChip {
+        chip: String,
+        available: Vec<String>,
+    },
 
     #[error("no GPIO line named `{line}` (searched {}{})", list_or_none(.searched), could_not_open(.unreadable))]
     NoSuchLine {
@@ -30,7 +33,11 @@ pub enum InputError {
     },
 
     #[error("GPIO chip {chip} has no line {offset} (it has {lines} lines: 0..{lines})")]
-    OffsetOutOfRange { chip: String, offset: u32, lines: u32 },
+    OffsetOutOfRange {
+        chip: String,
+        offset: u32,
+        lines: u32,
+    },
 
     #[error("GPIO line {line} on {chip} is busy (used by `{consumer}`): stop the other user (another styleframe? a sysfs export? a device-tree overlay?)")]
     Busy {
@@ -491,7 +498,8 @@ impl ButtonLine for GpioButton {
         self.loc = loc;
         self.events_pos = 0;
         self.events_len = 0;
-        self.events.resize(EVENTS_PER_READ * req.edge_event_u64_size(), 0);
+        self.events
+            .resize(EVENTS_PER_READ * req.edge_event_u64_size(), 0);
         self.req = Some(req);
         self.kernel_debounce = kernel_debounce;
         Ok(())
@@ -591,7 +599,9 @@ mod tests {
 
     #[test]
     fn missing_chip_is_named_in_the_error() {
-        let err = GpioButton::open(&cfg("gpiochip97", "17")).err().expect("no such chip");
+        let err = GpioButton::open(&cfg("gpiochip97", "17"))
+            .err()
+            .expect("no such chip");
         let msg = err.to_string();
         assert!(matches!(err, InputError::NoSuchChip { .. }), "{msg}");
         assert!(msg.contains("/dev/gpiochip97"), "{msg}");
@@ -624,7 +634,10 @@ mod tests {
             chip: "gpiochip9".into(),
             available: vec!["/dev/gpiochip0".into(), "/dev/gpiochip1".into()],
         };
-        assert!(e.to_string().contains("/dev/gpiochip0, /dev/gpiochip1"), "{e}");
+        assert!(
+            e.to_string().contains("/dev/gpiochip0, /dev/gpiochip1"),
+            "{e}"
+        );
         let e = InputError::PermissionDenied {
             chip: "/dev/gpiochip0".into(),
             line: "17".into(),
@@ -649,7 +662,10 @@ mod tests {
         // Here (no /dev/gpiochip*) it is empty; on a board every entry must be consistent.
         for c in list_chips() {
             assert!(c.path.starts_with("/dev"), "{c:?}");
-            assert!(c.named_lines.iter().all(|(o, _)| (*o as usize) < c.lines.max(1)));
+            assert!(c
+                .named_lines
+                .iter()
+                .all(|(o, _)| (*o as usize) < c.lines.max(1)));
         }
     }
 

@@ -39,7 +39,10 @@ pub fn monotonic_now() -> Duration {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Opens the configured button line (convenience for the daemon).
@@ -212,10 +215,16 @@ mod tests {
         // Still held: the command must arrive without a release.
         assert_eq!(rx.recv_timeout(ms(2000)), Ok(Command::ToggleBlank));
         let waited = pressed.elapsed();
-        assert!(waited >= ms(290), "fired after {waited:?}, threshold 300 ms");
+        assert!(
+            waited >= ms(290),
+            "fired after {waited:?}, threshold 300 ms"
+        );
         assert!(waited < ms(600), "fired late: {waited:?}");
         h.release();
-        assert!(rx.recv_timeout(ms(400)).is_err(), "release after long press is silent");
+        assert!(
+            rx.recv_timeout(ms(400)).is_err(),
+            "release after long press is silent"
+        );
         stop.store(true, Ordering::Relaxed);
         t.join().unwrap();
     }
@@ -253,7 +262,10 @@ mod tests {
         h.release();
         thread::sleep(ms(1300)); // first reopen after 1 s
         assert_eq!(h.reopens(), 1);
-        assert!(rx.try_recv().is_err(), "the interrupted press emitted nothing");
+        assert!(
+            rx.try_recv().is_err(),
+            "the interrupted press emitted nothing"
+        );
         h.press();
         thread::sleep(ms(60));
         h.release();

@@ -116,7 +116,9 @@ impl PressDetector {
     /// Time passes without edges: fires a long press once the button has been held long enough.
     pub fn poll(&mut self, now: Duration) -> Option<Press> {
         self.settle(now);
-        if self.pressed && !self.long_fired && now.saturating_sub(self.press_start) >= self.long_press
+        if self.pressed
+            && !self.long_fired
+            && now.saturating_sub(self.press_start) >= self.long_press
         {
             self.long_fired = true;
             return Some(Press::Long);
@@ -206,7 +208,10 @@ mod tests {
                     break;
                 }
                 next.next();
-                if let Some(p) = d.feed(Edge { pressed, at: ms(at) }) {
+                if let Some(p) = d.feed(Edge {
+                    pressed,
+                    at: ms(at),
+                }) {
                     out.push((p, t));
                 }
             }
@@ -291,7 +296,10 @@ mod tests {
     #[test]
     fn two_quick_presses_give_two_shorts() {
         let edges = [(true, 100), (false, 180), (true, 260), (false, 340)];
-        assert_eq!(run(&edges, 2000), vec![(Press::Short, 180), (Press::Short, 340)]);
+        assert_eq!(
+            run(&edges, 2000),
+            vec![(Press::Short, 180), (Press::Short, 340)]
+        );
     }
 
     #[test]
@@ -377,7 +385,11 @@ mod tests {
         let mut d = detector();
         d.feed(Edge::press(ms(200)));
         d.feed(Edge::release(ms(205)));
-        assert_eq!(d.next_deadline(), Some(ms(235)), "quiet for 30 ms after the last edge");
+        assert_eq!(
+            d.next_deadline(),
+            Some(ms(235)),
+            "quiet for 30 ms after the last edge"
+        );
     }
 
     #[test]
@@ -405,7 +417,11 @@ mod tests {
     fn long_threshold_shorter_than_debounce_is_raised() {
         let mut d = PressDetector::new(ms(50), ms(10));
         d.feed(Edge::press(ms(0)));
-        assert_eq!(d.poll(ms(20)), None, "not long before the debounce window is over");
+        assert_eq!(
+            d.poll(ms(20)),
+            None,
+            "not long before the debounce window is over"
+        );
         assert_eq!(d.poll(ms(50)), Some(Press::Long));
     }
 
@@ -413,8 +429,17 @@ mod tests {
     fn presses_map_to_commands() {
         use LongPressAction::*;
         assert_eq!(press_command(Press::Short, ToggleBlank), Command::NextStyle);
-        assert_eq!(press_command(Press::Long, PreviousStyle), Command::PrevStyle);
-        assert_eq!(press_command(Press::Long, ToggleGallery), Command::ToggleGallery);
-        assert_eq!(press_command(Press::Long, ToggleBlank), Command::ToggleBlank);
+        assert_eq!(
+            press_command(Press::Long, PreviousStyle),
+            Command::PrevStyle
+        );
+        assert_eq!(
+            press_command(Press::Long, ToggleGallery),
+            Command::ToggleGallery
+        );
+        assert_eq!(
+            press_command(Press::Long, ToggleBlank),
+            Command::ToggleBlank
+        );
     }
 }
