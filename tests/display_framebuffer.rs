@@ -61,7 +61,10 @@ fn rgb565_packs_five_six_five_little_endian() {
     assert_eq!(to_rgb565(pack_rgb(255, 0, 0)), 0xF800);
     assert_eq!(to_rgb565(pack_rgb(0, 255, 0)), 0x07E0);
     assert_eq!(to_rgb565(pack_rgb(0, 0, 255)), 0x001F);
-    assert_eq!(to_rgb565(pack_rgb(0x84, 0x82, 0x88)), (0x10 << 11) | (0x20 << 5) | 0x11);
+    assert_eq!(
+        to_rgb565(pack_rgb(0x84, 0x82, 0x88)),
+        (0x10 << 11) | (0x20 << 5) | 0x11
+    );
 
     let file = fake_fb(4 * 2 * 2, 0xAA);
     let mut screen = FramebufferScreen::open(&cfg(file.path(), 4, 2, FbFormat::Rgb565)).unwrap();
@@ -106,7 +109,17 @@ fn wrong_picture_size_is_an_error_not_a_crash() {
     let file = fake_fb(2 * 2 * 4, 0);
     let mut screen = FramebufferScreen::open(&cfg(file.path(), 2, 2, FbFormat::Xrgb8888)).unwrap();
     let err = screen.present(&[0; 3]).unwrap_err();
-    assert!(matches!(err, DisplayError::WrongSize { expected: 4, got: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DisplayError::WrongSize {
+                expected: 4,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -85,7 +85,9 @@ fn snapshots_every_nth_frame_as_png_when_dir_set() {
     assert_eq!(names, ["frame_000002.png", "frame_000004.png"]);
     assert_eq!(handle.stats().snapshots_written, 2);
 
-    let img = image::open(snaps.join("frame_000004.png")).unwrap().to_rgb8();
+    let img = image::open(snaps.join("frame_000004.png"))
+        .unwrap()
+        .to_rgb8();
     assert_eq!(img.dimensions(), (3, 2));
     assert_eq!(img.get_pixel(0, 0).0, [40, 20, 30]);
     assert_eq!(img.get_pixel(2, 1).0, [255, 0, 128]);

@@ -85,8 +85,15 @@ fn window_shows_the_picture_and_maps_a_held_key_once() {
     let shot = screenshot(&shot_path);
     println!("screenshot: {}", shot_path.display());
     assert_eq!(shot.dimensions(), (800, 480));
-    for (i, (x, y)) in [(200, 60), (600, 60), (200, 420), (600, 420)].iter().enumerate() {
-        assert_eq!(shot.get_pixel(*x, *y).0, QUADRANTS[i], "quadrant {i} at ({x},{y})");
+    for (i, (x, y)) in [(200, 60), (600, 60), (200, 420), (600, 420)]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            shot.get_pixel(*x, *y).0,
+            QUADRANTS[i],
+            "quadrant {i} at ({x},{y})"
+        );
     }
     // The ramp, sampled anywhere, matches the picture exactly (no scaling, no offset).
     for x in [0u32, 123, 400, 799] {
