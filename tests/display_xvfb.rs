@@ -3,7 +3,8 @@
 //!
 //! Needs `DISPLAY` pointing at an 800x480 Xvfb plus xwd, ImageMagick `convert`
 //! and xdotool; run through `tests/lab/xvfb_window.sh`. Screenshots go to
-//! `$STYLEFRAME_SHOT_DIR` (default: the system temp dir).
+//! `$STYLEFRAME_SHOT_DIR` (default: the system temp dir). Run with
+//! `--test-threads=1`: each test screenshots the whole X screen.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
@@ -34,9 +35,11 @@ fn picture(w: usize, h: usize) -> Vec<u32> {
 }
 
 fn shot_dir() -> PathBuf {
-    std::env::var_os("STYLEFRAME_SHOT_DIR")
+    let dir = std::env::var_os("STYLEFRAME_SHOT_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn screenshot(path: &Path) -> image::RgbImage {
@@ -119,4 +122,37 @@ fn window_shows_the_picture_and_maps_a_held_key_once() {
     let blank = screenshot(&blank_path);
     assert!(blank.pixels().all(|p| p.0 == [0, 0, 0]), "blank is black");
     assert!(screen.is_open());
+}
+
+/// Under an EWMH window manager (the script starts openbox when
+/// `XVFB_WM=openbox`), a smaller configured window asks for full screen and
+/// the picture, stretched by minifb, covers the whole X screen.
+#[test]
+#[ignore = "needs Xvfb + an EWMH window manager: XVFB_WM=openbox tests/lab/xvfb_window.sh"]
+fn window_manager_makes_the_window_full_screen() {
+    let cfg = DisplayConfig {
+        backend: DisplayBackend::Window,
+        fullscreen: true,
+        width: 400, // half the 800x480 screen
+        height: 240,
+        fps: 30,
+        ..DisplayConfig::default()
+    };
+    let mut screen = display::open(&cfg).expect("open window on Xvfb");
+    assert_eq!(screen.size(), (400, 240));
+    let pic = picture(400, 240);
+    let mut cmds = Vec::new();
+    run_for(&mut *screen, &pic, Duration::from_millis(1500), &mut cmds);
+
+    let path = shot_dir().join("styleframe_xvfb_wm_shot.png");
+    let shot = screenshot(&path);
+    println!("screenshot: {}", path.display());
+    // Corners of the X screen show the corner quadrants: the window fills it.
+    for (i, (x, y)) in [(5, 5), (794, 5), (5, 474), (794, 474)].iter().enumerate() {
+        assert_eq!(
+            shot.get_pixel(*x, *y).0,
+            QUADRANTS[i],
+            "quadrant {i} at ({x},{y})"
+        );
+    }
 }

@@ -5,13 +5,14 @@
 //! size, asked from libX11 directly (minifb has no query for it; libX11 is
 //! dlopen'ed like minifb does, so no new build dependency); if even that fails
 //! 1280x720. Without a window manager (bare `xinit` kiosk) a screen-sized
-//! window at (0,0) *is* full screen; under a WM, borderless + topmost is the
-//! closest minifb offers (it cannot set `_NET_WM_STATE_FULLSCREEN`).
+//! window at (0,0) *is* full screen; under a window manager the window is also
+//! borderless + topmost, and the WM is asked for `_NET_WM_STATE_FULLSCREEN`
+//! (EWMH; minifb cannot do that itself) so panels do not cover the picture.
 //!
 //! Caveat: if the X server dies while running, Xlib's default I/O error
 //! handler exits the process; systemd's `Restart=` brings it back.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_long, c_ulong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use minifb::{Key, KeyRepeat, Scale, ScaleMode, Window, WindowOptions};
@@ -92,6 +93,11 @@ impl WindowScreen {
                 message: format!("cannot open a {width}x{height} window on {display:?}: {e}"),
             })?;
         window.set_cursor_visibility(false);
+        if cfg.fullscreen {
+            if let Err(e) = request_fullscreen(window.get_window_handle() as XWindow) {
+                log::warn!("could not ask the window manager for full screen: {e}");
+            }
+        }
         window.set_target_fps(cfg.fps as usize);
         log::info!(
             "window {width}x{height} on {display} (fullscreen: {}, {} fps)",
@@ -172,70 +178,191 @@ impl Screen for WindowScreen {
     }
 }
 
-// ---- X screen size through a dlopen'ed libX11 ----
+// ---- A few Xlib calls through a dlopen'ed libX11 (as minifb itself does) ----
 
-type XOpenDisplay = unsafe extern "C" fn(*const c_char) -> *mut c_void;
-type XCloseDisplay = unsafe extern "C" fn(*mut c_void) -> c_int;
-type XDefaultScreen = unsafe extern "C" fn(*mut c_void) -> c_int;
-type XDisplayDim = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
+type Dpy = *mut c_void;
+type XWindow = c_ulong;
+type Atom = c_ulong;
 
-/// `Ok(Some(size))` from X, `Ok(None)` when libX11 cannot be loaded (minifb
-/// will report that itself), `Err` when the X server refuses the connection.
-fn x11_screen_size() -> Result<Option<(usize, usize)>, String> {
-    // SAFETY: plain C calls with the signatures from Xlib.h; the display is
-    // closed again and the library handle is released.
-    unsafe {
-        let mut lib = std::ptr::null_mut();
-        for name in [c"libX11.so.6", c"libX11.so"] {
-            lib = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-            if !lib.is_null() {
-                break;
+/// `XClientMessageEvent` (Xlib.h), inside the 24-long `XEvent` union.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct XClientMessageEvent {
+    type_: c_int,
+    serial: c_ulong,
+    send_event: c_int,
+    display: Dpy,
+    window: XWindow,
+    message_type: Atom,
+    format: c_int,
+    data: [c_long; 5],
+}
+
+#[repr(C)]
+union XEvent {
+    client: XClientMessageEvent,
+    pad: [c_long; 24],
+}
+
+/// `XSizeHints` (Xutil.h): flags, then 17 ints; all zero = no constraints.
+#[repr(C)]
+struct XSizeHints {
+    flags: c_long,
+    fields: [c_int; 17],
+}
+
+const CLIENT_MESSAGE: c_int = 33;
+const SUBSTRUCTURE_NOTIFY_MASK: c_long = 1 << 19;
+const SUBSTRUCTURE_REDIRECT_MASK: c_long = 1 << 20;
+const NET_WM_STATE_ADD: c_long = 1;
+
+struct Xlib {
+    lib: *mut c_void,
+    open_display: unsafe extern "C" fn(*const c_char) -> Dpy,
+    close_display: unsafe extern "C" fn(Dpy) -> c_int,
+    default_screen: unsafe extern "C" fn(Dpy) -> c_int,
+    display_width: unsafe extern "C" fn(Dpy, c_int) -> c_int,
+    display_height: unsafe extern "C" fn(Dpy, c_int) -> c_int,
+    default_root_window: unsafe extern "C" fn(Dpy) -> XWindow,
+    intern_atom: unsafe extern "C" fn(Dpy, *const c_char, c_int) -> Atom,
+    send_event: unsafe extern "C" fn(Dpy, XWindow, c_int, c_long, *mut XEvent) -> c_int,
+    set_wm_normal_hints: unsafe extern "C" fn(Dpy, XWindow, *mut XSizeHints),
+    flush: unsafe extern "C" fn(Dpy) -> c_int,
+}
+
+impl Xlib {
+    /// `None` when libX11 is not installed (minifb then reports it itself).
+    fn load() -> Option<Xlib> {
+        // SAFETY: symbols are looked up by their Xlib names and cast to the
+        // signatures declared in Xlib.h.
+        unsafe {
+            let mut lib = std::ptr::null_mut();
+            for name in [c"libX11.so.6", c"libX11.so"] {
+                lib = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+                if !lib.is_null() {
+                    break;
+                }
             }
-        }
-        if lib.is_null() {
-            log::warn!("libX11 not loadable: cannot ask the X screen size");
-            return Ok(None);
-        }
-        let sym = |name: &CStr| libc::dlsym(lib, name.as_ptr());
-        let (open, close, screen, width, height) = (
-            sym(c"XOpenDisplay"),
-            sym(c"XCloseDisplay"),
-            sym(c"XDefaultScreen"),
-            sym(c"XDisplayWidth"),
-            sym(c"XDisplayHeight"),
-        );
-        if [open, close, screen, width, height]
-            .iter()
-            .any(|p| p.is_null())
-        {
-            libc::dlclose(lib);
-            return Ok(None);
-        }
-        let open: XOpenDisplay = std::mem::transmute(open);
-        let close: XCloseDisplay = std::mem::transmute(close);
-        let screen: XDefaultScreen = std::mem::transmute(screen);
-        let width: XDisplayDim = std::mem::transmute(width);
-        let height: XDisplayDim = std::mem::transmute(height);
-
-        let dpy = open(std::ptr::null());
-        if dpy.is_null() {
-            libc::dlclose(lib);
-            return Err(
-                "XOpenDisplay failed: is the X server running, and may this user \
-                        connect (XAUTHORITY, xhost)?"
-                    .into(),
-            );
-        }
-        let s = screen(dpy);
-        let (w, h) = (width(dpy, s), height(dpy, s));
-        close(dpy);
-        libc::dlclose(lib);
-        if w > 0 && h > 0 {
-            Ok(Some((w as usize, h as usize)))
-        } else {
-            Ok(None)
+            if lib.is_null() {
+                return None;
+            }
+            macro_rules! sym {
+                ($name:literal) => {{
+                    let p = libc::dlsym(lib, $name.as_ptr());
+                    if p.is_null() {
+                        libc::dlclose(lib);
+                        return None;
+                    }
+                    std::mem::transmute::<*mut c_void, _>(p)
+                }};
+            }
+            Some(Xlib {
+                open_display: sym!(c"XOpenDisplay"),
+                close_display: sym!(c"XCloseDisplay"),
+                default_screen: sym!(c"XDefaultScreen"),
+                display_width: sym!(c"XDisplayWidth"),
+                display_height: sym!(c"XDisplayHeight"),
+                default_root_window: sym!(c"XDefaultRootWindow"),
+                intern_atom: sym!(c"XInternAtom"),
+                send_event: sym!(c"XSendEvent"),
+                set_wm_normal_hints: sym!(c"XSetWMNormalHints"),
+                flush: sym!(c"XFlush"),
+                lib,
+            })
         }
     }
+
+    /// Runs `f` on a fresh connection to `$DISPLAY`, closed afterwards.
+    fn with_display<T>(&self, f: impl FnOnce(Dpy) -> T) -> Result<T, String> {
+        // SAFETY: the connection is used only inside `f` and closed here.
+        unsafe {
+            let dpy = (self.open_display)(std::ptr::null());
+            if dpy.is_null() {
+                return Err(
+                    "XOpenDisplay failed: is the X server running, and may this \
+                            user connect (XAUTHORITY, xhost)?"
+                        .into(),
+                );
+            }
+            let out = f(dpy);
+            (self.close_display)(dpy);
+            Ok(out)
+        }
+    }
+}
+
+impl Drop for Xlib {
+    fn drop(&mut self) {
+        // SAFETY: every connection opened through this library is closed.
+        unsafe {
+            libc::dlclose(self.lib);
+        }
+    }
+}
+
+/// `Ok(Some(size))` from X, `Ok(None)` when libX11 cannot be loaded, `Err`
+/// when the X server refuses the connection.
+fn x11_screen_size() -> Result<Option<(usize, usize)>, String> {
+    let Some(x) = Xlib::load() else {
+        log::warn!("libX11 not loadable: cannot ask the X screen size");
+        return Ok(None);
+    };
+    // SAFETY: `dpy` is a live connection for the duration of the closure.
+    let (w, h) = x.with_display(|dpy| unsafe {
+        let s = (x.default_screen)(dpy);
+        ((x.display_width)(dpy, s), (x.display_height)(dpy, s))
+    })?;
+    Ok((w > 0 && h > 0).then_some((w as usize, h as usize)))
+}
+
+/// Asks the window manager (EWMH `_NET_WM_STATE_FULLSCREEN`) to show the
+/// window full screen, above panels. Without a window manager nobody listens,
+/// which is fine: the window already covers the screen.
+fn request_fullscreen(window: XWindow) -> Result<(), String> {
+    let x = Xlib::load().ok_or("libX11 not loadable")?;
+    // SAFETY: `dpy` is live inside the closure; the hints and the event are
+    // fully initialised as Xutil.h and EWMH specify.
+    x.with_display(|dpy| unsafe {
+        // minifb pins min = max size; WMs then refuse to grow a window that
+        // is smaller than the screen (configured size), so lift the pin and
+        // let minifb stretch the picture to whatever size the WM gives.
+        let mut hints = XSizeHints {
+            flags: 0,
+            fields: [0; 17],
+        };
+        (x.set_wm_normal_hints)(dpy, window, &mut hints);
+        let state = (x.intern_atom)(dpy, c"_NET_WM_STATE".as_ptr(), 0);
+        let full = (x.intern_atom)(dpy, c"_NET_WM_STATE_FULLSCREEN".as_ptr(), 0);
+        let root = (x.default_root_window)(dpy);
+        let mut ev = XEvent { pad: [0; 24] };
+        ev.client = XClientMessageEvent {
+            type_: CLIENT_MESSAGE,
+            serial: 0,
+            send_event: 1,
+            display: dpy,
+            window,
+            message_type: state,
+            format: 32,
+            // add, the property, no second property, source = application.
+            data: [NET_WM_STATE_ADD, full as c_long, 0, 1, 0],
+        };
+        let ok = (x.send_event)(
+            dpy,
+            root,
+            0,
+            SUBSTRUCTURE_REDIRECT_MASK | SUBSTRUCTURE_NOTIFY_MASK,
+            &mut ev,
+        );
+        (x.flush)(dpy);
+        ok
+    })
+    .and_then(|ok| {
+        if ok != 0 {
+            Ok(())
+        } else {
+            Err("XSendEvent failed".into())
+        }
+    })
 }
 
 #[cfg(test)]
