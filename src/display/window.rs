@@ -216,18 +216,26 @@ const SUBSTRUCTURE_NOTIFY_MASK: c_long = 1 << 19;
 const SUBSTRUCTURE_REDIRECT_MASK: c_long = 1 << 20;
 const NET_WM_STATE_ADD: c_long = 1;
 
+type OpenDisplayFn = unsafe extern "C" fn(*const c_char) -> Dpy;
+type DpyIntFn = unsafe extern "C" fn(Dpy) -> c_int;
+type DpyScreenIntFn = unsafe extern "C" fn(Dpy, c_int) -> c_int;
+type RootWindowFn = unsafe extern "C" fn(Dpy) -> XWindow;
+type InternAtomFn = unsafe extern "C" fn(Dpy, *const c_char, c_int) -> Atom;
+type SendEventFn = unsafe extern "C" fn(Dpy, XWindow, c_int, c_long, *mut XEvent) -> c_int;
+type SetHintsFn = unsafe extern "C" fn(Dpy, XWindow, *mut XSizeHints);
+
 struct Xlib {
     lib: *mut c_void,
-    open_display: unsafe extern "C" fn(*const c_char) -> Dpy,
-    close_display: unsafe extern "C" fn(Dpy) -> c_int,
-    default_screen: unsafe extern "C" fn(Dpy) -> c_int,
-    display_width: unsafe extern "C" fn(Dpy, c_int) -> c_int,
-    display_height: unsafe extern "C" fn(Dpy, c_int) -> c_int,
-    default_root_window: unsafe extern "C" fn(Dpy) -> XWindow,
-    intern_atom: unsafe extern "C" fn(Dpy, *const c_char, c_int) -> Atom,
-    send_event: unsafe extern "C" fn(Dpy, XWindow, c_int, c_long, *mut XEvent) -> c_int,
-    set_wm_normal_hints: unsafe extern "C" fn(Dpy, XWindow, *mut XSizeHints),
-    flush: unsafe extern "C" fn(Dpy) -> c_int,
+    open_display: OpenDisplayFn,
+    close_display: DpyIntFn,
+    default_screen: DpyIntFn,
+    display_width: DpyScreenIntFn,
+    display_height: DpyScreenIntFn,
+    default_root_window: RootWindowFn,
+    intern_atom: InternAtomFn,
+    send_event: SendEventFn,
+    set_wm_normal_hints: SetHintsFn,
+    flush: DpyIntFn,
 }
 
 impl Xlib {
@@ -247,26 +255,26 @@ impl Xlib {
                 return None;
             }
             macro_rules! sym {
-                ($name:literal) => {{
+                ($name:literal, $ty:ty) => {{
                     let p = libc::dlsym(lib, $name.as_ptr());
                     if p.is_null() {
                         libc::dlclose(lib);
                         return None;
                     }
-                    std::mem::transmute::<*mut c_void, _>(p)
+                    std::mem::transmute::<*mut c_void, $ty>(p)
                 }};
             }
             Some(Xlib {
-                open_display: sym!(c"XOpenDisplay"),
-                close_display: sym!(c"XCloseDisplay"),
-                default_screen: sym!(c"XDefaultScreen"),
-                display_width: sym!(c"XDisplayWidth"),
-                display_height: sym!(c"XDisplayHeight"),
-                default_root_window: sym!(c"XDefaultRootWindow"),
-                intern_atom: sym!(c"XInternAtom"),
-                send_event: sym!(c"XSendEvent"),
-                set_wm_normal_hints: sym!(c"XSetWMNormalHints"),
-                flush: sym!(c"XFlush"),
+                open_display: sym!(c"XOpenDisplay", OpenDisplayFn),
+                close_display: sym!(c"XCloseDisplay", DpyIntFn),
+                default_screen: sym!(c"XDefaultScreen", DpyIntFn),
+                display_width: sym!(c"XDisplayWidth", DpyScreenIntFn),
+                display_height: sym!(c"XDisplayHeight", DpyScreenIntFn),
+                default_root_window: sym!(c"XDefaultRootWindow", RootWindowFn),
+                intern_atom: sym!(c"XInternAtom", InternAtomFn),
+                send_event: sym!(c"XSendEvent", SendEventFn),
+                set_wm_normal_hints: sym!(c"XSetWMNormalHints", SetHintsFn),
+                flush: sym!(c"XFlush", DpyIntFn),
                 lib,
             })
         }
