@@ -92,6 +92,8 @@ pub struct Compositor {
     cur_gen: u64,
     prev_gen: u64,
     has_frame: bool,
+    /// The last `render` did not show the final picture yet (new frame or fade running).
+    stale: bool,
     fade_start: Instant,
     fade_len: Duration,
     last_push: Option<Instant>,
@@ -116,6 +118,7 @@ impl Compositor {
             cur_gen: 0,
             prev_gen: 0,
             has_frame: false,
+            stale: true,
             fade_start: Instant::now(),
             fade_len: Duration::ZERO,
             last_push: None,
@@ -191,6 +194,7 @@ impl Compositor {
         }
         self.scale_into_cur(frame);
         self.has_frame = true;
+        self.stale = true;
     }
 
     /// Writes the picture for time `now` into `out` (`screen_w*screen_h` 0RGB pixels).
@@ -199,9 +203,11 @@ impl Compositor {
         let n = out.len().min(self.cur.len());
         if !self.has_frame {
             out.fill(0);
+            self.stale = false;
             return;
         }
         let a = self.alpha(now);
+        self.stale = a < ONE;
         if a >= ONE {
             out[..n].copy_from_slice(&self.cur[..n]);
         } else if a == 0 {
@@ -212,8 +218,14 @@ impl Compositor {
         out[n..].fill(0);
     }
 
-    /// True while a cross-fade is running at `now` (the daemon may redraw
-    /// less often when nothing moves).
+    /// False when the last `render` already produced what `render(now)` would:
+    /// no new frame since, no fade running. The daemon can then skip the
+    /// redraw and leave the CPU to inference.
+    pub fn needs_redraw(&self, now: Instant) -> bool {
+        self.stale || self.is_fading(now)
+    }
+
+    /// True while a cross-fade is running at `now`.
     pub fn is_fading(&self, now: Instant) -> bool {
         self.has_frame && self.alpha(now) < ONE
     }
@@ -558,6 +570,26 @@ mod tests {
         assert!(out[0..4].iter().all(|&p| p == 0), "top bar black");
         assert!(out[12..16].iter().all(|&p| p == 0), "bottom bar black");
         assert!(out[4..12].iter().all(|&p| p == pack_rgb(60, 60, 60)));
+    }
+
+    #[test]
+    fn redraw_needed_only_while_something_changes() {
+        let mut c = Compositor::new(2, 2, Fit::Cover);
+        let mut out = vec![0u32; 4];
+        let t0 = Instant::now();
+        assert!(c.needs_redraw(t0), "nothing rendered yet");
+        c.render(t0, &mut out);
+        assert!(!c.needs_redraw(t0), "black shown, nothing new");
+        c.push(&solid(2, 2, [1, 2, 3]), t0);
+        assert!(c.needs_redraw(t0));
+        c.render(t0, &mut out);
+        assert!(!c.needs_redraw(t0 + Duration::from_millis(10)));
+        let gap = Duration::from_millis(200);
+        c.push(&solid(2, 2, [9, 9, 9]), t0 + gap);
+        c.render(t0 + gap + gap / 2, &mut out);
+        assert!(c.needs_redraw(t0 + gap + gap / 2), "fade still running");
+        c.render(t0 + gap * 2, &mut out);
+        assert!(!c.needs_redraw(t0 + gap * 3), "fade done and shown");
     }
 
     #[test]

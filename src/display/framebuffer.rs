@@ -66,6 +66,8 @@ pub struct FramebufferScreen {
     path: PathBuf,
     geom: FbGeometry,
     map: MmapMut,
+    /// Keeps the text console from drawing over the picture (real devices only).
+    _console: Option<ConsoleGraphicsMode>,
 }
 
 /// Packs a `0RGB` pixel into RGB565.
@@ -113,7 +115,17 @@ impl FramebufferScreen {
             geom.layout,
             geom.stride
         );
-        Ok(FramebufferScreen { path, geom, map })
+        let console = if geom.from_device {
+            ConsoleGraphicsMode::enter()
+        } else {
+            None
+        };
+        Ok(FramebufferScreen {
+            path,
+            geom,
+            map,
+            _console: console,
+        })
     }
 
     pub fn geometry(&self) -> FbGeometry {
@@ -195,6 +207,63 @@ fn open_error(path: &Path, e: io::Error) -> DisplayError {
     DisplayError::Framebuffer {
         path: path.to_path_buf(),
         message: format!("{hint} ({e})"),
+    }
+}
+
+// ---- Console: text mode would draw its cursor and messages over the picture ----
+
+const KDSETMODE: libc::c_ulong = 0x4B3A;
+const KD_TEXT: libc::c_int = 0;
+const KD_GRAPHICS: libc::c_int = 1;
+const CONSOLE: &str = "/dev/tty0";
+
+/// The active virtual terminal switched to graphics mode (no cursor, no
+/// text drawn on the framebuffer); back to text mode when dropped.
+struct ConsoleGraphicsMode {
+    tty: File,
+}
+
+impl ConsoleGraphicsMode {
+    /// Best effort: without permission (root, or CAP_SYS_TTY_CONFIG) the
+    /// picture still shows, the console may just blink its cursor over it.
+    fn enter() -> Option<Self> {
+        let result = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(CONSOLE)
+            .and_then(|tty| {
+                // SAFETY: KDSETMODE takes an int argument by value.
+                if unsafe { libc::ioctl(tty.as_raw_fd(), KDSETMODE as _, KD_GRAPHICS) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(tty)
+            });
+        match result {
+            Ok(tty) => {
+                log::info!("{CONSOLE}: text console switched to graphics mode");
+                Some(ConsoleGraphicsMode { tty })
+            }
+            Err(e) => {
+                log::info!(
+                    "{CONSOLE}: cannot switch the text console to graphics mode ({e}); \
+                     its cursor may show over the picture (boot with \
+                     vt.global_cursor_default=0 to hide it)"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ConsoleGraphicsMode {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`.
+        if unsafe { libc::ioctl(self.tty.as_raw_fd(), KDSETMODE as _, KD_TEXT) } != 0 {
+            log::warn!(
+                "{CONSOLE}: cannot restore text mode: {}",
+                io::Error::last_os_error()
+            );
+        }
     }
 }
 
