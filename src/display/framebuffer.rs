@@ -487,3 +487,110 @@ fn check_fits(path: &Path, g: &FbGeometry) -> Result<(), DisplayError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_structs_match_linux_fb_h() {
+        assert_eq!(std::mem::size_of::<FbVarScreeninfo>(), 160);
+        let fix = if cfg!(target_pointer_width = "64") {
+            80
+        } else {
+            68
+        };
+        assert_eq!(std::mem::size_of::<FbFixScreeninfo>(), fix);
+        assert_eq!(std::mem::offset_of!(FbFixScreeninfo, line_length), fix - 32);
+    }
+
+    fn pi_1080p(bpp: u32) -> (FbVarScreeninfo, FbFixScreeninfo) {
+        let mut var = FbVarScreeninfo {
+            xres: 1920,
+            yres: 1080,
+            xres_virtual: 1920,
+            yres_virtual: 1080,
+            bits_per_pixel: bpp,
+            ..Default::default()
+        };
+        if bpp == 32 {
+            var.red = FbBitfield {
+                offset: 16,
+                length: 8,
+                msb_right: 0,
+            };
+        }
+        let bytes = bpp / 8;
+        let fix = FbFixScreeninfo {
+            smem_len: 1920 * 1080 * bytes,
+            line_length: 1920 * bytes,
+            ..Default::default()
+        };
+        (var, fix)
+    }
+
+    fn cfg(w: u32, h: u32) -> DisplayConfig {
+        DisplayConfig {
+            width: w,
+            height: h,
+            ..DisplayConfig::default()
+        }
+    }
+
+    #[test]
+    fn device_geometry_comes_from_the_ioctls() {
+        let (var, fix) = pi_1080p(32);
+        let g = device_geometry(Path::new("/dev/fb0"), &cfg(0, 0), &var, &fix).unwrap();
+        assert_eq!(
+            (g.width, g.height, g.stride, g.offset),
+            (1920, 1080, 7680, 0)
+        );
+        assert_eq!(g.layout, FbLayout::Xrgb8888 { alpha: 0 });
+        assert_eq!(g.map_len, 1920 * 1080 * 4);
+        assert!(g.from_device);
+
+        let (var, fix) = pi_1080p(16);
+        let g = device_geometry(Path::new("/dev/fb0"), &cfg(0, 0), &var, &fix).unwrap();
+        assert_eq!((g.stride, g.layout), (3840, FbLayout::Rgb565));
+    }
+
+    #[test]
+    fn device_with_padded_rows_and_panning_offset() {
+        let (mut var, mut fix) = pi_1080p(32);
+        fix.line_length = 8192; // padded rows
+        var.yres_virtual = 2160; // double buffer, showing the second half
+        var.yoffset = 1080;
+        fix.smem_len = 8192 * 2160;
+        let g = device_geometry(Path::new("/dev/fb0"), &cfg(0, 0), &var, &fix).unwrap();
+        assert_eq!((g.stride, g.offset), (8192, 8192 * 1080));
+    }
+
+    #[test]
+    fn configured_size_is_clamped_to_the_device() {
+        let (var, fix) = pi_1080p(32);
+        let g = device_geometry(Path::new("/dev/fb0"), &cfg(1280, 4000), &var, &fix).unwrap();
+        assert_eq!((g.width, g.height, g.stride), (1280, 1080, 7680));
+    }
+
+    #[test]
+    fn bgr_and_alpha_devices_are_recognised() {
+        let (mut var, fix) = pi_1080p(32);
+        var.red.offset = 0;
+        var.transp.length = 8;
+        let g = device_geometry(Path::new("/dev/fb0"), &cfg(0, 0), &var, &fix).unwrap();
+        assert_eq!(g.layout, FbLayout::Xbgr8888 { alpha: 0xFF });
+    }
+
+    #[test]
+    fn unsupported_depth_and_short_memory_are_errors_naming_the_device() {
+        let (var, fix) = pi_1080p(24);
+        let e = device_geometry(Path::new("/dev/fb1"), &cfg(0, 0), &var, &fix).unwrap_err();
+        assert!(e.to_string().contains("/dev/fb1"), "{e}");
+        assert!(e.to_string().contains("24 bits"), "{e}");
+
+        let (var, mut fix) = pi_1080p(32);
+        fix.smem_len = 1000;
+        let e = device_geometry(Path::new("/dev/fb1"), &cfg(0, 0), &var, &fix).unwrap_err();
+        assert!(e.to_string().contains("inconsistent geometry"), "{e}");
+    }
+}
