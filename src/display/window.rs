@@ -1,0 +1,401 @@
+//! Window backend: a minifb X11 window, full-screen borderless in a kiosk
+//! session, cursor hidden, keyboard mapped to [`Command`]s.
+//!
+//! Screen size: `display.width`/`height` when set; otherwise the X screen's
+//! size, asked from libX11 directly (minifb has no query for it; libX11 is
+//! dlopen'ed like minifb does, so no new build dependency); if even that fails
+//! 1280x720. Without a window manager (bare `xinit` kiosk) a screen-sized
+//! window at (0,0) *is* full screen; under a window manager the window is also
+//! borderless + topmost, and the WM is asked for `_NET_WM_STATE_FULLSCREEN`
+//! (EWMH; minifb cannot do that itself) so panels do not cover the picture.
+//!
+//! Caveat: if the X server dies while running, Xlib's default I/O error
+//! handler exits the process; systemd's `Restart=` brings it back.
+
+use std::ffi::{c_char, c_int, c_long, c_ulong, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use minifb::{Key, KeyRepeat, Scale, ScaleMode, Window, WindowOptions};
+
+use crate::config::DisplayConfig;
+use crate::frame::Command;
+
+use super::{check_size, DisplayError, Screen};
+
+/// Size used when neither the config nor X tells one.
+pub const FALLBACK_SIZE: (usize, usize) = (1280, 720);
+const TITLE: &str = "styleframe";
+
+/// The key table: Right/Space/N next style, Left/P/Backspace previous,
+/// G gallery, B blank, Esc/Q quit.
+pub fn key_to_command(key: Key) -> Option<Command> {
+    match key {
+        Key::Right | Key::Space | Key::N => Some(Command::NextStyle),
+        Key::Left | Key::P | Key::Backspace => Some(Command::PrevStyle),
+        Key::G => Some(Command::ToggleGallery),
+        Key::B => Some(Command::ToggleBlank),
+        Key::Escape | Key::Q => Some(Command::Quit),
+        _ => None,
+    }
+}
+
+pub struct WindowScreen {
+    window: Window,
+    width: usize,
+    height: usize,
+    /// Commands seen by any window update since the last `poll_commands`
+    /// (minifb only remembers the keys of the latest update).
+    pending: Vec<Command>,
+    /// Whether `present`/`blank` updated the window since the last poll
+    /// (otherwise `poll_commands` must pump the events itself).
+    updated: bool,
+    /// Black picture for `blank`, made on first use.
+    black: Vec<u32>,
+}
+
+impl WindowScreen {
+    pub fn open(cfg: &DisplayConfig) -> Result<Self, DisplayError> {
+        let display = std::env::var("DISPLAY").unwrap_or_default();
+        if display.is_empty() {
+            return Err(DisplayError::NoDisplay {
+                message: "DISPLAY is not set: run styleframe inside an X session (kiosk: \
+                          xinit/startx, or DISPLAY=:0 with XAUTHORITY), or set \
+                          display.backend = \"framebuffer\" or \"headless\""
+                    .into(),
+            });
+        }
+        // Probe before minifb: it panics or aborts on some failures we can report cleanly.
+        let x_size = x11_screen_size().map_err(|e| DisplayError::NoDisplay {
+            message: format!("cannot use X display {display:?}: {e}"),
+        })?;
+        let (width, height) = match (cfg.width as usize, cfg.height as usize) {
+            (w, h) if w > 0 && h > 0 => (w, h),
+            _ => x_size.unwrap_or(FALLBACK_SIZE),
+        };
+
+        let opts = WindowOptions {
+            borderless: cfg.fullscreen,
+            title: !cfg.fullscreen,
+            resize: false,
+            scale: Scale::X1,
+            scale_mode: ScaleMode::Stretch,
+            topmost: cfg.fullscreen,
+            none: cfg.fullscreen,
+            ..WindowOptions::default()
+        };
+        let mut window = catch_unwind(AssertUnwindSafe(|| Window::new(TITLE, width, height, opts)))
+            .map_err(|_| DisplayError::NoDisplay {
+                message: format!(
+                    "minifb panicked opening a {width}x{height} window on {display:?}"
+                ),
+            })?
+            .map_err(|e| DisplayError::NoDisplay {
+                message: format!("cannot open a {width}x{height} window on {display:?}: {e}"),
+            })?;
+        window.set_cursor_visibility(false);
+        if cfg.fullscreen {
+            if let Err(e) = request_fullscreen(window.get_window_handle() as XWindow) {
+                log::warn!("could not ask the window manager for full screen: {e}");
+            }
+        }
+        window.set_target_fps(cfg.fps as usize);
+        log::info!(
+            "window {width}x{height} on {display} (fullscreen: {}, {} fps)",
+            cfg.fullscreen,
+            cfg.fps
+        );
+        Ok(WindowScreen {
+            window,
+            width,
+            height,
+            pending: Vec::new(),
+            updated: false,
+            black: Vec::new(),
+        })
+    }
+
+    fn collect_keys(&mut self) {
+        for key in self.window.get_keys_pressed(KeyRepeat::No) {
+            if let Some(cmd) = key_to_command(key) {
+                log::debug!("key {key:?} -> {cmd:?}");
+                self.pending.push(cmd);
+            }
+        }
+        self.updated = true;
+    }
+
+    fn after_update(&mut self, r: minifb::Result<()>) -> Result<(), DisplayError> {
+        self.collect_keys();
+        r.map_err(|e| DisplayError::Gone {
+            message: format!("window update failed: {e}"),
+        })?;
+        if !self.window.is_open() {
+            return Err(DisplayError::Gone {
+                message: "the window was closed".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Screen for WindowScreen {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn present(&mut self, pixels: &[u32]) -> Result<(), DisplayError> {
+        check_size(pixels, self.width, self.height)?;
+        // Also pumps X events and paces to the target fps (the stage's own clock).
+        let r = self
+            .window
+            .update_with_buffer(pixels, self.width, self.height);
+        self.after_update(r)
+    }
+
+    fn blank(&mut self) -> Result<(), DisplayError> {
+        if self.black.len() != self.width * self.height {
+            self.black = vec![0; self.width * self.height];
+        }
+        let r = self
+            .window
+            .update_with_buffer(&self.black, self.width, self.height);
+        self.after_update(r)
+    }
+
+    fn poll_commands(&mut self, out: &mut Vec<Command>) {
+        if !self.updated {
+            // Nothing was drawn since the last poll (e.g. blanked at night):
+            // pump the events here so keys still work.
+            self.window.update();
+            self.collect_keys();
+        }
+        self.updated = false;
+        out.append(&mut self.pending);
+    }
+
+    fn is_open(&self) -> bool {
+        self.window.is_open()
+    }
+}
+
+// ---- A few Xlib calls through a dlopen'ed libX11 (as minifb itself does) ----
+
+type Dpy = *mut c_void;
+type XWindow = c_ulong;
+type Atom = c_ulong;
+
+/// `XClientMessageEvent` (Xlib.h), inside the 24-long `XEvent` union.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct XClientMessageEvent {
+    type_: c_int,
+    serial: c_ulong,
+    send_event: c_int,
+    display: Dpy,
+    window: XWindow,
+    message_type: Atom,
+    format: c_int,
+    data: [c_long; 5],
+}
+
+#[repr(C)]
+union XEvent {
+    client: XClientMessageEvent,
+    pad: [c_long; 24],
+}
+
+/// `XSizeHints` (Xutil.h): flags, then 17 ints; all zero = no constraints.
+#[repr(C)]
+struct XSizeHints {
+    flags: c_long,
+    fields: [c_int; 17],
+}
+
+const CLIENT_MESSAGE: c_int = 33;
+const SUBSTRUCTURE_NOTIFY_MASK: c_long = 1 << 19;
+const SUBSTRUCTURE_REDIRECT_MASK: c_long = 1 << 20;
+const NET_WM_STATE_ADD: c_long = 1;
+
+type OpenDisplayFn = unsafe extern "C" fn(*const c_char) -> Dpy;
+type DpyIntFn = unsafe extern "C" fn(Dpy) -> c_int;
+type DpyScreenIntFn = unsafe extern "C" fn(Dpy, c_int) -> c_int;
+type RootWindowFn = unsafe extern "C" fn(Dpy) -> XWindow;
+type InternAtomFn = unsafe extern "C" fn(Dpy, *const c_char, c_int) -> Atom;
+type SendEventFn = unsafe extern "C" fn(Dpy, XWindow, c_int, c_long, *mut XEvent) -> c_int;
+type SetHintsFn = unsafe extern "C" fn(Dpy, XWindow, *mut XSizeHints);
+
+struct Xlib {
+    lib: *mut c_void,
+    open_display: OpenDisplayFn,
+    close_display: DpyIntFn,
+    default_screen: DpyIntFn,
+    display_width: DpyScreenIntFn,
+    display_height: DpyScreenIntFn,
+    default_root_window: RootWindowFn,
+    intern_atom: InternAtomFn,
+    send_event: SendEventFn,
+    set_wm_normal_hints: SetHintsFn,
+    flush: DpyIntFn,
+}
+
+impl Xlib {
+    /// `None` when libX11 is not installed (minifb then reports it itself).
+    fn load() -> Option<Xlib> {
+        // SAFETY: symbols are looked up by their Xlib names and cast to the
+        // signatures declared in Xlib.h.
+        unsafe {
+            let mut lib = std::ptr::null_mut();
+            for name in [c"libX11.so.6", c"libX11.so"] {
+                lib = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+                if !lib.is_null() {
+                    break;
+                }
+            }
+            if lib.is_null() {
+                return None;
+            }
+            macro_rules! sym {
+                ($name:literal, $ty:ty) => {{
+                    let p = libc::dlsym(lib, $name.as_ptr());
+                    if p.is_null() {
+                        libc::dlclose(lib);
+                        return None;
+                    }
+                    std::mem::transmute::<*mut c_void, $ty>(p)
+                }};
+            }
+            Some(Xlib {
+                open_display: sym!(c"XOpenDisplay", OpenDisplayFn),
+                close_display: sym!(c"XCloseDisplay", DpyIntFn),
+                default_screen: sym!(c"XDefaultScreen", DpyIntFn),
+                display_width: sym!(c"XDisplayWidth", DpyScreenIntFn),
+                display_height: sym!(c"XDisplayHeight", DpyScreenIntFn),
+                default_root_window: sym!(c"XDefaultRootWindow", RootWindowFn),
+                intern_atom: sym!(c"XInternAtom", InternAtomFn),
+                send_event: sym!(c"XSendEvent", SendEventFn),
+                set_wm_normal_hints: sym!(c"XSetWMNormalHints", SetHintsFn),
+                flush: sym!(c"XFlush", DpyIntFn),
+                lib,
+            })
+        }
+    }
+
+    /// Runs `f` on a fresh connection to `$DISPLAY`, closed afterwards.
+    fn with_display<T>(&self, f: impl FnOnce(Dpy) -> T) -> Result<T, String> {
+        // SAFETY: the connection is used only inside `f` and closed here.
+        unsafe {
+            let dpy = (self.open_display)(std::ptr::null());
+            if dpy.is_null() {
+                return Err(
+                    "XOpenDisplay failed: is the X server running, and may this \
+                            user connect (XAUTHORITY, xhost)?"
+                        .into(),
+                );
+            }
+            let out = f(dpy);
+            (self.close_display)(dpy);
+            Ok(out)
+        }
+    }
+}
+
+impl Drop for Xlib {
+    fn drop(&mut self) {
+        // SAFETY: every connection opened through this library is closed.
+        unsafe {
+            libc::dlclose(self.lib);
+        }
+    }
+}
+
+/// `Ok(Some(size))` from X, `Ok(None)` when libX11 cannot be loaded, `Err`
+/// when the X server refuses the connection.
+fn x11_screen_size() -> Result<Option<(usize, usize)>, String> {
+    let Some(x) = Xlib::load() else {
+        log::warn!("libX11 not loadable: cannot ask the X screen size");
+        return Ok(None);
+    };
+    // SAFETY: `dpy` is a live connection for the duration of the closure.
+    let (w, h) = x.with_display(|dpy| unsafe {
+        let s = (x.default_screen)(dpy);
+        ((x.display_width)(dpy, s), (x.display_height)(dpy, s))
+    })?;
+    Ok((w > 0 && h > 0).then_some((w as usize, h as usize)))
+}
+
+/// Asks the window manager (EWMH `_NET_WM_STATE_FULLSCREEN`) to show the
+/// window full screen, above panels. Without a window manager nobody listens,
+/// which is fine: the window already covers the screen.
+fn request_fullscreen(window: XWindow) -> Result<(), String> {
+    let x = Xlib::load().ok_or("libX11 not loadable")?;
+    // SAFETY: `dpy` is live inside the closure; the hints and the event are
+    // fully initialised as Xutil.h and EWMH specify.
+    x.with_display(|dpy| unsafe {
+        // minifb pins min = max size; WMs then refuse to grow a window that
+        // is smaller than the screen (configured size), so lift the pin and
+        // let minifb stretch the picture to whatever size the WM gives.
+        let mut hints = XSizeHints {
+            flags: 0,
+            fields: [0; 17],
+        };
+        (x.set_wm_normal_hints)(dpy, window, &mut hints);
+        let state = (x.intern_atom)(dpy, c"_NET_WM_STATE".as_ptr(), 0);
+        let full = (x.intern_atom)(dpy, c"_NET_WM_STATE_FULLSCREEN".as_ptr(), 0);
+        let root = (x.default_root_window)(dpy);
+        let mut ev = XEvent { pad: [0; 24] };
+        ev.client = XClientMessageEvent {
+            type_: CLIENT_MESSAGE,
+            serial: 0,
+            send_event: 1,
+            display: dpy,
+            window,
+            message_type: state,
+            format: 32,
+            // add, the property, no second property, source = application.
+            data: [NET_WM_STATE_ADD, full as c_long, 0, 1, 0],
+        };
+        let ok = (x.send_event)(
+            dpy,
+            root,
+            0,
+            SUBSTRUCTURE_REDIRECT_MASK | SUBSTRUCTURE_NOTIFY_MASK,
+            &mut ev,
+        );
+        (x.flush)(dpy);
+        ok
+    })
+    .and_then(|ok| {
+        if ok != 0 {
+            Ok(())
+        } else {
+            Err("XSendEvent failed".into())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_table() {
+        let table = [
+            (Key::Right, Some(Command::NextStyle)),
+            (Key::Space, Some(Command::NextStyle)),
+            (Key::N, Some(Command::NextStyle)),
+            (Key::Left, Some(Command::PrevStyle)),
+            (Key::P, Some(Command::PrevStyle)),
+            (Key::Backspace, Some(Command::PrevStyle)),
+            (Key::G, Some(Command::ToggleGallery)),
+            (Key::B, Some(Command::ToggleBlank)),
+            (Key::Escape, Some(Command::Quit)),
+            (Key::Q, Some(Command::Quit)),
+            (Key::A, None),
+            (Key::Up, None),
+            (Key::Enter, None),
+        ];
+        for (key, want) in table {
+            assert_eq!(key_to_command(key), want, "{key:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Framebuffer backend against a plain file standing in for /dev/fb0
+//! (the fb ioctls fail with ENOTTY, so the configured geometry is used).
+
+use std::path::Path;
+
+use styleframe::config::{DisplayBackend, DisplayConfig, FbFormat};
+use styleframe::display::framebuffer::{to_rgb565, FbLayout, FramebufferScreen};
+use styleframe::display::{self, DisplayError, Screen};
+use styleframe::frame::pack_rgb;
+
+fn cfg(path: &Path, w: u32, h: u32, format: FbFormat) -> DisplayConfig {
+    DisplayConfig {
+        backend: DisplayBackend::Framebuffer,
+        width: w,
+        height: h,
+        framebuffer: path.to_path_buf(),
+        fb_format: format,
+        ..DisplayConfig::default()
+    }
+}
+
+fn fake_fb(len: usize, fill: u8) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), vec![fill; len]).unwrap();
+    f
+}
+
+#[test]
+fn xrgb8888_pixels_land_at_their_offsets_in_bgra_order() {
+    let (w, h) = (5usize, 3usize);
+    let file = fake_fb(w * h * 4, 0xAA);
+    let mut screen = FramebufferScreen::open(&cfg(file.path(), 5, 3, FbFormat::Xrgb8888)).unwrap();
+    assert_eq!(screen.size(), (5, 3));
+    let g = screen.geometry();
+    assert_eq!(g.stride, 20);
+    assert!(!g.from_device);
+    assert_eq!(g.layout, FbLayout::Xrgb8888 { alpha: 0 });
+
+    let pixels: Vec<u32> = (0..w * h)
+        .map(|i| pack_rgb(i as u8 * 10, 100 + i as u8, 200 - i as u8))
+        .collect();
+    screen.present(&pixels).unwrap();
+    drop(screen);
+
+    let bytes = std::fs::read(file.path()).unwrap();
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let off = y * w * 4 + x * 4;
+            assert_eq!(
+                &bytes[off..off + 4],
+                &[200 - i as u8, 100 + i as u8, i as u8 * 10, 0],
+                "pixel ({x},{y}) as B,G,R,X"
+            );
+        }
+    }
+}
+
+#[test]
+fn rgb565_packs_five_six_five_little_endian() {
+    assert_eq!(to_rgb565(pack_rgb(255, 0, 0)), 0xF800);
+    assert_eq!(to_rgb565(pack_rgb(0, 255, 0)), 0x07E0);
+    assert_eq!(to_rgb565(pack_rgb(0, 0, 255)), 0x001F);
+    assert_eq!(
+        to_rgb565(pack_rgb(0x84, 0x82, 0x88)),
+        (0x10 << 11) | (0x20 << 5) | 0x11
+    );
+
+    let file = fake_fb(4 * 2 * 2, 0xAA);
+    let mut screen = FramebufferScreen::open(&cfg(file.path(), 4, 2, FbFormat::Rgb565)).unwrap();
+    assert_eq!(screen.geometry().stride, 8);
+    let mut pixels = vec![0u32; 8];
+    pixels[0] = pack_rgb(255, 0, 0);
+    pixels[5] = pack_rgb(0, 0, 255);
+    pixels[7] = pack_rgb(255, 255, 255);
+    screen.present(&pixels).unwrap();
+    drop(screen);
+    let bytes = std::fs::read(file.path()).unwrap();
+    assert_eq!(&bytes[0..2], &[0x00, 0xF8]);
+    assert_eq!(&bytes[10..12], &[0x1F, 0x00]);
+    assert_eq!(&bytes[14..16], &[0xFF, 0xFF]);
+    assert_eq!(&bytes[2..4], &[0, 0]);
+}
+
+#[test]
+fn blank_writes_zeros() {
+    let file = fake_fb(3 * 2 * 4, 0x55);
+    let mut screen = display::open(&cfg(file.path(), 3, 2, FbFormat::Xrgb8888)).unwrap();
+    screen.present(&[0x00FF_FFFF; 6]).unwrap();
+    screen.blank().unwrap();
+    drop(screen);
+    assert!(std::fs::read(file.path()).unwrap().iter().all(|&b| b == 0));
+}
+
+#[test]
+fn bytes_past_the_picture_are_left_alone() {
+    // A file larger than the picture: only the first w*h*4 bytes are the screen.
+    let file = fake_fb(2 * 2 * 4 + 8, 0x77);
+    let mut screen = FramebufferScreen::open(&cfg(file.path(), 2, 2, FbFormat::Xrgb8888)).unwrap();
+    screen.present(&[0; 4]).unwrap();
+    drop(screen);
+    let bytes = std::fs::read(file.path()).unwrap();
+    assert!(bytes[..16].iter().all(|&b| b == 0));
+    assert!(bytes[16..].iter().all(|&b| b == 0x77));
+}
+
+#[test]
+fn wrong_picture_size_is_an_error_not_a_crash() {
+    let file = fake_fb(2 * 2 * 4, 0);
+    let mut screen = FramebufferScreen::open(&cfg(file.path(), 2, 2, FbFormat::Xrgb8888)).unwrap();
+    let err = screen.present(&[0; 3]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DisplayError::WrongSize {
+                expected: 4,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_device_error_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fb7");
+    let err = FramebufferScreen::open(&cfg(&path, 2, 2, FbFormat::Xrgb8888))
+        .err()
+        .expect("opening a missing framebuffer must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, DisplayError::Framebuffer { .. }), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("not found"), "{msg}");
+}
+
+#[test]
+fn file_too_small_for_the_configured_geometry_is_refused() {
+    let file = fake_fb(100, 0);
+    let err = FramebufferScreen::open(&cfg(file.path(), 640, 480, FbFormat::Xrgb8888))
+        .err()
+        .expect("too small");
+    let msg = err.to_string();
+    assert!(msg.contains(&file.path().display().to_string()), "{msg}");
+    assert!(msg.contains("1228800"), "{msg}");
+}
+
+#[test]
+fn plain_file_without_configured_size_is_refused() {
+    let file = fake_fb(64, 0);
+    let err = FramebufferScreen::open(&cfg(file.path(), 0, 0, FbFormat::Xrgb8888))
+        .err()
+        .expect("no geometry");
+    assert!(err.to_string().contains("display.width/height"), "{err}");
+}
