@@ -85,10 +85,7 @@ fn yuyv_camera_frames_decode_to_rgb_with_rising_seq() {
 
 #[test]
 fn short_camera_buffer_is_a_corrupt_frame_and_the_next_one_is_fine() {
-    let mut cam = source_with(
-        YUYV_4X2,
-        vec![Ok(vec![16; 5]), Ok(yuyv_frame(0))],
-    );
+    let mut cam = source_with(YUYV_4X2, vec![Ok(vec![16; 5]), Ok(yuyv_frame(0))]);
     let mut f = RgbFrame::new(1, 1);
     let err = cam.next_frame(&mut f).unwrap_err();
     assert!(matches!(err, CaptureError::CorruptFrame { .. }), "{err:?}");
@@ -106,11 +103,7 @@ fn corrupt_mjpeg_from_the_camera_is_a_corrupt_frame() {
     };
     let mut good = Vec::new();
     image::codecs::jpeg::JpegEncoder::new(&mut good)
-        .encode_image(&image::RgbImage::from_pixel(
-            4,
-            2,
-            image::Rgb([0, 0, 250]),
-        ))
+        .encode_image(&image::RgbImage::from_pixel(4, 2, image::Rgb([0, 0, 250])))
         .unwrap();
     // Headers only: cut before the frame header and the scan.
     let bad = good[..40].to_vec();
@@ -135,8 +128,11 @@ fn unplugged_camera_reports_disconnected_and_reopens_on_a_later_call() {
                 // First open: one frame, then the cable is pulled.
                 0 => Ok(Box::new(FakeCamera {
                     mode: YUYV_4X2,
-                    script: vec![Ok(yuyv_frame(0)), Err("No such device (os error 19)".into())]
-                        .into(),
+                    script: vec![
+                        Ok(yuyv_frame(0)),
+                        Err("No such device (os error 19)".into()),
+                    ]
+                    .into(),
                     current: Vec::new(),
                 }) as Box<dyn RawCamera>),
                 // Still unplugged.
@@ -208,7 +204,8 @@ fn listing_cameras_without_devices_is_empty_not_an_error() {
 
 // ------------------------------------------------------------ real V4L2 device (opt-in)
 
-fn check_real_frames(format: PixelFormat) -> RawFormat {
+/// Grabs frames from the real device; returns the mode used and the last frame.
+fn check_real_frames(format: PixelFormat, only: Option<RawFormat>) -> (CameraMode, RgbFrame) {
     let cfg = CameraConfig {
         source: SourceKind::Camera,
         device: std::env::var("STYLEFRAME_TEST_CAMERA").unwrap_or_else(|_| "0".into()),
@@ -218,9 +215,13 @@ fn check_real_frames(format: PixelFormat) -> RawFormat {
         format,
         path: None,
     };
-    let mut cam = CameraSource::open(&cfg).unwrap_or_else(|e| panic!("open {format:?}: {e}"));
+    let mut cam = CameraSource::open_in_format(&cfg, only)
+        .unwrap_or_else(|e| panic!("open {format:?}/{only:?}: {e}"));
     let mode = cam.mode();
-    println!("requested {format:?}: got {mode} ({})", cam.describe());
+    println!(
+        "requested {format:?}/{only:?}: got {mode} ({})",
+        cam.describe()
+    );
     let mut f = RgbFrame::new(1, 1);
     let mut last_seq = None;
     let mut corrupt = 0;
@@ -249,7 +250,10 @@ fn check_real_frames(format: PixelFormat) -> RawFormat {
             .flat_map(|y| (0..f.width).step_by(7).map(move |x| (x, y)))
             .filter(|&(x, y)| f.pixel(x, y) != first)
             .count();
-        assert!(distinct > 100, "{format:?}: picture looks uniform ({distinct})");
+        assert!(
+            distinct > 100,
+            "{format:?}: picture looks uniform ({distinct})"
+        );
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -257,7 +261,19 @@ fn check_real_frames(format: PixelFormat) -> RawFormat {
         good as f64 / secs,
         mean_rgb(&f)
     );
-    mode.format
+    (mode, f)
+}
+
+/// Mean absolute difference per sample between two same-sized pictures.
+fn mean_abs_diff(a: &RgbFrame, b: &RgbFrame) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let sum: u64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| x.abs_diff(*y) as u64)
+        .sum();
+    sum as f64 / a.data.len() as f64
 }
 
 fn mean_rgb(f: &RgbFrame) -> [u64; 3] {
@@ -278,12 +294,43 @@ fn vivid_real_device_delivers_frames_in_each_format() {
     let cams = capture::list_cameras();
     println!("cameras: {cams:#?}");
     assert!(!cams.is_empty(), "no V4L2 device");
-    assert_eq!(check_real_frames(PixelFormat::Yuyv), RawFormat::Yuyv);
+    let (yuyv, yuyv_frame) = check_real_frames(PixelFormat::Yuyv, None);
+    assert_eq!(yuyv.format, RawFormat::Yuyv);
     // vivid has no MJPEG: the request must fall back to a mode we can decode, not fail.
-    let has_mjpeg = cams.iter().any(|c| c.modes.iter().any(|m| m.contains("Mjpeg")));
-    let got = check_real_frames(PixelFormat::Mjpeg);
-    assert_eq!(got == RawFormat::Mjpeg, has_mjpeg);
-    check_real_frames(PixelFormat::Auto);
+    let has_mjpeg = cams
+        .iter()
+        .any(|c| c.modes.iter().any(|m| m.contains("Mjpeg")));
+    let (got, _) = check_real_frames(PixelFormat::Mjpeg, None);
+    assert_eq!(got.format == RawFormat::Mjpeg, has_mjpeg);
+    check_real_frames(PixelFormat::Auto, None);
+    // Every other format the device offers decodes to the same picture (vivid draws the same
+    // colour bars in each; RGB24 needs no conversion). Pixel by pixel, so that swapped
+    // channels or a shifted chroma plane show up; only the frame-counter text changes.
+    for f in [
+        RawFormat::Rgb24,
+        RawFormat::Bgr24,
+        RawFormat::Nv12,
+        RawFormat::Mjpeg,
+    ] {
+        let offered = cams[0].modes.iter().any(|m| m.contains(&format!("{f:?}")));
+        if !offered {
+            println!("{f:?}: not offered by this device");
+            continue;
+        }
+        let (mode, frame) = check_real_frames(PixelFormat::Auto, Some(f));
+        assert_eq!(mode.format, f);
+        let d = mean_abs_diff(&frame, &yuyv_frame);
+        println!("{f:?} vs YUYV: mean abs difference {d:.2}");
+        assert!(d < 6.0, "{f:?} differs from YUYV by {d:.2} per sample");
+        let mut swapped = frame.clone();
+        for px in swapped.data.chunks_exact_mut(3) {
+            px.swap(0, 2);
+        }
+        assert!(
+            mean_abs_diff(&swapped, &yuyv_frame) > 2.0 * d + 5.0,
+            "test cannot see a swap"
+        );
+    }
     // Asking by part of the name works too.
     let name = cams[0].name.chars().take(4).collect::<String>();
     let cfg = CameraConfig {

@@ -75,7 +75,11 @@ fn image_source_redelivers_the_picture_at_the_configured_rate() {
         assert_eq!(f.pixel(10, 10), [200, 30, 40]);
     }
     // First frame at once, then three 20 ms periods.
-    assert!(start.elapsed() >= Duration::from_millis(55), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(55),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(src.describe().contains("still.png"));
 }
 
@@ -123,7 +127,11 @@ fn truncated_image_is_a_decode_error_naming_the_path() {
 #[test]
 fn oversized_image_is_refused_by_the_decoder_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let p = save(dir.path(), "huge.png", &solid(capture::MAX_IMAGE_SIDE + 1, 2, [0, 0, 0]));
+    let p = save(
+        dir.path(),
+        "huge.png",
+        &solid(capture::MAX_IMAGE_SIDE + 1, 2, [0, 0, 0]),
+    );
     let err = capture::open(&cfg(SourceKind::Image, Some(&p), 64, 48, 30))
         .err()
         .unwrap();
@@ -160,8 +168,7 @@ fn folder_cycles_sorted_pictures_and_skips_unreadable_ones() {
     std::fs::write(dir.path().join("b.png"), b"not a png at all").unwrap();
     std::fs::write(dir.path().join("c.jpg"), jpeg(&solid(32, 24, [0, 0, 255]))).unwrap();
     std::fs::write(dir.path().join("readme.txt"), b"ignored").unwrap();
-    let mut src =
-        FolderSource::open(dir.path(), 32, 24, 200, Duration::from_millis(60)).unwrap();
+    let mut src = FolderSource::open(dir.path(), 32, 24, 200, Duration::from_millis(60)).unwrap();
     let mut f = RgbFrame::new(1, 1);
     let mut shown: Vec<[u8; 3]> = Vec::new();
     let start = Instant::now();
@@ -235,7 +242,10 @@ fn mjpeg_file_without_any_jpeg_is_refused_at_open() {
 #[test]
 fn mjpeg_stream_of_only_broken_frames_ends_with_an_error_not_a_spin() {
     let dir = tempfile::tempdir().unwrap();
-    let p = mjpeg_stream(dir.path(), &[vec![0xFF, 0xD8, 0x00, 0x01], vec![0xFF, 0xD8]]);
+    let p = mjpeg_stream(
+        dir.path(),
+        &[vec![0xFF, 0xD8, 0x00, 0x01], vec![0xFF, 0xD8]],
+    );
     let mut src = capture::open(&cfg(SourceKind::Video, Some(&p), 48, 32, 200)).unwrap();
     let mut f = RgbFrame::new(1, 1);
     let mut fatal = None;
@@ -351,7 +361,11 @@ fn synthetic_source_is_paced_sized_and_moving() {
     for _ in 0..5 {
         src.next_frame(&mut f).unwrap();
     }
-    assert!(start.elapsed() >= Duration::from_millis(190), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!((f.width, f.height, f.seq), (96, 64, 5));
     // The pan is slow but never still.
     assert_ne!(first, f.data);

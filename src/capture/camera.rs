@@ -86,7 +86,11 @@ pub struct CameraMode {
 
 impl fmt::Display for CameraMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}x{} {:?} {} fps", self.width, self.height, self.format, self.fps)
+        write!(
+            f,
+            "{}x{} {:?} {} fps",
+            self.width, self.height, self.format, self.fps
+        )
     }
 }
 
@@ -127,7 +131,11 @@ pub fn choose_mode(
     let has_wanted = wanted.is_some_and(|f| modes.iter().any(|m| m.format == f));
     let (w, h, fps) = (width.max(1) as f64, height.max(1) as f64, fps.max(1) as f64);
     let cost = |m: &CameraMode| -> f64 {
-        let (mw, mh, mf) = (m.width.max(1) as f64, m.height.max(1) as f64, m.fps.max(1) as f64);
+        let (mw, mh, mf) = (
+            m.width.max(1) as f64,
+            m.height.max(1) as f64,
+            m.fps.max(1) as f64,
+        );
         let area = (mw * mh) / (w * h);
         let res = if area >= 1.0 {
             area.ln()
@@ -200,10 +208,19 @@ pub struct CameraSource {
 impl CameraSource {
     /// Opens the V4L2 camera the config names (index, /dev/videoN, or part of its name).
     pub fn open(cfg: &CameraConfig) -> Result<Self, CaptureError> {
+        CameraSource::open_in_format(cfg, None)
+    }
+
+    /// Like [`CameraSource::open`], but only modes in `format` are considered (`None`: all).
+    /// The config can only ask for MJPEG or YUYV; diagnostics and tests use this for the rest.
+    pub fn open_in_format(
+        cfg: &CameraConfig,
+        format: Option<RawFormat>,
+    ) -> Result<Self, CaptureError> {
         let cfg2 = cfg.clone();
         let opener: Opener = Box::new(move || {
             let index = resolve_device(&cfg2.device)?;
-            V4lCamera::open(index, &cfg2).map(|c| Box::new(c) as Box<dyn RawCamera>)
+            V4lCamera::open(index, &cfg2, format).map(|c| Box::new(c) as Box<dyn RawCamera>)
         });
         CameraSource::with_opener(&cfg.device, opener)
     }
@@ -238,7 +255,12 @@ impl FrameSource for CameraSource {
                 Ok(cam) => {
                     self.mode = cam.mode();
                     self.label = cam.label();
-                    log::info!("camera {:?} reopened: {}, mode {}", self.device, self.label, self.mode);
+                    log::info!(
+                        "camera {:?} reopened: {}, mode {}",
+                        self.device,
+                        self.label,
+                        self.mode
+                    );
                     self.cam = Some(cam);
                 }
                 Err(e) => {
@@ -315,8 +337,8 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 fn open_device(index: u32) -> Result<(V4LCaptureDevice<'static>, Vec<CameraMode>), String> {
     catch_unwind(|| {
         let req = RequestedFormat::with_formats(RequestedFormatType::None, DECODABLE);
-        let mut dev = V4LCaptureDevice::new(&CameraIndex::Index(index), req)
-            .map_err(|e| e.to_string())?;
+        let mut dev =
+            V4LCaptureDevice::new(&CameraIndex::Index(index), req).map_err(|e| e.to_string())?;
         let modes = dev
             .compatible_camera_formats()
             .map_err(|e| e.to_string())?
@@ -329,7 +351,12 @@ fn open_device(index: u32) -> Result<(V4LCaptureDevice<'static>, Vec<CameraMode>
 }
 
 impl V4lCamera {
-    pub fn open(index: u32, cfg: &CameraConfig) -> Result<Self, CaptureError> {
+    /// Opens `/dev/video{index}` in the mode nearest to `cfg`, among modes in `only` if given.
+    pub fn open(
+        index: u32,
+        cfg: &CameraConfig,
+        only: Option<RawFormat>,
+    ) -> Result<Self, CaptureError> {
         let device = format!("/dev/video{index}");
         let open_err = |message: String| CaptureError::Open {
             device: device.clone(),
@@ -338,8 +365,14 @@ impl V4lCamera {
         let (mut dev, mut modes) = open_device(index).map_err(open_err)?;
         modes.sort_by_key(|m| (m.format.auto_rank(), m.width, m.height, m.fps));
         modes.dedup();
+        if let Some(f) = only {
+            modes.retain(|m| m.format == f);
+        }
         let Some(chosen) = choose_mode(&modes, cfg.width, cfg.height, cfg.fps, cfg.format) else {
-            return Err(open_err("no mode in a format styleframe can decode".into()));
+            return Err(open_err(match only {
+                Some(f) => format!("no {f:?} mode"),
+                None => "no mode in a format styleframe can decode".into(),
+            }));
         };
         if wanted_format(cfg.format).is_some_and(|f| f != chosen.format) {
             log::warn!(
@@ -440,13 +473,44 @@ pub fn resolve_in(device: &str, devs: &[(u32, String)]) -> Result<u32, CaptureEr
         None if asked.is_empty() => None,
         None => {
             let needle = asked.to_lowercase();
-            devs.iter().find(|(_, n)| n.to_lowercase().contains(&needle))
+            devs.iter()
+                .find(|(_, n)| n.to_lowercase().contains(&needle))
         }
     };
-    found.map(|(i, _)| *i).ok_or_else(|| CaptureError::NoCamera {
-        device: device.to_string(),
-        available: describe_available(devs),
-    })
+    found
+        .map(|(i, _)| *i)
+        .ok_or_else(|| CaptureError::NoCamera {
+            device: device.to_string(),
+            available: describe_available(devs),
+        })
+}
+
+/// "640x480 Yuyv 5/10/25 fps" lines: one per format and size, rates ascending.
+fn group_modes(modes: &[CameraMode]) -> Vec<String> {
+    let mut sorted = modes.to_vec();
+    sorted.sort_by_key(|m| (m.format.auto_rank(), m.width, m.height, m.fps));
+    sorted.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let m = sorted[i];
+        let mut rates = Vec::new();
+        while i < sorted.len()
+            && (sorted[i].format, sorted[i].width, sorted[i].height)
+                == (m.format, m.width, m.height)
+        {
+            rates.push(sorted[i].fps.to_string());
+            i += 1;
+        }
+        out.push(format!(
+            "{}x{} {:?} {} fps",
+            m.width,
+            m.height,
+            m.format,
+            rates.join("/")
+        ));
+    }
+    out
 }
 
 /// Cameras and their modes, for `styleframe doctor`. Empty (not an error) without cameras.
@@ -455,7 +519,7 @@ pub fn list_cameras() -> Vec<CameraInfo> {
         .into_iter()
         .map(|(index, name)| {
             let modes = match open_device(index) {
-                Ok((_dev, modes)) => modes.iter().map(|m| m.to_string()).collect(),
+                Ok((_dev, modes)) => group_modes(&modes),
                 Err(e) => {
                     log::debug!("camera {index} ({name}): cannot list modes: {e}");
                     Vec::new()
@@ -512,27 +576,56 @@ mod tests {
 
     #[test]
     fn larger_mode_is_preferred_over_smaller() {
-        let modes = [m(320, 240, 30, RawFormat::Yuyv), m(800, 600, 30, RawFormat::Yuyv)];
+        let modes = [
+            m(320, 240, 30, RawFormat::Yuyv),
+            m(800, 600, 30, RawFormat::Yuyv),
+        ];
         let got = choose_mode(&modes, 640, 480, 30, PixelFormat::Auto).unwrap();
         assert_eq!(got.width, 800);
     }
 
     #[test]
     fn missing_format_falls_back_to_the_nearest_other() {
-        let modes = [m(640, 480, 25, RawFormat::Yuyv), m(1280, 720, 25, RawFormat::Yuyv)];
+        let modes = [
+            m(640, 480, 25, RawFormat::Yuyv),
+            m(1280, 720, 25, RawFormat::Yuyv),
+        ];
         let got = choose_mode(&modes, 640, 480, 15, PixelFormat::Mjpeg).unwrap();
         assert_eq!(got, m(640, 480, 25, RawFormat::Yuyv));
         assert_eq!(choose_mode(&[], 640, 480, 15, PixelFormat::Auto), None);
     }
 
     #[test]
+    fn doctor_lists_one_line_per_format_and_size() {
+        let lines = group_modes(&c920());
+        assert!(
+            lines.contains(&"640x480 Yuyv 30 fps".to_string()),
+            "{lines:?}"
+        );
+        let modes = [
+            m(640, 480, 30, RawFormat::Nv12),
+            m(640, 480, 5, RawFormat::Nv12),
+        ];
+        assert_eq!(
+            group_modes(&modes),
+            vec!["640x480 Nv12 5/30 fps".to_string()]
+        );
+    }
+
+    #[test]
     fn device_resolves_by_index_path_or_name() {
-        let devs = vec![(0, "vivid".to_string()), (2, "HD Pro Webcam C920".to_string())];
+        let devs = vec![
+            (0, "vivid".to_string()),
+            (2, "HD Pro Webcam C920".to_string()),
+        ];
         assert_eq!(resolve_in("0", &devs).unwrap(), 0);
         assert_eq!(resolve_in("/dev/video2", &devs).unwrap(), 2);
         assert_eq!(resolve_in("c920", &devs).unwrap(), 2);
         let err = resolve_in("Brio", &devs).unwrap_err().to_string();
-        assert!(err.contains("\"Brio\"") && err.contains("2: HD Pro Webcam C920"), "{err}");
+        assert!(
+            err.contains("\"Brio\"") && err.contains("2: HD Pro Webcam C920"),
+            "{err}"
+        );
         assert!(resolve_in("1", &devs).is_err());
     }
 }

@@ -172,7 +172,11 @@ fn decode_jpeg_inner(
             scratch.resize(dec.total_bytes() as usize, 0);
             dec.read_image(scratch).map_err(|e| e.to_string())?;
             let channels = ct.channel_count() as usize;
-            for (o, s) in frame.data.chunks_exact_mut(3).zip(scratch.chunks_exact(channels)) {
+            for (o, s) in frame
+                .data
+                .chunks_exact_mut(3)
+                .zip(scratch.chunks_exact(channels))
+            {
                 if channels >= 3 {
                     o.copy_from_slice(&s[..3]);
                 } else {

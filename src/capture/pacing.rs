@@ -13,7 +13,11 @@ pub struct Pacer {
 impl Pacer {
     /// `fps` <= 0 or NaN is treated as 1 fps.
     pub fn new(fps: f64) -> Self {
-        let fps = if fps.is_finite() && fps > 0.0 { fps } else { 1.0 };
+        let fps = if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            1.0
+        };
         Pacer {
             period: Duration::from_secs_f64(1.0 / fps),
             next: None,

@@ -127,7 +127,8 @@ pub fn still_scene(width: u32, height: u32) -> RgbFrame {
 type Rgb = [f32; 3];
 
 fn hash(i: i64, j: i64) -> f32 {
-    let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     h ^= h >> 29;
     h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     h ^= h >> 32;
@@ -225,18 +226,30 @@ fn land_pixel(
     let cloud = (fbm(x * 3.0, y * 9.0) - 0.55).max(0.0) * 3.0 * (1.0 - sky_t);
     c = mix(c, [255.0, 235.0, 225.0], cloud);
     if d < sr {
-        c = mix([255.0, 245.0, 210.0], c, ((d - sr * 0.85) / (sr * 0.15)).max(0.0));
+        c = mix(
+            [255.0, 245.0, 210.0],
+            c,
+            ((d - sr * 0.85) / (sr * 0.15)).max(0.0),
+        );
     }
     // Far mountains, hazy violet, lighter toward the horizon.
     if y > mt {
         let shade = fbm(x * 8.0, y * 8.0);
-        let m = mix([70.0, 70.0, 125.0], [120.0, 105.0, 150.0], (y - mt) * 4.0 + shade * 0.3);
+        let m = mix(
+            [70.0, 70.0, 125.0],
+            [120.0, 105.0, 150.0],
+            (y - mt) * 4.0 + shade * 0.3,
+        );
         c = mix(m, c, 0.15);
     }
     // Near hills: green, darker with noise, with a light rim where the sun grazes them.
     if y > ht {
         let n = fbm(x * 14.0, y * 14.0);
-        c = mix([70.0, 135.0, 55.0], [35.0, 85.0, 40.0], n * 1.3 - 0.1 + (y - ht) * 2.0);
+        c = mix(
+            [70.0, 135.0, 55.0],
+            [35.0, 85.0, 40.0],
+            n * 1.3 - 0.1 + (y - ht) * 2.0,
+        );
         if y - ht < 0.006 {
             c = mix(c, [190.0, 200.0, 90.0], 0.6);
         }
@@ -248,7 +261,11 @@ fn land_pixel(
         let dc = ((x - tx).powi(2) + ((y - crown_y) * 0.8).powi(2)).sqrt();
         if dc < t.r {
             let n = fbm(x * 40.0, y * 40.0);
-            c = mix([30.0, 95.0, 40.0], [15.0, 55.0, 25.0], n + (x - tx) / t.r * 0.3);
+            c = mix(
+                [30.0, 95.0, 40.0],
+                [15.0, 55.0, 25.0],
+                n + (x - tx) / t.r * 0.3,
+            );
         } else if in_trunk {
             c = [90.0, 60.0, 35.0];
         }
@@ -284,11 +301,41 @@ fn land_pixel(
 fn draw_scene(cw: usize, ch: usize) -> Vec<u8> {
     let aspect = cw as f32 / ch as f32;
     let houses = [
-        House { x: 0.22, w: 0.06, h: 0.05, wall: [235.0, 225.0, 205.0], roof: [150.0, 50.0, 40.0] },
-        House { x: 0.30, w: 0.045, h: 0.04, wall: [220.0, 180.0, 90.0], roof: [90.0, 50.0, 40.0] },
-        House { x: 0.52, w: 0.07, h: 0.055, wall: [200.0, 80.0, 60.0], roof: [60.0, 45.0, 45.0] },
-        House { x: 0.61, w: 0.05, h: 0.045, wall: [240.0, 240.0, 235.0], roof: [40.0, 70.0, 120.0] },
-        House { x: 0.83, w: 0.055, h: 0.05, wall: [170.0, 200.0, 220.0], roof: [140.0, 60.0, 45.0] },
+        House {
+            x: 0.22,
+            w: 0.06,
+            h: 0.05,
+            wall: [235.0, 225.0, 205.0],
+            roof: [150.0, 50.0, 40.0],
+        },
+        House {
+            x: 0.30,
+            w: 0.045,
+            h: 0.04,
+            wall: [220.0, 180.0, 90.0],
+            roof: [90.0, 50.0, 40.0],
+        },
+        House {
+            x: 0.52,
+            w: 0.07,
+            h: 0.055,
+            wall: [200.0, 80.0, 60.0],
+            roof: [60.0, 45.0, 45.0],
+        },
+        House {
+            x: 0.61,
+            w: 0.05,
+            h: 0.045,
+            wall: [240.0, 240.0, 235.0],
+            roof: [40.0, 70.0, 120.0],
+        },
+        House {
+            x: 0.83,
+            w: 0.055,
+            h: 0.05,
+            wall: [170.0, 200.0, 220.0],
+            roof: [140.0, 60.0, 45.0],
+        },
     ];
     let trees = [
         Tree { x: 0.08, r: 0.035 },
@@ -381,7 +428,11 @@ mod tests {
             .zip(&f5.data)
             .map(|(a, b)| a.abs_diff(*b) as u64)
             .sum();
-        assert!(diff / f0.data.len() as u64 >= 2, "mean abs diff {}", diff as f64 / f0.data.len() as f64);
+        assert!(
+            diff / f0.data.len() as u64 >= 2,
+            "mean abs diff {}",
+            diff as f64 / f0.data.len() as f64
+        );
     }
 
     #[test]
@@ -389,7 +440,8 @@ mod tests {
         let f = still_scene(200, 100);
         assert_eq!((f.width, f.height, f.data.len()), (200, 100, 200 * 100 * 3));
         // Sky is bluer at the top than the lake's glitter-free corners; many distinct colours.
-        let mut colours: Vec<[u8; 3]> = (0..100).flat_map(|y| (0..200).map(move |x| (x, y)))
+        let mut colours: Vec<[u8; 3]> = (0..100)
+            .flat_map(|y| (0..200).map(move |x| (x, y)))
             .map(|(x, y)| f.pixel(x, y))
             .collect();
         colours.sort();

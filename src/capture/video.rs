@@ -196,9 +196,7 @@ impl<R: BufRead> JpegSplitter<R> {
                     if m == 0xDA {
                         match self.scan_data(buf)? {
                             Some(code) => next_marker = Some(code),
-                            None => {
-                                return Ok(Chunk::Corrupt("file ends inside a JPEG".into()))
-                            }
+                            None => return Ok(Chunk::Corrupt("file ends inside a JPEG".into())),
                         }
                     }
                 }
@@ -237,7 +235,10 @@ impl MjpegFileSource {
             .map_err(|e| CaptureError::io(path, e))?
             == Chunk::End
         {
-            return Err(CaptureError::decode(path, "no JPEG frames (no FFD8 marker)"));
+            return Err(CaptureError::decode(
+                path,
+                "no JPEG frames (no FFD8 marker)",
+            ));
         }
         Ok(MjpegFileSource {
             path: path.to_path_buf(),
@@ -297,7 +298,11 @@ impl FrameSource for MjpegFileSource {
     }
 
     fn describe(&self) -> String {
-        format!("MJPEG file {} (looped, {} fps)", self.path.display(), self.fps)
+        format!(
+            "MJPEG file {} (looped, {} fps)",
+            self.path.display(),
+            self.fps
+        )
     }
 }
 
@@ -310,7 +315,10 @@ fn y4m_header_size(path: &Path) -> Result<(usize, usize), CaptureError> {
         .read_until(b'\n', &mut line)
         .map_err(|e| CaptureError::io(path, e))?;
     if !line.starts_with(b"YUV4MPEG2") {
-        return Err(CaptureError::decode(path, "not a Y4M file (no YUV4MPEG2 header)"));
+        return Err(CaptureError::decode(
+            path,
+            "not a Y4M file (no YUV4MPEG2 header)",
+        ));
     }
     let field = |tag: u8| -> Option<usize> {
         line.split(|&b| b == b' ' || b == b'\n')
