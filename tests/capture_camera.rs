@@ -340,3 +340,88 @@ fn vivid_real_device_delivers_frames_in_each_format() {
     let cam = CameraSource::open(&cfg).unwrap_or_else(|e| panic!("by name {name:?}: {e}"));
     println!("by name {name:?}: {}", cam.describe());
 }
+
+/// Sets a V4L2 control through a second file descriptor (controls are per device).
+fn set_control(device: &str, id: u32, value: i32) {
+    #[repr(C)]
+    struct V4l2Control {
+        id: u32,
+        value: i32,
+    }
+    const VIDIOC_S_CTRL: libc::c_ulong = 0xC008_561C;
+    let path = std::ffi::CString::new(device).unwrap();
+    // SAFETY: plain open/ioctl/close on a path we own; the struct outlives the call.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+        assert!(
+            fd >= 0,
+            "open {device}: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut ctrl = V4l2Control { id, value };
+        let r = libc::ioctl(fd, VIDIOC_S_CTRL, &mut ctrl);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        assert!(r == 0, "VIDIOC_S_CTRL {id:#x}={value} on {device}: {err}");
+    }
+}
+
+/// vivid's error-injection controls (drivers/media/test-drivers/vivid/vivid-ctrls.c).
+const VIVID_CID_PERC_DROPPED: u32 = 0x00f0_f000 + 64;
+const VIVID_CID_DISCONNECT: u32 = 0x00f0_f000 + 65;
+
+/// Needs vivid (tests/lab/vivid.sh). Unplugs the device, so it runs last (libtest runs
+/// tests in name order with --test-threads=1).
+#[test]
+#[ignore]
+fn vivid_stall_and_unplug_are_reported_and_the_camera_comes_back() {
+    let cfg = CameraConfig {
+        width: 640,
+        height: 480,
+        fps: 25,
+        format: PixelFormat::Yuyv,
+        ..camera_cfg("0")
+    };
+    let mut cam = CameraSource::open(&cfg).unwrap();
+    let mut f = RgbFrame::new(1, 1);
+    cam.next_frame(&mut f).unwrap();
+
+    // Every buffer dropped: the camera goes silent without any error of its own.
+    set_control("/dev/video0", VIVID_CID_PERC_DROPPED, 100);
+    // Frames already captured into queued buffers still arrive first.
+    let mut drained = 0;
+    let (err, waited) = loop {
+        let t0 = std::time::Instant::now();
+        match cam.next_frame(&mut f) {
+            Ok(()) => drained += 1,
+            Err(e) => break (e, t0.elapsed()),
+        }
+        assert!(drained < 10, "frames keep coming with every buffer dropped");
+    };
+    println!("{drained} frames were already queued");
+    println!("stall: {err} after {waited:?}");
+    assert!(matches!(err, CaptureError::Disconnected { .. }), "{err:?}");
+    assert!(err.to_string().contains("stalled"), "{err}");
+    assert!(
+        waited >= std::time::Duration::from_millis(4500),
+        "{waited:?}"
+    );
+
+    // Frames flow again: the next call reopens the device.
+    set_control("/dev/video0", VIVID_CID_PERC_DROPPED, 0);
+    cam.next_frame(&mut f).unwrap();
+    assert_eq!((f.width, f.height), (640, 480));
+    println!("recovered after the stall: {}", cam.describe());
+
+    // Unplug: the device node goes away under the open stream.
+    set_control("/dev/video0", VIVID_CID_DISCONNECT, 0);
+    let err = cam.next_frame(&mut f).unwrap_err();
+    println!("unplug: {err}");
+    assert!(matches!(err, CaptureError::Disconnected { .. }), "{err:?}");
+    assert!(err.needs_backoff());
+    // Closing our fd was the last use, so vivid registers the device again ("plugged back
+    // in", vivid-core.c vivid_fop_release): the next call reopens it.
+    cam.next_frame(&mut f).unwrap();
+    assert_eq!((f.width, f.height), (640, 480));
+    println!("replugged: {}", cam.describe());
+}

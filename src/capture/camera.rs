@@ -281,8 +281,15 @@ impl FrameSource for CameraSource {
         let result = match cam.grab() {
             Ok(raw) => decode_raw(raw, mode, frame, &mut self.scratch),
             Err(message) => {
-                // Drop the device (closes the fd) so the next call reopens it.
-                self.cam = None;
+                // Drop the device (closes the fd) so the next call reopens it. v4l's stream
+                // drop panics on unexpected errors (all but ENODEV): contain that here.
+                let old = self.cam.take();
+                if catch_unwind(AssertUnwindSafe(move || drop(old))).is_err() {
+                    log::warn!(
+                        "camera {:?}: closing the failed device panicked",
+                        self.device
+                    );
+                }
                 return Err(CaptureError::Disconnected {
                     device: self.device.clone(),
                     message,
@@ -323,6 +330,44 @@ pub struct V4lCamera {
     index: u32,
     name: String,
     owned: Vec<u8>,
+    /// nokhwa's file descriptor for the device, to wait for a frame with a timeout.
+    fd: Option<i32>,
+    /// True once the stream runs (buffers queued); polling before that would fail.
+    streaming: bool,
+    stall_timeout_ms: i32,
+}
+
+/// nokhwa does not expose its V4L2 file descriptor, and its frame read blocks forever on a
+/// camera that stalls without an error (seen with UVC cameras on weak USB power). The fd
+/// is found by its /proc/self/fd link instead (nokhwa keeps one fd per device and process),
+/// so a stall becomes a `Disconnected` error and the camera is reopened.
+fn find_device_fd(path: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == path))
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .max()
+}
+
+/// Waits until `fd` has a frame: Ok(true) ready, Ok(false) timed out.
+fn wait_readable(fd: i32, timeout_ms: i32) -> std::io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
@@ -399,12 +444,21 @@ impl V4lCamera {
             cfg.format,
             modes.len()
         );
+        let fd = find_device_fd(&device);
+        if fd.is_none() {
+            log::warn!("camera {device}: fd not found, a stalled camera will block");
+        }
+        // Cameras lower their rate in the dark; allow 10 frame periods, at least 5 s.
+        let stall_timeout_ms = (10_000 / mode.fps.max(1)).max(5_000) as i32;
         Ok(V4lCamera {
             dev,
             mode,
             index,
             name,
             owned: Vec::new(),
+            fd,
+            streaming: false,
+            stall_timeout_ms,
         })
     }
 }
@@ -415,7 +469,21 @@ impl RawCamera for V4lCamera {
     }
 
     fn grab(&mut self) -> Result<&[u8], String> {
-        match self.dev.frame_raw().map_err(|e| e.to_string())? {
+        if let (true, Some(fd)) = (self.streaming, self.fd) {
+            match wait_readable(fd, self.stall_timeout_ms) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "no frame for {} ms (camera stalled)",
+                        self.stall_timeout_ms
+                    ))
+                }
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+        }
+        let raw = self.dev.frame_raw().map_err(|e| e.to_string());
+        self.streaming = true;
+        match raw? {
             Cow::Borrowed(b) => Ok(b),
             Cow::Owned(v) => {
                 self.owned = v;
