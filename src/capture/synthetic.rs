@@ -379,9 +379,10 @@ fn draw_scene(cw: usize, ch: usize) -> Vec<u8> {
         let depth = (y - SHORE) / (1.0 - SHORE);
         for px in 0..cw {
             let x = (px as f32 + 0.5) / ch as f32;
-            let ripple = (y * 260.0 + (x * 9.0).sin() * 2.0).sin() * 0.004 * (0.3 + depth)
-                + (fbm(x * 20.0, y * 60.0) - 0.5) * 0.01;
-            let mirror_y = (2.0 * SHORE - y + ripple * 0.5).clamp(0.0, SHORE - 0.001);
+            // Gentle horizontal wobble in bands, stronger toward the viewer.
+            let ripple = (y * 320.0 + (x * 7.0).sin() * 1.5).sin() * 0.0025 * (0.3 + depth)
+                + (fbm(x * 6.0, y * 90.0) - 0.5) * 0.004;
+            let mirror_y = (2.0 * SHORE - y).clamp(0.0, SHORE - 0.001);
             let mirror_x = (x + ripple).clamp(0.0, aspect - 0.001);
             let my = ((mirror_y * ch as f32) as usize).min(shore_row.saturating_sub(1));
             let mx = ((mirror_x * ch as f32) as usize).min(cw - 1);
