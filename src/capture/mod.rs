@@ -1,14 +1,93 @@
 //! Capture stage: where pictures come from.
 //!
-//! INTERFACE (fixed; the implementation is being written): every source
-//! implements [`FrameSource`]; [`open`] builds the one the config names.
+//! Every source implements [`FrameSource`]; [`open`] builds the one the config names:
+//! a V4L2 camera ([`camera`]), one image or a folder of images ([`files`]), a video file
+//! ([`video`]: MJPEG stream or Y4M) or a procedurally drawn scene ([`synthetic`]).
+//!
+//! Error policy: [`CaptureError::is_transient`] tells the caller whether to keep going.
+//! A `CorruptFrame` is one bad frame (skip it and count it); `Disconnected` means the camera
+//! went away: call `next_frame` again after a backoff and the camera source reopens itself.
+//! Everything else is a configuration or file problem that retrying will not fix.
 
+pub mod camera;
+pub mod convert;
+pub mod files;
+pub mod pacing;
+pub mod synthetic;
+pub mod video;
+
+use crate::config::{CameraConfig, SourceKind};
 use crate::frame::RgbFrame;
+use std::path::{Path, PathBuf};
+
+pub use camera::{list_cameras, CameraInfo, CameraSource};
+pub use files::{FolderSource, ImageSource};
+pub use pacing::Pacer;
+pub use synthetic::{still_scene, Synthetic};
+pub use video::{MjpegFileSource, Y4mSource};
+
+/// Largest picture a file source accepts (each side); bigger files are an error, not an OOM.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Largest allocation an image decoder may make for one picture.
+pub const MAX_IMAGE_ALLOC: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("{0}")]
-    Other(String),
+    /// No camera matches what the config asked for.
+    #[error("no camera matching {device:?} (found: {available})")]
+    NoCamera { device: String, available: String },
+    /// The camera exists but could not be opened or configured.
+    #[error("cannot open camera {device:?}: {message}")]
+    Open { device: String, message: String },
+    /// The camera stopped delivering (unplugged, driver error). Transient: retry after a backoff.
+    #[error("camera {device:?} disconnected: {message}")]
+    Disconnected { device: String, message: String },
+    /// One bad frame (corrupt JPEG, short buffer). Transient: skip it and count it.
+    #[error("corrupt frame: {what}")]
+    CorruptFrame { what: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot decode {}: {message}", path.display())]
+    Decode { path: PathBuf, message: String },
+    #[error("no images in {}", path.display())]
+    NoImages { path: PathBuf },
+    /// The config names a source that needs a path and has none, or a bad value.
+    #[error("capture config: {0}")]
+    Config(String),
+}
+
+impl CaptureError {
+    /// True when the caller should keep the source and call `next_frame` again
+    /// (after a backoff for `Disconnected`); false when the source cannot work.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::CorruptFrame { .. } | CaptureError::Disconnected { .. }
+        )
+    }
+
+    /// True when the caller should wait before retrying (the device is gone for now).
+    pub fn needs_backoff(&self) -> bool {
+        matches!(self, CaptureError::Disconnected { .. })
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn decode(path: &Path, message: impl ToString) -> Self {
+        CaptureError::Decode {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
 }
 
 /// A source of RGB frames (camera, file, folder, video, synthetic scene).
@@ -18,4 +97,49 @@ pub trait FrameSource: Send {
     fn next_frame(&mut self, frame: &mut RgbFrame) -> Result<(), CaptureError>;
     /// One line for logs: device/path, chosen mode.
     fn describe(&self) -> String;
+}
+
+/// Builds the source the config names. Logs the chosen mode/path.
+pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
+    if cfg.width == 0 || cfg.height == 0 {
+        return Err(CaptureError::Config(format!(
+            "camera width/height must be > 0 (got {}x{})",
+            cfg.width, cfg.height
+        )));
+    }
+    let fps = if cfg.fps == 0 { 15 } else { cfg.fps };
+    let need_path = |what: &str| {
+        cfg.path.clone().ok_or_else(|| {
+            CaptureError::Config(format!("camera.source = \"{what}\" needs camera.path"))
+        })
+    };
+    let source: Box<dyn FrameSource> = match cfg.source {
+        SourceKind::Camera => Box::new(CameraSource::open(cfg)?),
+        SourceKind::Image => Box::new(ImageSource::open(
+            &need_path("image")?,
+            cfg.width,
+            cfg.height,
+            fps,
+        )?),
+        SourceKind::Folder => Box::new(FolderSource::open(
+            &need_path("folder")?,
+            cfg.width,
+            cfg.height,
+            fps,
+            files::FOLDER_SLIDE,
+        )?),
+        SourceKind::Video => video::open_video(&need_path("video")?, fps)?,
+        SourceKind::Synthetic => Box::new(Synthetic::new(cfg.width, cfg.height, fps)),
+    };
+    log::info!("capture: {}", source.describe());
+    Ok(source)
+}
+
+/// Image decoder limits shared by every file source.
+pub(crate) fn image_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    limits
 }
