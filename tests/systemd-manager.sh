@@ -51,12 +51,22 @@ check "stand-in saw the reload" wait_for 3 StatusText "reloaded 1"
 check "same process after reload" test "$(prop MainPID)" = "$pid1"
 
 echo "- frames stop after 3 s: the gate stops pinging, the watchdog restarts the service"
-check "restarted by the watchdog" wait_for 15 NRestarts "[1-9][0-9]*"
+# Poll while waiting: between the kill and the restart (RestartSec=1) the unit
+# shows Result=watchdog; any other reason (exit code, signal) would fail the check.
+results=""
+end=$((SECONDS + 15))
+while [ $SECONDS -lt $end ]; do
+    r=$(prop Result)
+    case " $results " in *" $r "*) ;; *) results="$results $r" ;; esac
+    [[ "$(prop NRestarts)" =~ ^[1-9] ]] && break
+    sleep 0.1
+done
+echo "  Result values seen:$results"
+check "restarted" test "$(prop NRestarts)" -ge 1
+check "because of the watchdog (Result=watchdog)" grep -qw watchdog <<<"$results"
 show
 check "new process" test "$(prop MainPID)" != "$pid1"
 check "running again" wait_for 3 SubState running
-grep -q "Watchdog timeout" "$WORK/manager.log" && echo "  manager log: $(grep -m1 'Watchdog timeout' "$WORK/manager.log")"
-check "manager logged the watchdog timeout" grep -q "Watchdog timeout" "$WORK/manager.log"
 
 echo "- stop: SIGTERM -> STOPPING=1, exit 0"
 check "stop returns 0" systemctl --user stop "$unit"
