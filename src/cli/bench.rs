@@ -1,5 +1,155 @@
+//! `bench`: numbers, not pass/fail. Network speed per size and thread count,
+//! or the whole pipeline headless on the synthetic scene.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
 use clap::Args;
+
+use styleframe::config::{Config, DisplayBackend, SourceKind};
+use styleframe::daemon::{stats, RunLimits};
+use styleframe::inference::{PredictNet, Stylizer, TransferNet, PREDICT_SIDE};
+use styleframe::styles::StyleSet;
+
+use super::still::{model_path, ModelArgs};
 use super::CliResult;
+
 #[derive(Args)]
-pub struct BenchArgs {}
-pub fn bench(_a: BenchArgs) -> CliResult { Err(anyhow::anyhow!("todo").into()) }
+pub struct BenchArgs {
+    /// Run the whole pipeline headless instead of the bare networks.
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Pipeline: how long.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Networks: sizes HxW to time the transfer network at.
+    #[arg(long, value_delimiter = ',', default_value = "384x384,256x448", value_parser = super::still::parse_size)]
+    pub sizes: Vec<(usize, usize)>,
+    /// Networks: thread counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub thread_counts: Vec<usize>,
+    /// Networks: timed runs per setting (the median is printed).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Transfer network ids to time.
+    #[arg(long, value_delimiter = ',', default_value = "style_transfer_f16_384,style_transfer_quantized_384")]
+    pub transfer: Vec<String>,
+    /// Pipeline: a configuration file to start from (default: built-in defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub m: ModelArgs,
+}
+
+fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
+    f();
+    f();
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    t[t.len() / 2]
+}
+
+pub fn bench(a: BenchArgs) -> CliResult {
+    if a.pipeline {
+        return pipeline(a);
+    }
+    let style = StyleSet::builtin().styles[0].embedding;
+    println!("network                         size     threads  ms/inference (median of {})", a.runs);
+    for &threads in &a.thread_counts {
+        let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, threads)?;
+        let x = synthetic_input(PREDICT_SIDE, PREDICT_SIDE);
+        let mut err = None;
+        let ms = median_ms(
+            || {
+                if let Err(e) = p.embed(&x) {
+                    err = Some(e);
+                }
+            },
+            a.runs,
+        );
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        println!("{:<31} {:<8} {:<8} {:.1}", a.m.predict, "256x256", threads, ms);
+    }
+    for id in &a.transfer {
+        for &(h, w) in &a.sizes {
+            for &threads in &a.thread_counts {
+                let mut net = TransferNet::load(&model_path(&a.m, id)?, h, w, threads)?;
+                let x = synthetic_input(h, w);
+                let mut y = vec![];
+                let mut err = None;
+                let ms = median_ms(
+                    || {
+                        if let Err(e) = net.stylize(&x, &style, &mut y) {
+                            err = Some(e);
+                        }
+                    },
+                    a.runs,
+                );
+                if let Some(e) = err {
+                    return Err(e.into());
+                }
+                println!("{:<31} {:<8} {:<8} {:.1}", id, format!("{h}x{w}"), threads, ms);
+            }
+        }
+    }
+    if let Some(r) = stats::peak_rss_mib() {
+        println!("peak RSS {r:.0} MiB");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A smooth colourful picture: the networks' speed does not depend on content.
+fn synthetic_input(h: usize, w: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(h * w * 3);
+    for y in 0..h {
+        for x in 0..w {
+            v.push(x as f32 / w as f32);
+            v.push(y as f32 / h as f32);
+            v.push(((x + y) % 64) as f32 / 64.0);
+        }
+    }
+    v
+}
+
+fn pipeline(a: BenchArgs) -> CliResult {
+    let (path, mut cfg) = match &a.config {
+        Some(p) => (Some(p.clone()), Config::load(p)?),
+        None => (None, Config::default()),
+    };
+    cfg.camera.source = SourceKind::Synthetic;
+    cfg.display.backend = DisplayBackend::Headless;
+    if cfg.display.width == 0 {
+        cfg.display.width = 1280;
+        cfg.display.height = 720;
+    }
+    cfg.display.snapshot_dir = None;
+    if let Some(m) = &a.m.models {
+        cfg.models.dir = m.clone();
+    }
+    let cpu0 = stats::cpu_time();
+    let t0 = Instant::now();
+    let limits = RunLimits { duration: Some(Duration::from_secs_f64(a.seconds)), ..Default::default() };
+    let report = super::run::run_config(cfg, path, limits)?;
+    let wall = t0.elapsed();
+    super::run::print_report(&report);
+    if let (Some(c0), Some(c1)) = (cpu0, stats::cpu_time()) {
+        println!(
+            "CPU {:.0}% (of one core; this machine has {})",
+            (c1 - c0).as_secs_f64() / wall.as_secs_f64() * 100.0,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
+    }
+    if let Some(r) = stats::peak_rss_mib() {
+        println!("peak RSS {r:.0} MiB");
+    }
+    Ok(ExitCode::SUCCESS)
+}
