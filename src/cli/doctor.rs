@@ -1,5 +1,172 @@
+//! `doctor`: what the frame has and what is missing, in plain words.
+//!
+//! Exit status: 0 ready; else the first problem in this order:
+//! 12 config invalid, 11 model files, 10 no camera, 13 no display, 14 button.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use clap::Args;
+
+use styleframe::config::{DisplayBackend, SourceKind};
+use styleframe::models::{check_file, find_dir, Manifest};
+
 use super::CliResult;
+
+pub const NO_CAMERA: u8 = 10;
+pub const MODELS: u8 = 11;
+pub const CONFIG: u8 = 12;
+pub const DISPLAY: u8 = 13;
+pub const BUTTON: u8 = 14;
+
 #[derive(Args)]
-pub struct DoctorArgs {}
-pub fn doctor(_a: DoctorArgs) -> CliResult { Err(anyhow::anyhow!("todo").into()) }
+pub struct DoctorArgs {
+    /// Configuration file (default: /etc/styleframe/styleframe.toml, then config/styleframe.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder with the model files.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+}
+
+pub fn doctor(a: DoctorArgs) -> CliResult {
+    let mut problems: Vec<(u8, String)> = vec![];
+    // Config.
+    let cfg = match super::run::load_config(a.config.as_deref()) {
+        Ok((path, cfg)) => {
+            let shown = path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+            match cfg.validate() {
+                Ok(()) => println!("config: {shown}: ok"),
+                Err(e) => {
+                    println!("config: {e}");
+                    problems.push((CONFIG, e.to_string()));
+                }
+            }
+            cfg
+        }
+        Err(f) => {
+            println!("config: {}", super::describe(&f.error));
+            problems.push((CONFIG, f.error.to_string()));
+            Default::default()
+        }
+    };
+    match super::run::load_style_sets(&cfg) {
+        Ok(s) => println!("styles: {} ({})", s.styles.len(), s.styles.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+        Err(e) => {
+            println!("styles: {e}");
+            problems.push((CONFIG, e));
+        }
+    }
+    // Models.
+    let manifest = Manifest::builtin();
+    for id in [&cfg.models.transfer, &cfg.models.predict] {
+        match manifest.get(id) {
+            Ok(m) => {
+                let dir = a.models.clone().unwrap_or_else(|| {
+                    if cfg.models.dir.join(&m.file).is_file() {
+                        cfg.models.dir.clone()
+                    } else {
+                        find_dir(None, &m.file)
+                    }
+                });
+                let path = dir.join(&m.file);
+                match check_file(&path, &m.sha256) {
+                    Ok(()) => println!("model {id}: {} ok (sha256 {})", path.display(), &m.sha256[..12]),
+                    Err(e) => {
+                        println!("model {id}: {e}");
+                        problems.push((MODELS, e.to_string()));
+                    }
+                }
+            }
+            Err(e) => {
+                println!("model: {e}");
+                problems.push((CONFIG, e.to_string()));
+            }
+        }
+    }
+    // Cameras.
+    let cams = styleframe::capture::camera::list_cameras();
+    if cams.is_empty() {
+        println!("cameras: none found (no /dev/video* device that captures)");
+    }
+    for c in &cams {
+        println!("camera {}: {}", c.index, c.name);
+        for m in &c.modes {
+            println!("    {m}");
+        }
+    }
+    if cfg.camera.source == SourceKind::Camera && cams.is_empty() {
+        problems.push((NO_CAMERA, "no camera: plug in a USB (UVC) camera, or enable the Pi camera's V4L2 driver; `ls /dev/video*` should list it".into()));
+    } else if cfg.camera.source != SourceKind::Camera {
+        println!("source: {:?} {}", cfg.camera.source, cfg.camera.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+    }
+    // Displays.
+    let x = std::env::var("DISPLAY").unwrap_or_default();
+    println!("X display: {}", if x.is_empty() { "none (DISPLAY not set)".into() } else { x.clone() });
+    let fbs: Vec<String> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("fb"))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("framebuffers: {}", if fbs.is_empty() { "none".into() } else { fbs.join(", ") });
+    let display_ok = match cfg.display.backend {
+        DisplayBackend::Window => !x.is_empty(),
+        DisplayBackend::Framebuffer => cfg.display.framebuffer.exists(),
+        DisplayBackend::Headless => true,
+    };
+    if !display_ok {
+        problems.push((
+            DISPLAY,
+            format!(
+                "display backend {:?} is not available ({})",
+                cfg.display.backend,
+                match cfg.display.backend {
+                    DisplayBackend::Window => "no X display: set DISPLAY or use the framebuffer backend".into(),
+                    _ => format!("{} does not exist", cfg.display.framebuffer.display()),
+                }
+            ),
+        ));
+    }
+    // GPIO.
+    let chips = styleframe::input::list_chips();
+    if chips.is_empty() {
+        println!("GPIO chips: none");
+    }
+    for c in &chips {
+        println!("GPIO {} ({}): {} lines, {} named", c.path.display(), c.label, c.lines, c.named_lines.len());
+    }
+    if cfg.button.enabled {
+        match styleframe::input::open_button(&cfg.button) {
+            Ok(b) => println!("button: {}", b.describe()),
+            Err(e) => {
+                println!("button: {e}");
+                problems.push((BUTTON, e.to_string()));
+            }
+        }
+    } else {
+        println!("button: disabled in the config");
+    }
+    problems.sort_by_key(|(code, _)| match *code {
+        CONFIG => 0,
+        MODELS => 1,
+        NO_CAMERA => 2,
+        DISPLAY => 3,
+        _ => 4,
+    });
+    match problems.first() {
+        None => {
+            println!("ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((code, _)) => {
+            println!("not ready:");
+            for (_, p) in &problems {
+                println!("  - {p}");
+            }
+            Ok(ExitCode::from(*code))
+        }
+    }
+}
