@@ -65,9 +65,10 @@ impl WindowScreen {
             });
         }
         // Probe before minifb: it panics or aborts on some failures we can report cleanly.
-        let x_size = x11_screen_size().map_err(|e| DisplayError::NoDisplay {
+        let conn = XConn::open().map_err(|e| DisplayError::NoDisplay {
             message: format!("cannot use X display {display:?}: {e}"),
         })?;
+        let x_size = conn.as_ref().and_then(XConn::screen_size);
         let (width, height) = match (cfg.width as usize, cfg.height as usize) {
             (w, h) if w > 0 && h > 0 => (w, h),
             _ => x_size.unwrap_or(FALLBACK_SIZE),
@@ -93,11 +94,12 @@ impl WindowScreen {
                 message: format!("cannot open a {width}x{height} window on {display:?}: {e}"),
             })?;
         window.set_cursor_visibility(false);
-        if cfg.fullscreen {
-            if let Err(e) = request_fullscreen(window.get_window_handle() as XWindow) {
+        if let (true, Some(conn)) = (cfg.fullscreen, &conn) {
+            if let Err(e) = conn.request_fullscreen(window.get_window_handle() as XWindow) {
                 log::warn!("could not ask the window manager for full screen: {e}");
             }
         }
+        drop(conn); // minifb holds its own connection now
         window.set_target_fps(cfg.fps as usize);
         log::info!(
             "window {width}x{height} on {display} (fullscreen: {}, {} fps)",
@@ -279,24 +281,6 @@ impl Xlib {
             })
         }
     }
-
-    /// Runs `f` on a fresh connection to `$DISPLAY`, closed afterwards.
-    fn with_display<T>(&self, f: impl FnOnce(Dpy) -> T) -> Result<T, String> {
-        // SAFETY: the connection is used only inside `f` and closed here.
-        unsafe {
-            let dpy = (self.open_display)(std::ptr::null());
-            if dpy.is_null() {
-                return Err(
-                    "XOpenDisplay failed: is the X server running, and may this \
-                            user connect (XAUTHORITY, xhost)?"
-                        .into(),
-                );
-            }
-            let out = f(dpy);
-            (self.close_display)(dpy);
-            Ok(out)
-        }
-    }
 }
 
 impl Drop for Xlib {
@@ -308,69 +292,119 @@ impl Drop for Xlib {
     }
 }
 
-/// `Ok(Some(size))` from X, `Ok(None)` when libX11 cannot be loaded, `Err`
-/// when the X server refuses the connection.
-fn x11_screen_size() -> Result<Option<(usize, usize)>, String> {
-    let Some(x) = Xlib::load() else {
-        log::warn!("libX11 not loadable: cannot ask the X screen size");
-        return Ok(None);
-    };
-    // SAFETY: `dpy` is a live connection for the duration of the closure.
-    let (w, h) = x.with_display(|dpy| unsafe {
-        let s = (x.default_screen)(dpy);
-        ((x.display_width)(dpy, s), (x.display_height)(dpy, s))
-    })?;
-    Ok((w > 0 && h > 0).then_some((w as usize, h as usize)))
+const OPEN_ATTEMPTS: u32 = 5;
+const OPEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A connection to `$DISPLAY`, closed on drop.
+///
+/// Held open until minifb has connected too: an X server with no other
+/// client (bare `xinit` kiosk, Xvfb) resets when its last client leaves, and
+/// refuses connections while it does, so closing the probe first made
+/// minifb's own `XOpenDisplay` fail now and then.
+struct XConn {
+    x: Xlib,
+    dpy: Dpy,
 }
 
-/// Asks the window manager (EWMH `_NET_WM_STATE_FULLSCREEN`) to show the
-/// window full screen, above panels. Without a window manager nobody listens,
-/// which is fine: the window already covers the screen.
-fn request_fullscreen(window: XWindow) -> Result<(), String> {
-    let x = Xlib::load().ok_or("libX11 not loadable")?;
-    // SAFETY: `dpy` is live inside the closure; the hints and the event are
-    // fully initialised as Xutil.h and EWMH specify.
-    x.with_display(|dpy| unsafe {
-        // minifb pins min = max size; WMs then refuse to grow a window that
-        // is smaller than the screen (configured size), so lift the pin and
-        // let minifb stretch the picture to whatever size the WM gives.
-        let mut hints = XSizeHints {
-            flags: 0,
-            fields: [0; 17],
+impl XConn {
+    /// `Ok(None)` when libX11 cannot be loaded (minifb then reports it
+    /// itself), `Err` when the X server refuses the connection.
+    fn open() -> Result<Option<XConn>, String> {
+        let Some(x) = Xlib::load() else {
+            log::warn!("libX11 not loadable: cannot ask the X screen size");
+            return Ok(None);
         };
-        (x.set_wm_normal_hints)(dpy, window, &mut hints);
-        let state = (x.intern_atom)(dpy, c"_NET_WM_STATE".as_ptr(), 0);
-        let full = (x.intern_atom)(dpy, c"_NET_WM_STATE_FULLSCREEN".as_ptr(), 0);
-        let root = (x.default_root_window)(dpy);
-        let mut ev = XEvent { pad: [0; 24] };
-        ev.client = XClientMessageEvent {
-            type_: CLIENT_MESSAGE,
-            serial: 0,
-            send_event: 1,
-            display: dpy,
-            window,
-            message_type: state,
-            format: 32,
-            // add, the property, no second property, source = application.
-            data: [NET_WM_STATE_ADD, full as c_long, 0, 1, 0],
+        // A few tries: a server that is starting, or resetting after its
+        // previous last client left, refuses connections for a moment.
+        let mut dpy = std::ptr::null_mut();
+        for attempt in 0..OPEN_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(OPEN_RETRY_DELAY);
+            }
+            // SAFETY: a null name means `$DISPLAY`; the result is checked.
+            dpy = unsafe { (x.open_display)(std::ptr::null()) };
+            if !dpy.is_null() {
+                break;
+            }
+        }
+        if dpy.is_null() {
+            return Err(
+                "XOpenDisplay failed: is the X server running, and may this \
+                        user connect (XAUTHORITY, xhost)?"
+                    .into(),
+            );
+        }
+        Ok(Some(XConn { x, dpy }))
+    }
+
+    fn screen_size(&self) -> Option<(usize, usize)> {
+        // SAFETY: `dpy` is a live connection.
+        let (w, h) = unsafe {
+            let s = (self.x.default_screen)(self.dpy);
+            (
+                (self.x.display_width)(self.dpy, s),
+                (self.x.display_height)(self.dpy, s),
+            )
         };
-        let ok = (x.send_event)(
-            dpy,
-            root,
-            0,
-            SUBSTRUCTURE_REDIRECT_MASK | SUBSTRUCTURE_NOTIFY_MASK,
-            &mut ev,
-        );
-        (x.flush)(dpy);
-        ok
-    })
-    .and_then(|ok| {
+        (w > 0 && h > 0).then_some((w as usize, h as usize))
+    }
+
+    /// Asks the window manager (EWMH `_NET_WM_STATE_FULLSCREEN`) to show the
+    /// window full screen, above panels. Without a window manager nobody
+    /// listens, which is fine: the window already covers the screen.
+    fn request_fullscreen(&self, window: XWindow) -> Result<(), String> {
+        let (x, dpy) = (&self.x, self.dpy);
+        // SAFETY: `dpy` is live; the hints and the event are fully
+        // initialised as Xutil.h and EWMH specify.
+        let ok = unsafe {
+            // minifb pins min = max size; WMs then refuse to grow a window
+            // smaller than the screen (configured size), so lift the pin and
+            // let minifb stretch the picture to whatever size the WM gives.
+            let mut hints = XSizeHints {
+                flags: 0,
+                fields: [0; 17],
+            };
+            (x.set_wm_normal_hints)(dpy, window, &mut hints);
+            let state = (x.intern_atom)(dpy, c"_NET_WM_STATE".as_ptr(), 0);
+            let full = (x.intern_atom)(dpy, c"_NET_WM_STATE_FULLSCREEN".as_ptr(), 0);
+            let root = (x.default_root_window)(dpy);
+            let mut ev = XEvent { pad: [0; 24] };
+            ev.client = XClientMessageEvent {
+                type_: CLIENT_MESSAGE,
+                serial: 0,
+                send_event: 1,
+                display: dpy,
+                window,
+                message_type: state,
+                format: 32,
+                // add, the property, no second property, source = application.
+                data: [NET_WM_STATE_ADD, full as c_long, 0, 1, 0],
+            };
+            let ok = (x.send_event)(
+                dpy,
+                root,
+                0,
+                SUBSTRUCTURE_REDIRECT_MASK | SUBSTRUCTURE_NOTIFY_MASK,
+                &mut ev,
+            );
+            (x.flush)(dpy);
+            ok
+        };
         if ok != 0 {
             Ok(())
         } else {
             Err("XSendEvent failed".into())
         }
-    })
+    }
+}
+
+impl Drop for XConn {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`, closed once here.
+        unsafe {
+            (self.x.close_display)(self.dpy);
+        }
+    }
 }
 
 #[cfg(test)]

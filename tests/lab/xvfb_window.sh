@@ -26,7 +26,8 @@ mkdir -p "$STYLEFRAME_SHOT_DIR"
 
 Xvfb "$disp" -screen 0 800x480x24 -nolisten tcp >"$STYLEFRAME_SHOT_DIR/xvfb.log" 2>&1 &
 xvfb_pid=$!
-trap 'kill "$xvfb_pid" 2>/dev/null || true' EXIT
+# Wait for the server to exit so an immediate re-run can reuse the display number.
+trap 'kill "$xvfb_pid" 2>/dev/null || true; wait "$xvfb_pid" 2>/dev/null || true' EXIT
 
 # Wait until the server answers (up to 10 s).
 for _ in $(seq 50); do
@@ -39,7 +40,7 @@ if [ -n "${XVFB_WM:-}" ]; then
     command -v "$XVFB_WM" >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y "$XVFB_WM"; }
     DISPLAY="$disp" "$XVFB_WM" >"$STYLEFRAME_SHOT_DIR/wm.log" 2>&1 &
     wm_pid=$!
-    trap 'kill "$wm_pid" 2>/dev/null || true; kill "$xvfb_pid" 2>/dev/null || true' EXIT
+    trap 'kill "$wm_pid" "$xvfb_pid" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
     sleep 1
     filter=()  # both tests; the key test also works under a WM
 else
