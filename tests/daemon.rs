@@ -1,0 +1,195 @@
+//! The whole daemon in-process: a still scene as the camera, the real
+//! transfer network, the headless screen, fakes for the button and systemd.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use styleframe::capture::{synthetic::still_scene, CaptureError, FrameSource};
+use styleframe::config::{ButtonConfig, Config, DisplayBackend, DisplayConfig, Fit};
+use styleframe::daemon::notify::RecordingNotifier;
+use styleframe::daemon::{self, Parts, Report, RunLimits};
+use styleframe::display::{compose::Compositor, open_headless, HeadlessHandle};
+use styleframe::frame::{unpack_rgb, Command, RgbFrame};
+use styleframe::inference::{Stylizer, TransferNet};
+use styleframe::input::{spawn_button, FakeButton};
+use styleframe::preprocess::{psnr, Downsize, Preprocessor};
+use styleframe::styles::StyleSet;
+
+/// The screen is exactly the network size, so what is shown is the network's output.
+const H: usize = 128;
+const W: usize = 224;
+
+/// A camera that always sees the same scene.
+struct StillCamera(RgbFrame);
+
+impl FrameSource for StillCamera {
+    fn next_frame(&mut self, frame: &mut RgbFrame) -> Result<(), CaptureError> {
+        std::thread::sleep(Duration::from_millis(30));
+        frame.clone_from(&self.0);
+        frame.captured_at = Instant::now();
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "still test scene".into()
+    }
+}
+
+fn scene() -> RgbFrame {
+    still_scene(320, 180)
+}
+
+fn transfer_path() -> std::path::PathBuf {
+    common::models().join("style_transfer_f16_384.tflite")
+}
+
+fn config() -> Config {
+    let mut cfg = Config::default();
+    cfg.display = DisplayConfig { backend: DisplayBackend::Headless, width: W as u32, height: H as u32, crossfade: false, ..Default::default() };
+    cfg.inference.max_pixels = (H * W) as u32;
+    cfg.inference.degrade_after_ms = 0;
+    cfg.styles.morph_seconds = 0.3;
+    cfg
+}
+
+struct Running {
+    screen: HeadlessHandle,
+    notifier: RecordingNotifier,
+    tx: std::sync::mpsc::Sender<Command>,
+    join: std::thread::JoinHandle<Report>,
+}
+
+fn start(cfg: Config, duration: Duration) -> Running {
+    let notifier = RecordingNotifier::new(Some(Duration::from_millis(400)));
+    let (tx, rx) = daemon::command_channel();
+    let n2 = notifier.clone();
+    let (htx, hrx) = std::sync::mpsc::channel();
+    // A screen is not Send (windows stay on their thread): open it on the daemon's.
+    let join = std::thread::spawn(move || {
+        let (screen, handle) = open_headless(&cfg.display);
+        htx.send(handle).unwrap();
+        let parts = Parts {
+            open_source: Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
+            make_stylizer: Box::new(|h, w| {
+                TransferNet::load(&transfer_path(), h, w, 2).map(|n| Box::new(n) as Box<dyn Stylizer>)
+            }),
+            predict: None,
+            screen,
+            reopen_screen: None,
+            notifier: Box::new(n2),
+            commands: rx,
+            reload: Box::new(|| Err("no reload in this test".into())),
+            styles: StyleSet::builtin(),
+        };
+        daemon::run(cfg, parts, RunLimits { duration: Some(duration), ..Default::default() }).unwrap()
+    });
+    let screen = hrx.recv_timeout(Duration::from_secs(10)).expect("the daemon never opened its screen");
+    Running { screen, notifier, tx, join }
+}
+
+fn wait_for_frame(h: &HeadlessHandle) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(f) = h.latest() {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "no frame shown within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn rgb(pixels: &[u32]) -> Vec<u8> {
+    pixels.iter().flat_map(|&p| unpack_rgb(p)).collect()
+}
+
+/// What the engine alone makes of the scene with `style`, as the screen shows it.
+fn engine_output(style: &str) -> Vec<u8> {
+    let set = StyleSet::builtin();
+    let e = set.find(style).unwrap().embedding;
+    let mut net = TransferNet::load(&transfer_path(), H, W, 2).unwrap();
+    let mut x = vec![];
+    Preprocessor::new(Fit::Cover).downsize(&scene(), H, W, &mut x).unwrap();
+    let mut y = vec![];
+    net.stylize(&x, &e, &mut y).unwrap();
+    let mut f = RgbFrame::new(W as u32, H as u32);
+    styleframe::preprocess::to_rgb8(&y, &mut f.data);
+    let mut c = Compositor::new(W, H, Fit::Cover);
+    c.set_crossfade(false);
+    let now = Instant::now();
+    c.push(&f, now);
+    let mut out = vec![0u32; W * H];
+    c.render(now, &mut out);
+    rgb(&out)
+}
+
+// One test: the daemon's screen handle is process-global here.
+#[test]
+fn frames_come_out_stylized_and_commands_change_the_style() {
+    let styles = StyleSet::builtin();
+    let first = styles.styles[0].name.clone();
+    let second = styles.styles[1].name.clone();
+    let run = start(config(), Duration::from_secs(60));
+    let screen = run.screen.clone();
+
+    // 1. What is shown is the network's stylization of what the camera sees.
+    let shown = rgb(&wait_for_frame(&screen));
+    let want_first = engine_output(&first);
+    let want_second = engine_output(&second);
+    let p = psnr(&shown, &want_first);
+    println!("shown vs engine ({first}): {p:.1} dB; vs {second}: {:.1} dB", psnr(&shown, &want_second));
+    assert!(p > 40.0, "shown frame differs from the engine's output: {p:.1} dB");
+    let log = run.notifier.messages();
+    assert!(log.iter().any(|m| m == "READY=1"), "READY=1 not sent after the first frame: {log:?}");
+
+    // 2. A button press (through the real button thread) moves to the next style.
+    let (line, button) = FakeButton::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cfg = ButtonConfig { debounce_ms: 5, ..Default::default() };
+    let bt = spawn_button(Box::new(line), &cfg, run.tx.clone(), stop.clone());
+    button.press();
+    std::thread::sleep(Duration::from_millis(60));
+    button.release();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut towards_second = false;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let s = rgb(&screen.latest().unwrap());
+        let (a, b) = (psnr(&s, &want_first), psnr(&s, &want_second));
+        if b > a + 3.0 && b > 30.0 {
+            println!("after the press: {b:.1} dB to {second}, {a:.1} dB to {first}");
+            towards_second = true;
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    bt.join().unwrap();
+    assert!(towards_second, "the picture did not turn into {second} after a button press");
+
+    // 3. Previous style (as SIGUSR2 would send) goes back.
+    run.tx.send(Command::PrevStyle).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut back = false;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let s = rgb(&screen.latest().unwrap());
+        if psnr(&s, &want_first) > 40.0 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "PrevStyle did not bring {first} back");
+
+    // 4. Quit stops the daemon promptly and blanks the screen.
+    let t = Instant::now();
+    run.tx.send(Command::Quit).unwrap();
+    let report = run.join.join().unwrap();
+    let took = t.elapsed();
+    println!("quit took {} ms; report {report:?}", took.as_millis());
+    assert!(took < Duration::from_secs(1), "quit took {took:?}");
+    assert!(screen.stats().blanked, "screen not blanked on exit");
+    assert!(report.inferred >= 3 && report.displayed >= 3);
+    assert!(run.notifier.messages().iter().any(|m| m == "STOPPING=1"));
+    assert!(run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"), "frames flowed but no watchdog ping");
+}
