@@ -117,6 +117,35 @@ fn corrupt_mjpeg_from_the_camera_is_a_corrupt_frame() {
 }
 
 #[test]
+fn mjpeg_camera_buffer_with_stale_bytes_after_the_jpeg_decodes() {
+    // nokhwa hands out the whole mmap buffer, not just `bytesused`: after the JPEG come
+    // leftovers of an earlier, longer frame.
+    let mode = CameraMode {
+        format: RawFormat::Mjpeg,
+        width: 16,
+        height: 8,
+        ..YUYV_4X2
+    };
+    let encode = |c: [u8; 3]| {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&image::RgbImage::from_pixel(16, 8, image::Rgb(c)))
+            .unwrap();
+        out
+    };
+    let older = encode([250, 250, 250]);
+    let mut buf = encode([200, 20, 20]);
+    buf.extend_from_slice(&older[100..]);
+    buf.resize(64 * 1024, 0xAA);
+    let mut cam = source_with(mode, vec![Ok(buf)]);
+    let mut f = RgbFrame::new(1, 1);
+    cam.next_frame(&mut f).unwrap();
+    assert_eq!((f.width, f.height), (16, 8));
+    let p = f.pixel(8, 4);
+    assert!(p[0] > 180 && p[1] < 50 && p[2] < 50, "{p:?}");
+}
+
+#[test]
 fn unplugged_camera_reports_disconnected_and_reopens_on_a_later_call() {
     let opens = Arc::new(AtomicUsize::new(0));
     let counter = opens.clone();
