@@ -117,6 +117,35 @@ fn corrupt_mjpeg_from_the_camera_is_a_corrupt_frame() {
 }
 
 #[test]
+fn mjpeg_camera_buffer_with_stale_bytes_after_the_jpeg_decodes() {
+    // nokhwa hands out the whole mmap buffer, not just `bytesused`: after the JPEG come
+    // leftovers of an earlier, longer frame.
+    let mode = CameraMode {
+        format: RawFormat::Mjpeg,
+        width: 16,
+        height: 8,
+        ..YUYV_4X2
+    };
+    let encode = |c: [u8; 3]| {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&image::RgbImage::from_pixel(16, 8, image::Rgb(c)))
+            .unwrap();
+        out
+    };
+    let older = encode([250, 250, 250]);
+    let mut buf = encode([200, 20, 20]);
+    buf.extend_from_slice(&older[100..]);
+    buf.resize(64 * 1024, 0xAA);
+    let mut cam = source_with(mode, vec![Ok(buf)]);
+    let mut f = RgbFrame::new(1, 1);
+    cam.next_frame(&mut f).unwrap();
+    assert_eq!((f.width, f.height), (16, 8));
+    let p = f.pixel(8, 4);
+    assert!(p[0] > 180 && p[1] < 50 && p[2] < 50, "{p:?}");
+}
+
+#[test]
 fn unplugged_camera_reports_disconnected_and_reopens_on_a_later_call() {
     let opens = Arc::new(AtomicUsize::new(0));
     let counter = opens.clone();
@@ -205,10 +234,14 @@ fn listing_cameras_without_devices_is_empty_not_an_error() {
 // ------------------------------------------------------------ real V4L2 device (opt-in)
 
 /// Grabs frames from the real device; returns the mode used and the last frame.
-fn check_real_frames(format: PixelFormat, only: Option<RawFormat>) -> (CameraMode, RgbFrame) {
+fn check_real_frames(
+    device: &str,
+    format: PixelFormat,
+    only: Option<RawFormat>,
+) -> (CameraMode, RgbFrame) {
     let cfg = CameraConfig {
         source: SourceKind::Camera,
-        device: std::env::var("STYLEFRAME_TEST_CAMERA").unwrap_or_else(|_| "0".into()),
+        device: device.into(),
         width: 640,
         height: 480,
         fps: 25,
@@ -290,19 +323,21 @@ fn mean_rgb(f: &RgbFrame) -> [u64; 3] {
 /// Needs a real V4L2 capture device (run by tests/lab/vivid.sh inside a qemu guest).
 #[test]
 #[ignore]
-fn vivid_real_device_delivers_frames_in_each_format() {
+fn lab_vivid_real_device_delivers_frames_in_each_format() {
     let cams = capture::list_cameras();
     println!("cameras: {cams:#?}");
-    assert!(!cams.is_empty(), "no V4L2 device");
-    let (yuyv, yuyv_frame) = check_real_frames(PixelFormat::Yuyv, None);
+    let vivid = cams
+        .iter()
+        .find(|c| c.name.starts_with("vivid"))
+        .unwrap_or_else(|| panic!("no vivid device among {cams:?}"));
+    let dev = vivid.index.to_string();
+    let (yuyv, yuyv_frame) = check_real_frames(&dev, PixelFormat::Yuyv, None);
     assert_eq!(yuyv.format, RawFormat::Yuyv);
     // vivid has no MJPEG: the request must fall back to a mode we can decode, not fail.
-    let has_mjpeg = cams
-        .iter()
-        .any(|c| c.modes.iter().any(|m| m.contains("Mjpeg")));
-    let (got, _) = check_real_frames(PixelFormat::Mjpeg, None);
+    let has_mjpeg = vivid.modes.iter().any(|m| m.contains("Mjpeg"));
+    let (got, _) = check_real_frames(&dev, PixelFormat::Mjpeg, None);
     assert_eq!(got.format == RawFormat::Mjpeg, has_mjpeg);
-    check_real_frames(PixelFormat::Auto, None);
+    check_real_frames(&dev, PixelFormat::Auto, None);
     // Every other format the device offers decodes to the same picture (vivid draws the same
     // colour bars in each; RGB24 needs no conversion). Pixel by pixel, so that swapped
     // channels or a shifted chroma plane show up; only the frame-counter text changes.
@@ -312,12 +347,12 @@ fn vivid_real_device_delivers_frames_in_each_format() {
         RawFormat::Nv12,
         RawFormat::Mjpeg,
     ] {
-        let offered = cams[0].modes.iter().any(|m| m.contains(&format!("{f:?}")));
+        let offered = vivid.modes.iter().any(|m| m.contains(&format!("{f:?}")));
         if !offered {
             println!("{f:?}: not offered by this device");
             continue;
         }
-        let (mode, frame) = check_real_frames(PixelFormat::Auto, Some(f));
+        let (mode, frame) = check_real_frames(&dev, PixelFormat::Auto, Some(f));
         assert_eq!(mode.format, f);
         let d = mean_abs_diff(&frame, &yuyv_frame);
         println!("{f:?} vs YUYV: mean abs difference {d:.2}");
@@ -332,7 +367,7 @@ fn vivid_real_device_delivers_frames_in_each_format() {
         );
     }
     // Asking by part of the name works too.
-    let name = cams[0].name.chars().take(4).collect::<String>();
+    let name = vivid.name.chars().take(4).collect::<String>();
     let cfg = CameraConfig {
         device: name.clone(),
         ..camera_cfg("0")
@@ -370,11 +405,11 @@ fn set_control(device: &str, id: u32, value: i32) {
 const VIVID_CID_PERC_DROPPED: u32 = 0x00f0_f000 + 64;
 const VIVID_CID_DISCONNECT: u32 = 0x00f0_f000 + 65;
 
-/// Needs vivid (tests/lab/vivid.sh). Unplugs the device, so it runs last (libtest runs
-/// tests in name order with --test-threads=1).
+/// Needs vivid (tests/lab/vivid.sh). Unplugs the device, so it runs last of the `lab_`
+/// tests (libtest runs tests in name order with --test-threads=1).
 #[test]
 #[ignore]
-fn vivid_stall_and_unplug_are_reported_and_the_camera_comes_back() {
+fn lab_vivid_stall_and_unplug_are_reported_and_the_camera_comes_back() {
     let cfg = CameraConfig {
         width: 640,
         height: 480,
@@ -424,4 +459,146 @@ fn vivid_stall_and_unplug_are_reported_and_the_camera_comes_back() {
     cam.next_frame(&mut f).unwrap();
     assert_eq!((f.width, f.height), (640, 480));
     println!("replugged: {}", cam.describe());
+}
+
+/// Writes JPEGs into the output side of a v4l2loopback device, ~30 per second, so its
+/// capture side behaves like an MJPEG webcam.
+struct MjpegFeeder {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl MjpegFeeder {
+    fn start(device: &str, width: u32, height: u32, jpegs: Vec<Vec<u8>>) -> MjpegFeeder {
+        #[repr(C)]
+        struct PixFormat {
+            width: u32,
+            height: u32,
+            pixelformat: u32,
+            field: u32,
+            bytesperline: u32,
+            sizeimage: u32,
+            rest: [u32; 6],
+        }
+        /// struct v4l2_format on 64-bit: the union is 8-aligned and 200 bytes.
+        #[repr(C)]
+        struct V4l2Format {
+            kind: u32,
+            pad: u32,
+            pix: PixFormat,
+            rest: [u8; 200 - 48],
+        }
+        const VIDIOC_S_FMT: libc::c_ulong = 0xC0D0_5605;
+        const V4L2_BUF_TYPE_VIDEO_OUTPUT: u32 = 2;
+        let path = std::ffi::CString::new(device).unwrap();
+        // SAFETY: plain open/ioctl on a path we own; the struct outlives the call.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR) };
+        assert!(
+            fd >= 0,
+            "open {device}: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut fmt = V4l2Format {
+            kind: V4L2_BUF_TYPE_VIDEO_OUTPUT,
+            pad: 0,
+            pix: PixFormat {
+                width,
+                height,
+                pixelformat: u32::from_le_bytes(*b"MJPG"),
+                field: 1, // V4L2_FIELD_NONE
+                bytesperline: 0,
+                sizeimage: width * height * 2,
+                rest: [0; 6],
+            },
+            rest: [0; 152],
+        };
+        // SAFETY: fd is open; fmt is a valid v4l2_format.
+        let r = unsafe { libc::ioctl(fd, VIDIOC_S_FMT, &mut fmt) };
+        assert!(
+            r == 0,
+            "S_FMT MJPG on {device}: {}",
+            std::io::Error::last_os_error()
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut written = 0u64;
+            while !stop2.load(Ordering::SeqCst) {
+                let j = &jpegs[(written as usize / 5) % jpegs.len()];
+                // SAFETY: writing our own buffer to our own fd.
+                let n = unsafe { libc::write(fd, j.as_ptr().cast(), j.len()) };
+                assert_eq!(
+                    n,
+                    j.len() as isize,
+                    "write: {}",
+                    std::io::Error::last_os_error()
+                );
+                written += 1;
+                std::thread::sleep(std::time::Duration::from_millis(33));
+            }
+            // SAFETY: closing the fd this thread owns.
+            unsafe { libc::close(fd) };
+            written
+        });
+        MjpegFeeder {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Needs v4l2loopback loaded as /dev/video9 named "styleframe-loopback" (tests/lab/vivid.sh):
+/// a real V4L2 driver delivering MJPEG, which vivid does not offer.
+#[test]
+#[ignore]
+fn lab_loopback_mjpeg_camera_frames_decode_to_the_pictures_sent() {
+    let (w, h) = (640, 480);
+    let a = capture::still_scene(w, h);
+    let mut b = RgbFrame::new(1, 1);
+    capture::Synthetic::new(w, h, 30).render(40.0, &mut b);
+    let encode = |f: &RgbFrame| {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+            .encode_image(&f.to_image())
+            .unwrap();
+        out
+    };
+    let feeder = MjpegFeeder::start("/dev/video9", w, h, vec![encode(&a), encode(&b)]);
+    // The capture side offers a format once the first frame is written.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let cfg = CameraConfig {
+        width: w,
+        height: h,
+        fps: 30,
+        format: PixelFormat::Mjpeg,
+        ..camera_cfg("styleframe-loop")
+    };
+    let mut cam = CameraSource::open(&cfg).unwrap_or_else(|e| panic!("open loopback: {e}"));
+    println!("loopback: {}", cam.describe());
+    assert_eq!(cam.mode().format, RawFormat::Mjpeg);
+    let mut f = RgbFrame::new(1, 1);
+    let (mut saw_a, mut saw_b) = (0, 0);
+    for _ in 0..20 {
+        cam.next_frame(&mut f).unwrap();
+        assert_eq!((f.width, f.height), (w, h));
+        let (da, db) = (mean_abs_diff(&f, &a), mean_abs_diff(&f, &b));
+        assert!(
+            da.min(db) < 3.0,
+            "frame {} matches neither picture: {da:.2} / {db:.2}",
+            f.seq
+        );
+        if da < db {
+            saw_a += 1;
+        } else {
+            saw_b += 1;
+        }
+    }
+    let written = feeder.stop();
+    println!("loopback: wrote {written} JPEGs, decoded 20: {saw_a} of picture A, {saw_b} of B");
+    assert!(saw_a > 0 && saw_b > 0, "the picture never changed");
 }

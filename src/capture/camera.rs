@@ -278,8 +278,12 @@ impl FrameSource for CameraSource {
             });
         };
         let mode = self.mode;
-        let result = match cam.grab() {
-            Ok(raw) => decode_raw(raw, mode, frame, &mut self.scratch),
+        let (grabbed_at, result) = match cam.grab() {
+            // Latency is measured from when the frame left the driver, before decoding.
+            Ok(raw) => (
+                Instant::now(),
+                decode_raw(raw, mode, frame, &mut self.scratch),
+            ),
             Err(message) => {
                 // Drop the device (closes the fd) so the next call reopens it. v4l's stream
                 // drop panics on unexpected errors (all but ENODEV): contain that here.
@@ -302,7 +306,7 @@ impl FrameSource for CameraSource {
             what: format!("camera {:?} frame {seq} ({mode}): {why}", self.device),
         })?;
         frame.seq = seq;
-        frame.captured_at = Instant::now();
+        frame.captured_at = grabbed_at;
         Ok(())
     }
 

@@ -107,6 +107,7 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
             cfg.width, cfg.height
         )));
     }
+    // fps = 0 means "no preference": the default rate.
     let fps = if cfg.fps == 0 { 15 } else { cfg.fps };
     let need_path = |what: &str| {
         cfg.path.clone().ok_or_else(|| {
@@ -114,7 +115,7 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
         })
     };
     let source: Box<dyn FrameSource> = match cfg.source {
-        SourceKind::Camera => Box::new(CameraSource::open(cfg)?),
+        SourceKind::Camera => Box::new(CameraSource::open(&CameraConfig { fps, ..cfg.clone() })?),
         SourceKind::Image => Box::new(ImageSource::open(
             &need_path("image")?,
             cfg.width,

@@ -1,10 +1,12 @@
 #!/bin/bash
-# Opt-in test of the camera source against a REAL V4L2 driver: boots Debian's kernel under
-# qemu (TCG, no KVM needed) with the `vivid` virtual capture driver and runs the ignored test
-# `vivid_real_device_delivers_frames_in_each_format` (tests/capture_camera.rs) inside it.
+# Opt-in test of the camera source against REAL V4L2 drivers: boots Debian's kernel under
+# qemu (TCG, no KVM needed) with the `vivid` virtual capture driver (YUYV/NV12/RGB24/BGR24;
+# error injection for a stalled and an unplugged camera) and `v4l2loopback` (fed JPEGs by the
+# test: an MJPEG camera), and runs the ignored `lab_*` tests of tests/capture_camera.rs.
 #
 # How to run (from the repository root; root is needed only for the apt-get line):
-#   apt-get install -y qemu-system-x86 busybox-static cpio kmod xz-utils
+#   apt-get install -y qemu-system-x86 busybox-static cpio kmod xz-utils build-essential bc \
+#     flex bison libelf-dev            # the last five only to build v4l2loopback
 #   tests/lab/vivid.sh
 # It prints the guest console and exits 0 iff the guest printed `guest-exit=0`.
 # Environment (all optional):
@@ -15,8 +17,8 @@
 #   TIMEOUT=seconds       guest time limit (default 600)
 # Cost: one ~70 MB download of Debian's linux-image package the first time, a release build
 # of the test binary, then a ~10 s boot; the test itself grabs a few dozen 640x480 frames.
-# Only the kernel image and its modules are needed (vivid ships with Debian's kernel); unlike
-# the gpio lab kit nothing is compiled out of tree.
+# vivid ships with Debian's kernel; v4l2loopback is built out of tree from Debian's
+# v4l2loopback-dkms source (a few seconds; needs linux-headers-<version>, installed via apt).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -40,6 +42,22 @@ if [ ! -f "$KIT/vmlinuz" ] || [ ! -d "$KIT/kroot/lib/modules/$KV" ]; then
 fi
 echo "kernel $KV from $KIT"
 
+# 1b. v4l2loopback, built out of tree (vivid offers no MJPEG; a loopback device fed JPEGs by the
+# test does). Needs the kernel headers; without them the MJPEG test is skipped, not failed.
+LBKO="$KIT/kroot/lib/modules/$KV/extra/v4l2loopback.ko"
+if [ ! -f "$LBKO" ]; then
+  if [ -d "/usr/src/linux-headers-$KV" ] || apt-get install -y -qq "linux-headers-$KV" >/dev/null; then
+    rm -rf "$KIT/v4l2loopback" && mkdir -p "$KIT/v4l2loopback"
+    ( cd "$KIT/v4l2loopback" && apt-get download v4l2loopback-dkms && dpkg-deb -x v4l2loopback-dkms_*.deb x )
+    src=$(ls -d "$KIT"/v4l2loopback/x/usr/src/v4l2loopback-*)
+    make -s -C "/usr/src/linux-headers-$KV" M="$src" modules
+    mkdir -p "$(dirname "$LBKO")" && cp "$src/v4l2loopback.ko" "$LBKO"
+    depmod -b "$KIT/kroot" "$KV"
+  else
+    echo "no linux-headers-$KV: the MJPEG loopback test will be skipped"
+  fi
+fi
+
 # 2. The test binary (host glibc; the guest gets the host's libc copied in).
 cd "$ROOT"
 BIN=$(cargo test --release --test capture_camera --no-run --message-format=json 2>/dev/null \
@@ -52,8 +70,11 @@ R=$(mktemp -d); trap 'rm -rf "$R"' EXIT
 mkdir -p $R/{bin,sbin,proc,sys,dev,tmp,run,lib/modules/$KV,lib64,lib/x86_64-linux-gnu,opt}
 cp "$(command -v busybox)" $R/bin/busybox
 for a in $($R/bin/busybox --list | grep -vx busybox); do ln -sf busybox $R/bin/$a; done
-for f in $(modprobe -d "$KIT/kroot" -S "$KV" --show-depends vivid | awk '$1=="insmod"{print $2}'); do
-  rel=${f#$KIT/kroot/lib/modules/$KV/}; mkdir -p $R/lib/modules/$KV/$(dirname $rel); cp $f $R/lib/modules/$KV/$rel
+MODS=vivid; [ -f "$LBKO" ] && MODS="vivid v4l2loopback"
+for m in $MODS; do
+  for f in $(modprobe -d "$KIT/kroot" -S "$KV" --show-depends $m | awk '$1=="insmod"{print $2}'); do
+    rel=${f#$KIT/kroot/lib/modules/$KV/}; mkdir -p $R/lib/modules/$KV/$(dirname $rel); cp $f $R/lib/modules/$KV/$rel
+  done
 done
 cp "$KIT"/kroot/lib/modules/$KV/modules.{order,builtin,builtin.modinfo} $R/lib/modules/$KV/ 2>/dev/null || true
 depmod -b $R $KV
