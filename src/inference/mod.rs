@@ -258,19 +258,30 @@ pub fn check_size(h: usize, w: usize) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// The largest usable size with the aspect ratio `aspect_w_over_h` and at most
-/// `max_pixels` pixels, e.g. 16:9 and 114688 -> 256x448.
+/// The largest usable size with the aspect ratio `aspect_w_over_h` (within
+/// 2%) and at most `max_pixels` pixels, e.g. 16:9 and 114688 -> 256x448.
 pub fn size_for(aspect_w_over_h: f64, max_pixels: u32) -> (usize, usize) {
-    let m = SIZE_MULTIPLE as f64;
     let aspect = aspect_w_over_h.clamp(0.1, 10.0);
-    let h = ((max_pixels as f64 / aspect).sqrt() / m).floor().max(MIN_SIDE as f64 / m) * m;
-    let mut h = h as usize;
-    let mut w = (((h as f64 * aspect) / m).round() * m).max(MIN_SIDE as f64) as usize;
-    while h * w > max_pixels as usize && h > MIN_SIDE {
-        h -= SIZE_MULTIPLE;
-        w = (((h as f64 * aspect) / m).round() * m).max(MIN_SIDE as f64) as usize;
+    let m = SIZE_MULTIPLE;
+    let max = (max_pixels as usize).max(MIN_SIDE * MIN_SIDE);
+    let mut best = (MIN_SIDE, MIN_SIDE);
+    let mut best_key = (0usize, f64::MAX);
+    let mut h = MIN_SIDE;
+    while h * MIN_SIDE <= max {
+        let ideal = h as f64 * aspect / m as f64;
+        let fit = max / h / m * m;
+        for w in [ideal.floor() as usize * m, ideal.ceil() as usize * m, fit] {
+            let w = w.max(MIN_SIDE);
+            let err = ((w as f64 / h as f64) - aspect).abs() / aspect;
+            let key = (h * w, err);
+            if h * w <= max && err <= 0.02 && (key.0 > best_key.0 || (key.0 == best_key.0 && err < best_key.1)) {
+                best = (h, w);
+                best_key = key;
+            }
+        }
+        h += m;
     }
-    (h, w)
+    best
 }
 
 #[cfg(test)]
