@@ -41,9 +41,16 @@ pub enum ModelError {
     #[error("model file {path} is missing. Run `styleframe models fetch` (or `styleframe models fetch --from DIR` with a folder holding the .tflite files)")]
     Missing { path: PathBuf },
     #[error("model file {path}: sha256 is {actual}, expected {expected}: the file is damaged or not the official one. Run `styleframe models fetch` to reinstall it")]
-    Checksum { path: PathBuf, expected: String, actual: String },
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("downloading {url}: {message}")]
     Download { url: String, message: String },
     #[error("manifest: {0}")]
@@ -60,10 +67,18 @@ impl Manifest {
     }
 
     pub fn get(&self, id: &str) -> Result<&ModelEntry, ModelError> {
-        self.model.iter().find(|m| m.id == id).ok_or_else(|| ModelError::Unknown {
-            id: id.into(),
-            known: self.model.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.model
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| ModelError::Unknown {
+                id: id.into(),
+                known: self
+                    .model
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Path of model `id` in `dir`, checked: present and with the right sha256.
@@ -77,7 +92,10 @@ impl Manifest {
 
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let io = |source| ModelError::Io { path: path.into(), source };
+    let io = |source| ModelError::Io {
+        path: path.into(),
+        source,
+    };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -131,21 +149,33 @@ pub fn fetch(
     include_optional: bool,
     mut progress: impl FnMut(&ModelEntry, &Fetched),
 ) -> Result<Vec<Fetched>, ModelError> {
-    std::fs::create_dir_all(dest).map_err(|source| ModelError::Io { path: dest.into(), source })?;
+    std::fs::create_dir_all(dest).map_err(|source| ModelError::Io {
+        path: dest.into(),
+        source,
+    })?;
     let mut done = vec![];
-    for m in manifest.model.iter().filter(|m| include_optional || !m.optional) {
+    for m in manifest
+        .model
+        .iter()
+        .filter(|m| include_optional || !m.optional)
+    {
         let target = dest.join(&m.file);
         let how = if check_file(&target, &m.sha256).is_ok() {
             Fetched::AlreadyThere
         } else if let Some(src) = mirror.map(|d| d.join(&m.file)).filter(|p| p.is_file()) {
             check_file(&src, &m.sha256)?;
-            let data = std::fs::read(&src).map_err(|source| ModelError::Io { path: src.clone(), source })?;
+            let data = std::fs::read(&src).map_err(|source| ModelError::Io {
+                path: src.clone(),
+                source,
+            })?;
             write_atomically(&target, &data, &m.sha256)?;
             Fetched::FromMirror(src)
         } else {
             let data = download(&m.url)?;
             write_atomically(&target, &data, &m.sha256).map_err(|e| match e {
-                ModelError::Checksum { expected, actual, .. } => ModelError::Download {
+                ModelError::Checksum {
+                    expected, actual, ..
+                } => ModelError::Download {
                     url: m.url.clone(),
                     message: format!("sha256 is {actual}, expected {expected}"),
                 },
@@ -169,18 +199,27 @@ fn write_atomically(target: &Path, data: &[u8], sha256: &str) -> Result<(), Mode
         });
     }
     let tmp = target.with_extension("part");
-    let io = |source| ModelError::Io { path: tmp.clone(), source };
+    let io = |source| ModelError::Io {
+        path: tmp.clone(),
+        source,
+    };
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(data).map_err(io)?;
     f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, target).map_err(|source| ModelError::Io { path: target.into(), source })
+    std::fs::rename(&tmp, target).map_err(|source| ModelError::Io {
+        path: target.into(),
+        source,
+    })
 }
 
 /// Largest model file we accept from the network (the biggest is ~3 MB).
 const MAX_DOWNLOAD: u64 = 64 * 1024 * 1024;
 
 fn download(url: &str) -> Result<Vec<u8>, ModelError> {
-    let err = |message: String| ModelError::Download { url: url.into(), message };
+    let err = |message: String| ModelError::Download {
+        url: url.into(),
+        message,
+    };
     let resp = ureq::get(url)
         .timeout(std::time::Duration::from_secs(120))
         .call()
@@ -191,6 +230,32 @@ fn download(url: &str) -> Result<Vec<u8>, ModelError> {
         .read_to_end(&mut data)
         .map_err(|e| err(e.to_string()))?;
     Ok(data)
+}
+
+/// Where to look for the model files: the folder given, else
+/// `$STYLEFRAME_MODELS`, `./models`, `<exe>/../share/styleframe/models`,
+/// `/usr/share/styleframe/models`: the first that has `file`.
+pub fn find_dir(explicit: Option<&Path>, file: &str) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.to_owned();
+    }
+    let mut candidates: Vec<PathBuf> = vec![];
+    if let Some(d) = std::env::var_os("STYLEFRAME_MODELS") {
+        candidates.push(d.into());
+    }
+    candidates.push("models".into());
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_owned))
+    {
+        candidates.push(exe_dir.join("../share/styleframe/models"));
+    }
+    candidates.push("/usr/share/styleframe/models".into());
+    candidates
+        .iter()
+        .find(|d| d.join(file).is_file())
+        .cloned()
+        .unwrap_or_else(|| candidates[0].clone())
 }
 
 #[cfg(test)]
@@ -211,7 +276,10 @@ mod tests {
     #[test]
     fn unknown_model_lists_known_ones() {
         let err = Manifest::builtin().get("nope").unwrap_err().to_string();
-        assert!(err.contains("nope") && err.contains("style_transfer_f16_384"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("style_transfer_f16_384"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -219,28 +287,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.tflite");
         let err = check_file(&p, "00").unwrap_err().to_string();
-        assert!(err.contains("m.tflite") && err.contains("models fetch"), "{err}");
+        assert!(
+            err.contains("m.tflite") && err.contains("models fetch"),
+            "{err}"
+        );
         std::fs::write(&p, b"garbage").unwrap();
         let err = check_file(&p, &"0".repeat(64)).unwrap_err().to_string();
-        assert!(err.contains("m.tflite") && err.contains(&"0".repeat(64)), "{err}");
+        assert!(
+            err.contains("m.tflite") && err.contains(&"0".repeat(64)),
+            "{err}"
+        );
     }
-}
-
-/// Where to look for the model files: the folder given, else
-/// `$STYLEFRAME_MODELS`, `./models`, `<exe>/../share/styleframe/models`,
-/// `/usr/share/styleframe/models`: the first that has `file`.
-pub fn find_dir(explicit: Option<&Path>, file: &str) -> PathBuf {
-    if let Some(d) = explicit {
-        return d.to_owned();
-    }
-    let mut candidates: Vec<PathBuf> = vec![];
-    if let Some(d) = std::env::var_os("STYLEFRAME_MODELS") {
-        candidates.push(d.into());
-    }
-    candidates.push("models".into());
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_owned)) {
-        candidates.push(exe_dir.join("../share/styleframe/models"));
-    }
-    candidates.push("/usr/share/styleframe/models".into());
-    candidates.iter().find(|d| d.join(file).is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
 }

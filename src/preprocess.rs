@@ -24,7 +24,10 @@ pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     #[error("{path}: cannot read it: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a picture styleframe can read ({message})")]
     Decode { path: PathBuf, message: String },
     #[error("{path}: {w}x{h} is too large (at most {MAX_SIDE} pixels a side)")]
@@ -38,8 +41,10 @@ pub enum PreprocessError {
 /// honoured, transparency composited over white (a painting on a wall), with
 /// decoder limits.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, PreprocessError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| PreprocessError::Read { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| PreprocessError::Read {
+        path: path.into(),
+        source,
+    })?;
     decode_rgb(&bytes, path)
 }
 
@@ -51,23 +56,40 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, PreprocessError
     };
     let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|source| PreprocessError::Read { path: path.into(), source })?;
+        .map_err(|source| PreprocessError::Read {
+            path: path.into(),
+            source,
+        })?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(_) => PreprocessError::TooLarge { path: path.into(), w: 0, h: 0 },
+        image::ImageError::Limits(_) => PreprocessError::TooLarge {
+            path: path.into(),
+            w: 0,
+            h: 0,
+        },
         e => decode_err(e),
     })?;
     let (w, h) = decoder.dimensions();
     if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(PreprocessError::TooLarge { path: path.into(), w, h });
+        return Err(PreprocessError::TooLarge {
+            path: path.into(),
+            w,
+            h,
+        });
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
-        image::ImageError::Limits(_) => PreprocessError::TooLarge { path: path.into(), w, h },
+        image::ImageError::Limits(_) => PreprocessError::TooLarge {
+            path: path.into(),
+            w,
+            h,
+        },
         e => decode_err(e),
     })?;
     img.apply_orientation(orientation);
@@ -95,7 +117,10 @@ fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
     let sc = (dh as f64 / sh as f64).max(dw as f64 / sw as f64);
     let nw = (dw as f64).max((sw as f64 * sc).round());
     let nh = (dh as f64).max((sh as f64 * sc).round());
-    let (l, t) = (((nw - dw as f64) / 2.0).floor(), ((nh - dh as f64) / 2.0).floor());
+    let (l, t) = (
+        ((nw - dw as f64) / 2.0).floor(),
+        ((nh - dh as f64) / 2.0).floor(),
+    );
     let (fx, fy) = (sw as f64 / nw, sh as f64 / nh);
     (l * fx, t * fy, dw as f64 * fx, dh as f64 * fy)
 }
@@ -126,7 +151,12 @@ pub struct Preprocessor {
 
 impl Preprocessor {
     pub fn new(fit: Fit) -> Self {
-        Preprocessor { resizer: Resizer::new(), fit, scaled: vec![], rgb: vec![] }
+        Preprocessor {
+            resizer: Resizer::new(),
+            fit,
+            scaled: vec![],
+            rgb: vec![],
+        }
     }
 
     pub fn set_fit(&mut self, fit: Fit) {
@@ -157,7 +187,9 @@ impl Preprocessor {
                 let mut dst =
                     Image::from_slice_u8(dw, dh, out, PixelType::U8x3).map_err(|e| rerr(&e))?;
                 let opts = ResizeOptions::new().resize_alg(bilinear).crop(l, t, cw, ch);
-                self.resizer.resize(&src, &mut dst, &opts).map_err(|e| rerr(&e))?;
+                self.resizer
+                    .resize(&src, &mut dst, &opts)
+                    .map_err(|e| rerr(&e))?;
             }
             Fit::Letterbox => {
                 let sc = (dw as f64 / sw as f64).min(dh as f64 / sh as f64);
@@ -168,12 +200,15 @@ impl Preprocessor {
                 let mut dst = Image::from_slice_u8(iw, ih, &mut self.scaled, PixelType::U8x3)
                     .map_err(|e| rerr(&e))?;
                 let opts = ResizeOptions::new().resize_alg(bilinear);
-                self.resizer.resize(&src, &mut dst, &opts).map_err(|e| rerr(&e))?;
+                self.resizer
+                    .resize(&src, &mut dst, &opts)
+                    .map_err(|e| rerr(&e))?;
                 let (ox, oy) = ((dw - iw) / 2, (dh - ih) / 2);
                 for y in 0..ih as usize {
                     let d = ((oy as usize + y) * dw as usize + ox as usize) * 3;
                     let s = y * iw as usize * 3;
-                    out[d..d + iw as usize * 3].copy_from_slice(&self.scaled[s..s + iw as usize * 3]);
+                    out[d..d + iw as usize * 3]
+                        .copy_from_slice(&self.scaled[s..s + iw as usize * 3]);
                 }
             }
         }
@@ -191,7 +226,9 @@ impl Downsize for Preprocessor {
     ) -> Result<(), PreprocessError> {
         // Taken out and put back so `fit_rgb8` can borrow `self` mutably.
         let mut rgb = std::mem::take(&mut self.rgb);
-        let r = self.fit_rgb8(&src.data, src.width, src.height, w as u32, h as u32, &mut rgb);
+        let r = self.fit_rgb8(
+            &src.data, src.width, src.height, w as u32, h as u32, &mut rgb,
+        );
         if r.is_ok() {
             to_f32(&rgb, out);
         }
@@ -209,7 +246,11 @@ pub fn to_f32(rgb: &[u8], out: &mut Vec<f32>) {
 /// Network output floats -> RGB8, rounding like the reference (`clip*255+0.5`).
 pub fn to_rgb8(values: &[f32], out: &mut Vec<u8>) {
     out.clear();
-    out.extend(values.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8));
+    out.extend(
+        values
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8),
+    );
 }
 
 /// Loads a picture file and fits it to `h` x `w` floats (stills, paintings).
@@ -217,7 +258,14 @@ pub fn load_fitted(path: &Path, h: usize, w: usize, fit: Fit) -> Result<Vec<f32>
     let img = load_rgb(path)?;
     let mut p = Preprocessor::new(fit);
     let mut rgb = vec![];
-    p.fit_rgb8(img.as_raw(), img.width(), img.height(), w as u32, h as u32, &mut rgb)?;
+    p.fit_rgb8(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        w as u32,
+        h as u32,
+        &mut rgb,
+    )?;
     let mut out = vec![];
     to_f32(&rgb, &mut out);
     Ok(out)
@@ -226,7 +274,11 @@ pub fn load_fitted(path: &Path, h: usize, w: usize, fit: Fit) -> Result<Vec<f32>
 /// Peak signal-to-noise ratio of two RGB8 buffers (dB; infinite when equal).
 pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len(), "psnr of buffers of different sizes");
-    let mse: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>()
+    let mse: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
         / a.len().max(1) as f64;
     if mse == 0.0 {
         f64::INFINITY

@@ -90,11 +90,18 @@ pub struct StyleSet {
 #[derive(Debug, thiserror::Error)]
 pub enum StyleError {
     #[error("style set {path}: cannot read it: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("style set {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("style set {path}: style {name:?}: {message}")]
-    Invalid { path: PathBuf, name: String, message: String },
+    Invalid {
+        path: PathBuf,
+        name: String,
+        message: String,
+    },
     #[error("unknown style {name:?}; known styles: {known}")]
     Unknown { name: String, known: String },
     #[error("no styles: {0}")]
@@ -112,19 +119,27 @@ impl StyleSet {
     }
 
     pub fn new(model: &str) -> Self {
-        StyleSet { format: SET_FORMAT.into(), model: model.into(), styles: vec![] }
+        StyleSet {
+            format: SET_FORMAT.into(),
+            model: model.into(),
+            styles: vec![],
+        }
     }
 
     pub fn load(path: &Path) -> Result<StyleSet, StyleError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| StyleError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| StyleError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parses and validates a set: names unique and non-empty, 100 finite floats each.
     pub fn parse(text: &str, path: &Path) -> Result<StyleSet, StyleError> {
-        let set: StyleSet = serde_json::from_str(text)
-            .map_err(|e| StyleError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let set: StyleSet = serde_json::from_str(text).map_err(|e| StyleError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         if set.format != SET_FORMAT {
             return Err(StyleError::Parse {
                 path: path.to_owned(),
@@ -166,12 +181,18 @@ impl StyleSet {
 
     /// Finds a style by name, case-insensitively.
     pub fn find(&self, name: &str) -> Result<&Style, StyleError> {
-        self.styles.iter().find(|s| s.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
-            StyleError::Unknown {
+        self.styles
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| StyleError::Unknown {
                 name: name.into(),
-                known: self.styles.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-            }
-        })
+                known: self
+                    .styles
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// This set followed by `other`'s styles whose names are new (user styles
@@ -198,7 +219,12 @@ pub struct StyleMorph {
 
 impl StyleMorph {
     pub fn new(start: Embedding, duration: Duration) -> Self {
-        StyleMorph { from: start, to: start, started: Instant::now(), duration }
+        StyleMorph {
+            from: start,
+            to: start,
+            started: Instant::now(),
+            duration,
+        }
     }
 
     /// Starts morphing from wherever the picture is now towards `target`.
@@ -217,8 +243,8 @@ impl StyleMorph {
         if self.duration.is_zero() {
             return 1.0;
         }
-        let t = now.saturating_duration_since(self.started).as_secs_f32()
-            / self.duration.as_secs_f32();
+        let t =
+            now.saturating_duration_since(self.started).as_secs_f32() / self.duration.as_secs_f32();
         t.clamp(0.0, 1.0)
     }
 
@@ -292,37 +318,70 @@ mod tests {
 
     #[test]
     fn set_parses_and_finds_styles_case_insensitively() {
-        let text = set_json(&[style_json("Starry", 100, "0.5"), style_json("scream", 100, "1")].join(","));
+        let text = set_json(
+            &[
+                style_json("Starry", 100, "0.5"),
+                style_json("scream", 100, "1"),
+            ]
+            .join(","),
+        );
         let set = StyleSet::parse(&text, Path::new("s.json")).unwrap();
         assert_eq!(set.find("starry").unwrap().name, "Starry");
         let err = set.find("mona").unwrap_err().to_string();
-        assert!(err.contains("mona") && err.contains("Starry, scream"), "{err}");
+        assert!(
+            err.contains("mona") && err.contains("Starry, scream"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_length_embedding_is_rejected_naming_the_file() {
         let text = set_json(&style_json("short", 99, "0.5"));
-        let err = StyleSet::parse(&text, Path::new("styles.json")).unwrap_err().to_string();
+        let err = StyleSet::parse(&text, Path::new("styles.json"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("styles.json") && err.contains("99"), "{err}");
     }
 
     #[test]
     fn non_finite_values_and_duplicate_names_are_rejected() {
         let big = set_json(&style_json("big", 100, "1e39"));
-        let err = StyleSet::parse(&big, Path::new("s.json")).unwrap_err().to_string();
+        let err = StyleSet::parse(&big, Path::new("s.json"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("big") && err.contains("finite"), "{err}");
         let dup = set_json(&[style_json("a", 100, "0"), style_json("A", 100, "0")].join(","));
-        let err = StyleSet::parse(&dup, Path::new("s.json")).unwrap_err().to_string();
+        let err = StyleSet::parse(&dup, Path::new("s.json"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("twice"), "{err}");
     }
 
     #[test]
     fn user_styles_replace_shipped_ones_with_the_same_name() {
         let mut a = StyleSet::new("m");
-        a.upsert(Style { name: "x".into(), title: "".into(), artist: "".into(), source: "".into(), embedding: emb(0.0) });
+        a.upsert(Style {
+            name: "x".into(),
+            title: "".into(),
+            artist: "".into(),
+            source: "".into(),
+            embedding: emb(0.0),
+        });
         let mut b = StyleSet::new("m");
-        b.upsert(Style { name: "x".into(), title: "".into(), artist: "".into(), source: "".into(), embedding: emb(1.0) });
-        b.upsert(Style { name: "y".into(), title: "".into(), artist: "".into(), source: "".into(), embedding: emb(2.0) });
+        b.upsert(Style {
+            name: "x".into(),
+            title: "".into(),
+            artist: "".into(),
+            source: "".into(),
+            embedding: emb(1.0),
+        });
+        b.upsert(Style {
+            name: "y".into(),
+            title: "".into(),
+            artist: "".into(),
+            source: "".into(),
+            embedding: emb(2.0),
+        });
         let m = a.merged(b);
         assert_eq!(m.styles.len(), 2);
         assert_eq!(m.find("x").unwrap().embedding, emb(1.0));

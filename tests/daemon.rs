@@ -47,7 +47,13 @@ fn transfer_path() -> std::path::PathBuf {
 
 fn config() -> Config {
     let mut cfg = Config::default();
-    cfg.display = DisplayConfig { backend: DisplayBackend::Headless, width: W as u32, height: H as u32, crossfade: false, ..Default::default() };
+    cfg.display = DisplayConfig {
+        backend: DisplayBackend::Headless,
+        width: W as u32,
+        height: H as u32,
+        crossfade: false,
+        ..Default::default()
+    };
     cfg.inference.max_pixels = (H * W) as u32;
     cfg.inference.degrade_after_ms = 0;
     cfg.styles.morph_seconds = 0.3;
@@ -73,7 +79,8 @@ fn start(cfg: Config, duration: Duration) -> Running {
         let parts = Parts {
             open_source: Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
             make_stylizer: Box::new(|h, w| {
-                TransferNet::load(&transfer_path(), h, w, 2).map(|n| Box::new(n) as Box<dyn Stylizer>)
+                TransferNet::load(&transfer_path(), h, w, 2)
+                    .map(|n| Box::new(n) as Box<dyn Stylizer>)
             }),
             predict: None,
             screen,
@@ -83,10 +90,25 @@ fn start(cfg: Config, duration: Duration) -> Running {
             reload: Box::new(|| Err("no reload in this test".into())),
             styles: StyleSet::builtin(),
         };
-        daemon::run(cfg, parts, RunLimits { duration: Some(duration), ..Default::default() }).unwrap()
+        daemon::run(
+            cfg,
+            parts,
+            RunLimits {
+                duration: Some(duration),
+                ..Default::default()
+            },
+        )
+        .unwrap()
     });
-    let screen = hrx.recv_timeout(Duration::from_secs(10)).expect("the daemon never opened its screen");
-    Running { screen, notifier, tx, join }
+    let screen = hrx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the daemon never opened its screen");
+    Running {
+        screen,
+        notifier,
+        tx,
+        join,
+    }
 }
 
 fn wait_for_frame(h: &HeadlessHandle) -> Vec<u32> {
@@ -110,7 +132,9 @@ fn engine_output(style: &str) -> Vec<u8> {
     let e = set.find(style).unwrap().embedding;
     let mut net = TransferNet::load(&transfer_path(), H, W, 2).unwrap();
     let mut x = vec![];
-    Preprocessor::new(Fit::Cover).downsize(&scene(), H, W, &mut x).unwrap();
+    Preprocessor::new(Fit::Cover)
+        .downsize(&scene(), H, W, &mut x)
+        .unwrap();
     let mut y = vec![];
     net.stylize(&x, &e, &mut y).unwrap();
     let mut f = RgbFrame::new(W as u32, H as u32);
@@ -138,15 +162,27 @@ fn frames_come_out_stylized_and_commands_change_the_style() {
     let want_first = engine_output(&first);
     let want_second = engine_output(&second);
     let p = psnr(&shown, &want_first);
-    println!("shown vs engine ({first}): {p:.1} dB; vs {second}: {:.1} dB", psnr(&shown, &want_second));
-    assert!(p > 40.0, "shown frame differs from the engine's output: {p:.1} dB");
+    println!(
+        "shown vs engine ({first}): {p:.1} dB; vs {second}: {:.1} dB",
+        psnr(&shown, &want_second)
+    );
+    assert!(
+        p > 40.0,
+        "shown frame differs from the engine's output: {p:.1} dB"
+    );
     let log = run.notifier.messages();
-    assert!(log.iter().any(|m| m == "READY=1"), "READY=1 not sent after the first frame: {log:?}");
+    assert!(
+        log.iter().any(|m| m == "READY=1"),
+        "READY=1 not sent after the first frame: {log:?}"
+    );
 
     // 2. A button press (through the real button thread) moves to the next style.
     let (line, button) = FakeButton::new();
     let stop = Arc::new(AtomicBool::new(false));
-    let cfg = ButtonConfig { debounce_ms: 5, ..Default::default() };
+    let cfg = ButtonConfig {
+        debounce_ms: 5,
+        ..Default::default()
+    };
     let bt = spawn_button(Box::new(line), &cfg, run.tx.clone(), stop.clone());
     button.press();
     std::thread::sleep(Duration::from_millis(60));
@@ -165,7 +201,10 @@ fn frames_come_out_stylized_and_commands_change_the_style() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     bt.join().unwrap();
-    assert!(towards_second, "the picture did not turn into {second} after a button press");
+    assert!(
+        towards_second,
+        "the picture did not turn into {second} after a button press"
+    );
 
     // 3. Previous style (as SIGUSR2 would send) goes back.
     run.tx.send(Command::PrevStyle).unwrap();
@@ -191,5 +230,8 @@ fn frames_come_out_stylized_and_commands_change_the_style() {
     assert!(screen.stats().blanked, "screen not blanked on exit");
     assert!(report.inferred >= 3 && report.displayed >= 3);
     assert!(run.notifier.messages().iter().any(|m| m == "STOPPING=1"));
-    assert!(run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"), "frames flowed but no watchdog ping");
+    assert!(
+        run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"),
+        "frames flowed but no watchdog ping"
+    );
 }

@@ -15,7 +15,10 @@ struct Daemon {
 
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let scene = dir.join("scene.png");
-    styleframe::capture::synthetic::still_scene(320, 180).to_image().save(&scene).unwrap();
+    styleframe::capture::synthetic::still_scene(320, 180)
+        .to_image()
+        .save(&scene)
+        .unwrap();
     let cfg = dir.join("styleframe.toml");
     std::fs::write(
         &cfg,
@@ -129,24 +132,36 @@ fn signals_steer_the_running_daemon_and_sigterm_stops_it_within_a_second() {
     let cfg = write_config(dir.path(), "");
     let before = files_under(home.path());
     let d = start(&cfg, home.path());
-    assert!(d.wait_log("first stylized frame shown", Duration::from_secs(30)), "no first frame");
+    assert!(
+        d.wait_log("first stylized frame shown", Duration::from_secs(30)),
+        "no first frame"
+    );
 
     // SIGUSR1 / SIGUSR2: next / previous style.
     d.signal(libc::SIGUSR1);
-    assert!(d.wait_log("style: the_scream", Duration::from_secs(5)), "SIGUSR1 did not change the style");
+    assert!(
+        d.wait_log("style: the_scream", Duration::from_secs(5)),
+        "SIGUSR1 did not change the style"
+    );
     let shown_before = d.count("style: starry_night");
     d.signal(libc::SIGUSR2);
     let end = Instant::now() + Duration::from_secs(5);
     while d.count("style: starry_night") == shown_before && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(d.count("style: starry_night") > shown_before, "SIGUSR2 did not go back");
+    assert!(
+        d.count("style: starry_night") > shown_before,
+        "SIGUSR2 did not go back"
+    );
 
     // SIGHUP with a broken file: one clear line, the old configuration stays.
     std::fs::write(&cfg, "[styles]\nstrength = 7\n").unwrap();
     d.signal(libc::SIGHUP);
     assert!(d.wait_log("keeping the running configuration", Duration::from_secs(5)));
-    assert!(d.log.lock().unwrap().contains("styles.strength"), "the log line does not name the key");
+    assert!(
+        d.log.lock().unwrap().contains("styles.strength"),
+        "the log line does not name the key"
+    );
     // A good file again: reloaded.
     let _ = write_config(dir.path(), "[gallery]\nenabled = false\n");
     d.signal(libc::SIGHUP);
@@ -182,7 +197,10 @@ fn a_broken_config_at_start_is_a_clear_error_exit_2() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("camera.fps") && err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains("camera.fps") && err.contains("bad.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -190,7 +208,10 @@ fn a_damaged_model_file_is_a_clear_error_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
     std::fs::create_dir(&models).unwrap();
-    for f in ["style_transfer_f16_384.tflite", "style_predict_quantized_256.tflite"] {
+    for f in [
+        "style_transfer_f16_384.tflite",
+        "style_predict_quantized_256.tflite",
+    ] {
         std::fs::copy(common::models().join(f), models.join(f)).unwrap();
     }
     // Truncated transfer network.
@@ -198,7 +219,10 @@ fn a_damaged_model_file_is_a_clear_error_exit_3() {
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     let cfg = write_config(dir.path(), "");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(&common::models().display().to_string(), &models.display().to_string());
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &common::models().display().to_string(),
+        &models.display().to_string(),
+    );
     std::fs::write(&cfg, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_styleframe"))
         .args(["run", "--config"])
@@ -208,6 +232,9 @@ fn a_damaged_model_file_is_a_clear_error_exit_3() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("style_transfer_f16_384.tflite") && err.contains("c60cff7395544eda"), "{err}");
+    assert!(
+        err.contains("style_transfer_f16_384.tflite") && err.contains("c60cff7395544eda"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -33,7 +33,11 @@ fn reference_embeddings() -> HashMap<String, Embedding> {
 }
 
 fn predict() -> PredictNet {
-    PredictNet::load(&common::models().join("style_predict_quantized_256.tflite"), 2).unwrap()
+    PredictNet::load(
+        &common::models().join("style_predict_quantized_256.tflite"),
+        2,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -72,23 +76,31 @@ fn check_cases(model: &str) {
         let embedding = if case.strength < 1.0 {
             // The content's own embedding comes from its 256x256 centre crop.
             let stem = case.content.rsplit_once('_').unwrap().0;
-            let (_, _, c256) = common::png(&common::reference().join(format!("{stem}_256x256.png")));
+            let (_, _, c256) =
+                common::png(&common::reference().join(format!("{stem}_256x256.png")));
             let own = predict.embed(&common::floats(&c256)).unwrap();
             with_strength(&style, &own, case.strength)
         } else {
             style
         };
         let mut out = vec![];
-        net.stylize(&common::floats(&content), &embedding, &mut out).unwrap();
+        net.stylize(&common::floats(&content), &embedding, &mut out)
+            .unwrap();
         let mut rgb = vec![];
         to_rgb8(&out, &mut rgb);
         let (_, _, want) = common::png(&common::reference().join(&case.png));
         let p = psnr(&rgb, &want);
         if let Some(raw) = &case.f32 {
             let bytes = std::fs::read(common::reference().join(raw)).unwrap();
-            let want: Vec<f32> =
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            let max = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let want: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let max = out
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             println!("{}: raw max abs diff {max:.5}", case.png);
         }
         println!("{}: PSNR {p:.2} dB", case.png);

@@ -33,7 +33,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 7)]
     pub runs: usize,
     /// Transfer network ids to time.
-    #[arg(long, value_delimiter = ',', default_value = "style_transfer_f16_384,style_transfer_quantized_384")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "style_transfer_f16_384,style_transfer_quantized_384"
+    )]
     pub transfer: Vec<String>,
     /// Pipeline: a configuration file to start from (default: built-in defaults).
     #[arg(long)]
@@ -61,7 +65,10 @@ pub fn bench(a: BenchArgs) -> CliResult {
         return pipeline(a);
     }
     let style = StyleSet::builtin().styles[0].embedding;
-    println!("network                         size     threads  ms/inference (median of {})", a.runs);
+    println!(
+        "network                         size     threads  ms/inference (median of {})",
+        a.runs
+    );
     for &threads in &a.thread_counts {
         let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, threads)?;
         let x = synthetic_input(PREDICT_SIDE, PREDICT_SIDE);
@@ -77,7 +84,10 @@ pub fn bench(a: BenchArgs) -> CliResult {
         if let Some(e) = err {
             return Err(e.into());
         }
-        println!("{:<31} {:<8} {:<8} {:.1}", a.m.predict, "256x256", threads, ms);
+        println!(
+            "{:<31} {:<8} {:<8} {:.1}",
+            a.m.predict, "256x256", threads, ms
+        );
     }
     for id in &a.transfer {
         for &(h, w) in &a.sizes {
@@ -97,7 +107,13 @@ pub fn bench(a: BenchArgs) -> CliResult {
                 if let Some(e) = err {
                     return Err(e.into());
                 }
-                println!("{:<31} {:<8} {:<8} {:.1}", id, format!("{h}x{w}"), threads, ms);
+                println!(
+                    "{:<31} {:<8} {:<8} {:.1}",
+                    id,
+                    format!("{h}x{w}"),
+                    threads,
+                    ms
+                );
             }
         }
     }
@@ -137,7 +153,10 @@ fn pipeline(a: BenchArgs) -> CliResult {
     }
     let cpu0 = stats::cpu_time();
     let t0 = Instant::now();
-    let limits = RunLimits { duration: Some(Duration::from_secs_f64(a.seconds)), ..Default::default() };
+    let limits = RunLimits {
+        duration: Some(Duration::from_secs_f64(a.seconds)),
+        ..Default::default()
+    };
     let report = super::run::run_config(cfg, path, limits)?;
     let wall = t0.elapsed();
     super::run::print_report(&report);
@@ -145,7 +164,9 @@ fn pipeline(a: BenchArgs) -> CliResult {
         println!(
             "CPU {:.0}% (of one core; this machine has {})",
             (c1 - c0).as_secs_f64() / wall.as_secs_f64() * 100.0,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         );
     }
     if let Some(r) = stats::peak_rss_mib() {

@@ -34,7 +34,9 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
     // Config.
     let cfg = match super::run::load_config(a.config.as_deref()) {
         Ok((path, cfg)) => {
-            let shown = path.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+            let shown = path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults".into());
             match cfg.validate() {
                 Ok(()) => println!("config: {shown}: ok"),
                 Err(e) => {
@@ -51,7 +53,15 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
         }
     };
     match super::run::load_style_sets(&cfg) {
-        Ok(s) => println!("styles: {} ({})", s.styles.len(), s.styles.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+        Ok(s) => println!(
+            "styles: {} ({})",
+            s.styles.len(),
+            s.styles
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Err(e) => {
             println!("styles: {e}");
             problems.push((CONFIG, e));
@@ -71,7 +81,11 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                 });
                 let path = dir.join(&m.file);
                 match check_file(&path, &m.sha256) {
-                    Ok(()) => println!("model {id}: {} ok (sha256 {})", path.display(), &m.sha256[..12]),
+                    Ok(()) => println!(
+                        "model {id}: {} ok (sha256 {})",
+                        path.display(),
+                        &m.sha256[..12]
+                    ),
                     Err(e) => {
                         println!("model {id}: {e}");
                         problems.push((MODELS, e.to_string()));
@@ -98,11 +112,26 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
     if cfg.camera.source == SourceKind::Camera && cams.is_empty() {
         problems.push((NO_CAMERA, "no camera: plug in a USB (UVC) camera, or enable the Pi camera's V4L2 driver; `ls /dev/video*` should list it".into()));
     } else if cfg.camera.source != SourceKind::Camera {
-        println!("source: {:?} {}", cfg.camera.source, cfg.camera.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        println!(
+            "source: {:?} {}",
+            cfg.camera.source,
+            cfg.camera
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
     }
     // Displays.
     let x = std::env::var("DISPLAY").unwrap_or_default();
-    println!("X display: {}", if x.is_empty() { "none (DISPLAY not set)".into() } else { x.clone() });
+    println!(
+        "X display: {}",
+        if x.is_empty() {
+            "none (DISPLAY not set)".into()
+        } else {
+            x.clone()
+        }
+    );
     let fbs: Vec<String> = std::fs::read_dir("/dev")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -111,7 +140,14 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                 .collect()
         })
         .unwrap_or_default();
-    println!("framebuffers: {}", if fbs.is_empty() { "none".into() } else { fbs.join(", ") });
+    println!(
+        "framebuffers: {}",
+        if fbs.is_empty() {
+            "none".into()
+        } else {
+            fbs.join(", ")
+        }
+    );
     let display_ok = match cfg.display.backend {
         DisplayBackend::Window => !x.is_empty(),
         DisplayBackend::Framebuffer => cfg.display.framebuffer.exists(),
@@ -124,7 +160,8 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                 "display backend {:?} is not available ({})",
                 cfg.display.backend,
                 match cfg.display.backend {
-                    DisplayBackend::Window => "no X display: set DISPLAY or use the framebuffer backend".into(),
+                    DisplayBackend::Window =>
+                        "no X display: set DISPLAY or use the framebuffer backend".into(),
                     _ => format!("{} does not exist", cfg.display.framebuffer.display()),
                 }
             ),
@@ -136,7 +173,13 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
         println!("GPIO chips: none");
     }
     for c in &chips {
-        println!("GPIO {} ({}): {} lines, {} named", c.path.display(), c.label, c.lines, c.named_lines.len());
+        println!(
+            "GPIO {} ({}): {} lines, {} named",
+            c.path.display(),
+            c.label,
+            c.lines,
+            c.named_lines.len()
+        );
     }
     if cfg.button.enabled {
         match styleframe::input::open_button(&cfg.button) {

@@ -20,7 +20,11 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_MODEL: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "styleframe", version, about = "A live art frame: camera -> neural style transfer -> full-screen painting")]
+#[command(
+    name = "styleframe",
+    version,
+    about = "A live art frame: camera -> neural style transfer -> full-screen painting"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,24 +90,35 @@ pub struct Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let error = e.into();
-        Failure { code: exit_code_for(&error), error }
+        Failure {
+            code: exit_code_for(&error),
+            error,
+        }
     }
 }
 
 /// Classifies an error chain by its root cause.
 fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if cause.downcast_ref::<styleframe::config::ConfigError>().is_some() {
+        if cause
+            .downcast_ref::<styleframe::config::ConfigError>()
+            .is_some()
+        {
             return EXIT_CONFIG;
         }
-        if cause.downcast_ref::<styleframe::models::ModelError>().is_some()
-            || cause.downcast_ref::<styleframe::inference::EngineError>().is_some_and(|e| {
-                !matches!(e, styleframe::inference::EngineError::BadSize { .. })
-            })
+        if cause
+            .downcast_ref::<styleframe::models::ModelError>()
+            .is_some()
+            || cause
+                .downcast_ref::<styleframe::inference::EngineError>()
+                .is_some_and(|e| !matches!(e, styleframe::inference::EngineError::BadSize { .. }))
         {
             return EXIT_MODEL;
         }
-        if cause.downcast_ref::<styleframe::styles::StyleError>().is_some() {
+        if cause
+            .downcast_ref::<styleframe::styles::StyleError>()
+            .is_some()
+        {
             return EXIT_CONFIG;
         }
     }

@@ -84,9 +84,9 @@ pub struct DemoArgs {
 }
 
 fn parse_source(s: &str) -> Result<SourceKind, String> {
-    toml::Value::String(s.into()).try_into().map_err(|_| {
-        format!("{s:?}: expected camera, image, folder, video or synthetic")
-    })
+    toml::Value::String(s.into())
+        .try_into()
+        .map_err(|_| format!("{s:?}: expected camera, image, folder, video or synthetic"))
 }
 
 fn parse_backend(s: &str) -> Result<DisplayBackend, String> {
@@ -147,7 +147,10 @@ pub fn load_style_sets(cfg: &Config) -> Result<StyleSet, String> {
         if p.is_file() {
             StyleSet::load(&p).map_err(|e| e.to_string())?
         } else {
-            log::info!("styles: {} not found; using the built-in set", cfg.styles.file.display());
+            log::info!(
+                "styles: {} not found; using the built-in set",
+                cfg.styles.file.display()
+            );
             StyleSet::builtin()
         }
     };
@@ -159,7 +162,8 @@ pub fn load_style_sets(cfg: &Config) -> Result<StyleSet, String> {
         return Err("the style sets hold no style".into());
     }
     if !cfg.styles.start.is_empty() {
-        set.find(&cfg.styles.start).map_err(|e| format!("styles.start: {e}"))?;
+        set.find(&cfg.styles.start)
+            .map_err(|e| format!("styles.start: {e}"))?;
     }
     Ok(set)
 }
@@ -195,7 +199,10 @@ fn run_with(
     let probe = TransferNet::load(&transfer, 64, 64, 1)?;
     drop(probe);
     let predict = if cfg.styles.strength < 1.0 {
-        Some(PredictNet::load(&model_file(&cfg, &cfg.models.predict)?, 1)?)
+        Some(PredictNet::load(
+            &model_file(&cfg, &cfg.models.predict)?,
+            1,
+        )?)
     } else {
         None
     };
@@ -211,10 +218,17 @@ fn run_with(
         match input::open_button(&cfg.button) {
             Ok(line) => {
                 log::info!("button: {}", line.describe());
-                Some(input::spawn_button(line, &cfg.button, tx.clone(), stop_button.clone()))
+                Some(input::spawn_button(
+                    line,
+                    &cfg.button,
+                    tx.clone(),
+                    stop_button.clone(),
+                ))
             }
             Err(e) => {
-                log::error!("button: {e}; running without it (`styleframe doctor` shows the GPIO lines)");
+                log::error!(
+                    "button: {e}; running without it (`styleframe doctor` shows the GPIO lines)"
+                );
                 None
             }
         }
@@ -260,7 +274,10 @@ pub fn run(a: RunArgs) -> CliResult {
         None => log::info!("configuration: built-in defaults (no file found)"),
     }
     apply(&mut cfg, &a.o);
-    let limits = RunLimits { duration: a.o.seconds.map(Duration::from_secs_f64), ..Default::default() };
+    let limits = RunLimits {
+        duration: a.o.seconds.map(Duration::from_secs_f64),
+        ..Default::default()
+    };
     let report = run_with(cfg, path, limits, |_| {})?;
     log::info!(
         "stopped after {:.1} s: {} frames captured, {} stylized, {} shown",
@@ -276,15 +293,21 @@ pub fn run(a: RunArgs) -> CliResult {
 fn ensure_models(dir: &Path, from: Option<&Path>) -> Result<(), Failure> {
     let manifest = Manifest::builtin();
     let needed = ["style_transfer_f16_384", "style_predict_quantized_256"];
-    let missing = needed.iter().any(|id| manifest.verified_path(id, dir).is_err());
+    let missing = needed
+        .iter()
+        .any(|id| manifest.verified_path(id, dir).is_err());
     if missing {
         let from = from.map(Path::to_owned).or_else(super::mirror_from_env);
         log::info!(
             "installing the model files into {} (from {})",
             dir.display(),
-            from.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the official URLs".into())
+            from.as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the official URLs".into())
         );
-        models::fetch(&manifest, dir, from.as_deref(), false, |m, _| log::info!("  {}", m.file))?;
+        models::fetch(&manifest, dir, from.as_deref(), false, |m, _| {
+            log::info!("  {}", m.file)
+        })?;
     }
     Ok(())
 }
@@ -309,9 +332,15 @@ pub fn demo(a: DemoArgs) -> CliResult {
         cfg.display.height = 512;
         cfg.display.snapshot_dir = Some(a.out.clone());
         cfg.display.snapshot_every = 15;
-        log::info!("no display: running headless, writing frames to {}/", a.out.display());
+        log::info!(
+            "no display: running headless, writing frames to {}/",
+            a.out.display()
+        );
     }
-    let limits = RunLimits { duration: Some(Duration::from_secs_f64(a.seconds)), ..Default::default() };
+    let limits = RunLimits {
+        duration: Some(Duration::from_secs_f64(a.seconds)),
+        ..Default::default()
+    };
     // The demo walks through the styles faster than gallery mode's minimum.
     let every = Duration::from_secs_f64(a.change_every.max(0.2));
     let report = run_with(cfg, None, limits, move |tx| {
@@ -331,10 +360,15 @@ pub fn demo(a: DemoArgs) -> CliResult {
 
 pub fn print_report(r: &Report) {
     let secs = r.elapsed.as_secs_f64().max(1e-9);
-    println!("ran {:.1} s at {}x{} (network size)", secs, r.size.1, r.size.0);
+    println!(
+        "ran {:.1} s at {}x{} (network size)",
+        secs, r.size.1, r.size.0
+    );
     println!(
         "first stylized frame: {}",
-        r.first_frame.map(|d| format!("{} ms", d.as_millis())).unwrap_or_else(|| "none".into())
+        r.first_frame
+            .map(|d| format!("{} ms", d.as_millis()))
+            .unwrap_or_else(|| "none".into())
     );
     println!(
         "stylized {:.2} fps ({} frames), shown {:.1} fps ({} redraws), captured {}, dropped stale {}",
@@ -345,7 +379,10 @@ pub fn print_report(r: &Report) {
         r.captured,
         r.dropped_capture
     );
-    let ms = |v: Option<f64>| v.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "-".into());
+    let ms = |v: Option<f64>| {
+        v.map(|v| format!("{v:.0} ms"))
+            .unwrap_or_else(|| "-".into())
+    };
     println!(
         "latency capture->shown p50 {} p95 {}; inference p50 {}",
         ms(r.latency_p50_ms),
@@ -356,6 +393,10 @@ pub fn print_report(r: &Report) {
 }
 
 /// Runs the daemon on an already-built configuration (benchmarks).
-pub fn run_config(cfg: Config, path: Option<PathBuf>, limits: RunLimits) -> Result<Report, Failure> {
+pub fn run_config(
+    cfg: Config,
+    path: Option<PathBuf>,
+    limits: RunLimits,
+) -> Result<Report, Failure> {
     run_with(cfg, path, limits, |_| {})
 }

@@ -75,9 +75,17 @@ pub struct EmbedArgs {
 }
 
 pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
-    let (h, w) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?}: expected HxW, e.g. 256x448"))?;
-    let h: usize = h.trim().parse().map_err(|_| format!("{s:?}: height is not a number"))?;
-    let w: usize = w.trim().parse().map_err(|_| format!("{s:?}: width is not a number"))?;
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?}: expected HxW, e.g. 256x448"))?;
+    let h: usize = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: height is not a number"))?;
+    let w: usize = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: width is not a number"))?;
     styleframe::inference::check_size(h, w).map_err(|e| e.to_string())?;
     Ok((h, w))
 }
@@ -123,7 +131,11 @@ pub fn embed_painting(net: &mut PredictNet, path: &Path) -> anyhow::Result<Embed
 
 pub fn still(a: StillArgs) -> CliResult {
     if !(0.0..=1.0).contains(&a.strength) {
-        return Err(anyhow::anyhow!("--strength {} is out of range: expected 0.0 ..= 1.0", a.strength).into());
+        return Err(anyhow::anyhow!(
+            "--strength {} is out of range: expected 0.0 ..= 1.0",
+            a.strength
+        )
+        .into());
     }
     let photo = styleframe::preprocess::load_rgb(&a.input)?;
     let (h, w) = match a.size {
@@ -134,9 +146,12 @@ pub fn still(a: StillArgs) -> CliResult {
     let style_path = Path::new(&a.style);
     let style = if style_path.is_file() {
         let net = predict.insert(load_predict(&a.m)?);
-        embed_painting(net, style_path).with_context(|| format!("embedding {}", style_path.display()))?
+        embed_painting(net, style_path)
+            .with_context(|| format!("embedding {}", style_path.display()))?
     } else {
-        load_styles(a.styles.as_deref(), a.m.models.as_deref())?.find(&a.style)?.embedding
+        load_styles(a.styles.as_deref(), a.m.models.as_deref())?
+            .find(&a.style)?
+            .embedding
     };
     let embedding = if a.strength < 1.0 {
         let net = match predict.as_mut() {
@@ -151,7 +166,14 @@ pub fn still(a: StillArgs) -> CliResult {
     let mut net = TransferNet::load(&model_path(&a.m, &a.m.model)?, h, w, a.m.threads)?;
     let mut pre = styleframe::preprocess::Preprocessor::new(a.fit);
     let mut rgb = vec![];
-    pre.fit_rgb8(photo.as_raw(), photo.width(), photo.height(), w as u32, h as u32, &mut rgb)?;
+    pre.fit_rgb8(
+        photo.as_raw(),
+        photo.width(),
+        photo.height(),
+        w as u32,
+        h as u32,
+        &mut rgb,
+    )?;
     let mut x = vec![];
     styleframe::preprocess::to_f32(&rgb, &mut x);
     let t = std::time::Instant::now();
@@ -160,7 +182,8 @@ pub fn still(a: StillArgs) -> CliResult {
     log::info!("stylized {}x{} in {} ms", w, h, t.elapsed().as_millis());
     to_rgb8(&y, &mut rgb);
     let img = image::RgbImage::from_raw(w as u32, h as u32, rgb).context("output size")?;
-    img.save(&a.output).with_context(|| format!("writing {}", a.output.display()))?;
+    img.save(&a.output)
+        .with_context(|| format!("writing {}", a.output.display()))?;
     log::info!("wrote {}", a.output.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -177,20 +200,34 @@ pub fn embed(a: EmbedArgs) -> CliResult {
     let mut net = load_predict(&a.m)?;
     let bar = indicatif::ProgressBar::new(a.paintings.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("static template"),
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .expect("static template"),
     );
     for p in &a.paintings {
         bar.set_message(p.display().to_string());
-        let embedding = embed_painting(&mut net, p).with_context(|| format!("embedding {}", p.display()))?;
+        let embedding =
+            embed_painting(&mut net, p).with_context(|| format!("embedding {}", p.display()))?;
         let name = a.name.clone().unwrap_or_else(|| {
-            p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
         });
-        let source = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        set.upsert(Style { name, title: a.title.clone(), artist: a.artist.clone(), source, embedding });
+        let source = p
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        set.upsert(Style {
+            name,
+            title: a.title.clone(),
+            artist: a.artist.clone(),
+            source,
+            embedding,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
-    set.save(&a.into).with_context(|| format!("writing {}", a.into.display()))?;
+    set.save(&a.into)
+        .with_context(|| format!("writing {}", a.into.display()))?;
     log::info!("{} styles in {}", set.styles.len(), a.into.display());
     Ok(ExitCode::SUCCESS)
 }

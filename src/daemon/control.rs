@@ -34,7 +34,12 @@ impl Controller {
             rng: fastrand::Rng::with_seed(0x5eed),
         };
         c.reorder();
-        if let Some(i) = c.styles.styles.iter().position(|s| s.name.eq_ignore_ascii_case(start)) {
+        if let Some(i) = c
+            .styles
+            .styles
+            .iter()
+            .position(|s| s.name.eq_ignore_ascii_case(start))
+        {
             c.pos = c.order.iter().position(|&o| o == i).unwrap_or(0);
         }
         c
@@ -155,14 +160,23 @@ mod tests {
 
     #[test]
     fn starts_on_the_configured_style() {
-        let c = Controller::new(set(&["a", "b", "c"]), "B", GalleryConfig::default(), Instant::now());
+        let c = Controller::new(
+            set(&["a", "b", "c"]),
+            "B",
+            GalleryConfig::default(),
+            Instant::now(),
+        );
         assert_eq!(c.current().name, "b");
     }
 
     #[test]
     fn gallery_mode_advances_after_its_interval() {
         let t = Instant::now();
-        let g = GalleryConfig { enabled: true, interval_minutes: 1.0, ..Default::default() };
+        let g = GalleryConfig {
+            enabled: true,
+            interval_minutes: 1.0,
+            ..Default::default()
+        };
         let mut c = Controller::new(set(&["a", "b"]), "", g, t);
         assert!(!c.gallery_due(t + Duration::from_secs(59)));
         assert!(c.gallery_due(t + Duration::from_secs(60)));
@@ -175,7 +189,10 @@ mod tests {
     #[test]
     fn shuffle_shows_every_style_once_per_round() {
         let t = Instant::now();
-        let g = GalleryConfig { order: GalleryOrder::Shuffle, ..Default::default() };
+        let g = GalleryConfig {
+            order: GalleryOrder::Shuffle,
+            ..Default::default()
+        };
         let mut c = Controller::new(set(&["a", "b", "c", "d", "e"]), "", g, t);
         let mut seen = vec![c.current().name.clone()];
         for _ in 0..4 {
@@ -187,7 +204,11 @@ mod tests {
 
     #[test]
     fn night_window_and_manual_blank_darken_the_screen() {
-        let g = GalleryConfig { night_start: "23:00".into(), night_end: "07:00".into(), ..Default::default() };
+        let g = GalleryConfig {
+            night_start: "23:00".into(),
+            night_end: "07:00".into(),
+            ..Default::default()
+        };
         let mut c = Controller::new(set(&["a"]), "", g, Instant::now());
         let at = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
         assert!(c.is_dark(at(2, 0)));

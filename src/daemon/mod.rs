@@ -165,7 +165,10 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
                 seq += 1;
                 frame.seq = seq;
                 Stats::inc(&shared.stats.captured);
-                let next = shared.captured.spare().unwrap_or_else(|| RgbFrame::new(0, 0));
+                let next = shared
+                    .captured
+                    .spare()
+                    .unwrap_or_else(|| RgbFrame::new(0, 0));
                 shared.captured.put(std::mem::replace(&mut frame, next));
             }
             Err(e) if e.is_transient() && !e.needs_backoff() => {
@@ -203,7 +206,9 @@ fn inference_loop(shared: Arc<Shared>, mut ctx: InferenceCtx) {
     loop {
         // A panic inside the network (or our code) restarts the stage
         // instead of leaving a frozen picture on a service that looks alive.
-        let r = std::panic::catch_unwind(AssertUnwindSafe(|| inference_run(&shared, &mut ctx, &mut h, &mut w)));
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            inference_run(&shared, &mut ctx, &mut h, &mut w)
+        }));
         match r {
             Ok(()) => return,
             Err(_) if shared.stop.load(Relaxed) => return,
@@ -242,7 +247,9 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
                 }
             },
         };
-        let Some(frame) = shared.captured.take(Duration::from_millis(100)) else { continue };
+        let Some(frame) = shared.captured.take(Duration::from_millis(100)) else {
+            continue;
+        };
         if shared.paused.load(Relaxed) {
             shared.captured.recycle(frame);
             continue;
@@ -273,7 +280,10 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
             if stale {
                 if let Some(p) = ctx.predict.as_mut() {
                     let ok = content_pre.downsize(&frame, PREDICT_SIDE, PREDICT_SIDE, &mut c256);
-                    match ok.map_err(|e| e.to_string()).and_then(|_| p.embed(&c256).map_err(|e| e.to_string())) {
+                    match ok
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| p.embed(&c256).map_err(|e| e.to_string()))
+                    {
                         Ok(e) => content_emb = Some((e, Instant::now())),
                         Err(e) => log::warn!("inference: content embedding: {e}"),
                     }
@@ -302,7 +312,10 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
         }
         prev.clear();
         prev.extend_from_slice(&y);
-        let mut out = shared.stylized.spare().unwrap_or_else(|| RgbFrame::new(0, 0));
+        let mut out = shared
+            .stylized
+            .spare()
+            .unwrap_or_else(|| RgbFrame::new(0, 0));
         out.reshape(*w as u32, *h as u32);
         for (o, v) in out.data.iter_mut().zip(y.iter()) {
             *o = (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
@@ -357,7 +370,10 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map_err(DaemonError::Thread)
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(DaemonError::Thread)
 }
 
 /// Runs the art frame until `Quit` (signal, key, window closed) or the limit.
@@ -447,7 +463,11 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
             match c {
                 Command::Quit => quit = true,
                 Command::NextStyle | Command::PrevStyle => {
-                    let s = if c == Command::NextStyle { ctl.next(now) } else { ctl.prev(now) };
+                    let s = if c == Command::NextStyle {
+                        ctl.next(now)
+                    } else {
+                        ctl.prev(now)
+                    };
                     log::info!("style: {}", describe_style(s));
                     let e = s.embedding;
                     shared.live().morph.go_to(e, now);
@@ -499,7 +519,9 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
             let e = s.embedding;
             shared.live().morph.go_to(e, now);
         }
-        let local = limits.fixed_local_time.unwrap_or_else(|| chrono::Local::now().time());
+        let local = limits
+            .fixed_local_time
+            .unwrap_or_else(|| chrono::Local::now().time());
         let want_dark = ctl.is_dark(local);
         if want_dark != dark {
             dark = want_dark;
@@ -517,7 +539,9 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         if !dark && display_down_until.is_none_or(|t| now >= t) {
             if let Some(f) = shared.stylized.try_take() {
                 comp.push(&f, now);
-                shared.stats.latency(now.saturating_duration_since(f.captured_at));
+                shared
+                    .stats
+                    .latency(now.saturating_duration_since(f.captured_at));
                 shared.stylized.recycle(f);
                 Stats::inc(&shared.stats.displayed);
                 last_new_frame = now;
@@ -530,7 +554,10 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
                     if report.first_frame.is_none() {
                         let d = now - t0;
                         report.first_frame = Some(d);
-                        log::info!("first stylized frame shown {} ms after start", d.as_millis());
+                        log::info!(
+                            "first stylized frame shown {} ms after start",
+                            d.as_millis()
+                        );
                         notifier.ready();
                     }
                 }
@@ -545,13 +572,20 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
                     }
                     Err(e) => {
                         Stats::inc(&shared.stats.display_errors);
-                        log::warn!("display: {e}; retrying in {:.1} s", display_backoff.as_secs_f32());
+                        log::warn!(
+                            "display: {e}; retrying in {:.1} s",
+                            display_backoff.as_secs_f32()
+                        );
                         display_down_until = Some(now + display_backoff);
                         display_backoff = (display_backoff * 2).min(Duration::from_secs(30));
                         if let Some(r) = reopen_screen.as_mut() {
                             match r() {
                                 Ok(s) if s.size() == (sw, sh) => screen = s,
-                                Ok(s) => log::warn!("display: reopened at {:?}, expected {:?}", s.size(), (sw, sh)),
+                                Ok(s) => log::warn!(
+                                    "display: reopened at {:?}, expected {:?}",
+                                    s.size(),
+                                    (sw, sh)
+                                ),
                                 Err(e) => log::warn!("display: reopening failed: {e}"),
                             }
                         }
@@ -574,7 +608,10 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         }
         if !dark && now - last_new_frame > Duration::from_secs(10) && !stall_warned {
             stall_warned = true;
-            log::warn!("no new stylized frame for {} s", (now - last_new_frame).as_secs());
+            log::warn!(
+                "no new stylized frame for {} s",
+                (now - last_new_frame).as_secs()
+            );
         }
         if now - last_status >= Duration::from_secs(5) {
             let secs = (now - last_status).as_secs_f64();
@@ -648,7 +685,11 @@ fn describe_style(s: &crate::styles::Style) -> String {
 fn warn_restart_only(old: &Config, new: &Config) {
     let changed: Vec<&str> = [
         ("camera", old.camera != new.camera),
-        ("display", old.display.backend != new.display.backend || old.display.framebuffer != new.display.framebuffer),
+        (
+            "display",
+            old.display.backend != new.display.backend
+                || old.display.framebuffer != new.display.framebuffer,
+        ),
         ("button", old.button != new.button),
         ("models", old.models != new.models),
         ("inference", old.inference != new.inference),
@@ -657,7 +698,10 @@ fn warn_restart_only(old: &Config, new: &Config) {
     .filter_map(|(k, c)| c.then_some(k))
     .collect();
     if !changed.is_empty() {
-        log::warn!("reload: [{}] changed; those settings take effect after a restart", changed.join("], ["));
+        log::warn!(
+            "reload: [{}] changed; those settings take effect after a restart",
+            changed.join("], [")
+        );
     }
 }
 

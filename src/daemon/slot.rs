@@ -24,7 +24,12 @@ const MAX_SPARES: usize = 3;
 impl<T> Default for LatestSlot<T> {
     fn default() -> Self {
         LatestSlot {
-            inner: Mutex::new(Inner { value: None, spares: vec![], dropped: 0, closed: false }),
+            inner: Mutex::new(Inner {
+                value: None,
+                spares: vec![],
+                dropped: 0,
+                closed: false,
+            }),
             ready: Condvar::new(),
         }
     }

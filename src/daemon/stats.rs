@@ -65,7 +65,10 @@ impl Stats {
     }
 
     pub fn infer_ms(&self, p: f64) -> Option<f64> {
-        percentile(&self.infer_times.lock().unwrap_or_else(|e| e.into_inner()), p)
+        percentile(
+            &self.infer_times.lock().unwrap_or_else(|e| e.into_inner()),
+            p,
+        )
     }
 
     pub fn set_size(&self, h: usize, w: usize) {

@@ -28,9 +28,15 @@ pub const PREDICT_SIDE: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("model file {path}: cannot read it: {source}. Run `styleframe models fetch` to install the model files")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("model file {path}: {source}. The file is damaged or not a style-transfer network: run `styleframe models fetch` to reinstall it")]
-    Import { path: PathBuf, source: tflite::ImportError },
+    Import {
+        path: PathBuf,
+        source: tflite::ImportError,
+    },
     #[error("model file {path}: {what}")]
     Shape { path: PathBuf, what: String },
     #[error("model file {path}: tract failed: {message}")]
@@ -38,7 +44,11 @@ pub enum EngineError {
     #[error("size {h}x{w} is not usable: both sides must be multiples of {SIZE_MULTIPLE} and at least {MIN_SIDE}")]
     BadSize { h: usize, w: usize },
     #[error("input has {got} values, the network expects {expected} ({what})")]
-    BadInput { got: usize, expected: usize, what: &'static str },
+    BadInput {
+        got: usize,
+        expected: usize,
+        what: &'static str,
+    },
 }
 
 /// Anything that stylizes content pictures (the real network or a test fake).
@@ -63,13 +73,19 @@ fn executor(threads: usize) -> Executor {
 }
 
 fn tract_err(path: &Path) -> impl Fn(TractError) -> EngineError + '_ {
-    move |e| EngineError::Tract { path: path.to_owned(), message: format!("{e:#}") }
+    move |e| EngineError::Tract {
+        path: path.to_owned(),
+        message: format!("{e:#}"),
+    }
 }
 
 fn read_model(path: &Path) -> Result<Arc<Vec<u8>>, EngineError> {
     std::fs::read(path)
         .map(Arc::new)
-        .map_err(|source| EngineError::Read { path: path.to_owned(), source })
+        .map_err(|source| EngineError::Read {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// A runnable network with its reusable state.
@@ -83,7 +99,10 @@ impl Runner {
         let model = model.into_optimized().map_err(tract_err(path))?;
         let plan = SimplePlan::new(model).map_err(tract_err(path))?;
         let state = SimpleState::new(&plan).map_err(tract_err(path))?;
-        Ok(Runner { state, executor: executor(threads) })
+        Ok(Runner {
+            state,
+            executor: executor(threads),
+        })
     }
 
     fn run(&mut self, inputs: TVec<TValue>, path: &Path) -> Result<Tensor, EngineError> {
@@ -122,10 +141,18 @@ impl TransferNet {
         threads: usize,
     ) -> Result<Self, EngineError> {
         check_size(h, w)?;
-        let opts = tflite::ImportOptions { input_hw: Some((h, w)), emulate_int8: true };
-        let imported = tflite::import(&bytes, &opts)
-            .map_err(|source| EngineError::Import { path: path.to_owned(), source })?;
-        let shape_err = |what: String| EngineError::Shape { path: path.to_owned(), what };
+        let opts = tflite::ImportOptions {
+            input_hw: Some((h, w)),
+            emulate_int8: true,
+        };
+        let imported = tflite::import(&bytes, &opts).map_err(|source| EngineError::Import {
+            path: path.to_owned(),
+            source,
+        })?;
+        let shape_err = |what: String| EngineError::Shape {
+            path: path.to_owned(),
+            what,
+        };
         // Verify the I/O against what the daemon feeds, from the file itself.
         if imported.inputs.len() != 2 || imported.outputs.len() != 1 {
             return Err(shape_err(format!(
@@ -153,11 +180,22 @@ impl TransferNet {
         let fact = model.output_fact(0).map_err(tract_err(path))?.clone();
         let expect: TVec<usize> = tvec![1, h, w, 3];
         if fact.shape.as_concrete() != Some(&expect[..]) {
-            return Err(shape_err(format!("output is {:?}, expected {expect:?}", fact.shape)));
+            return Err(shape_err(format!(
+                "output is {:?}, expected {expect:?}",
+                fact.shape
+            )));
         }
         model.declutter().map_err(tract_err(path))?;
         let runner = Runner::build(model, threads, path)?;
-        Ok(TransferNet { path: path.to_owned(), bytes, runner, h, w, threads, content_first })
+        Ok(TransferNet {
+            path: path.to_owned(),
+            bytes,
+            runner,
+            h,
+            w,
+            threads,
+            content_first,
+        })
     }
 
     /// The same network for another content size (e.g. when degrading).
@@ -183,9 +221,14 @@ impl Stylizer for TransferNet {
     ) -> Result<(), EngineError> {
         let n = self.h * self.w * 3;
         if content.len() != n {
-            return Err(EngineError::BadInput { got: content.len(), expected: n, what: "content" });
+            return Err(EngineError::BadInput {
+                got: content.len(),
+                expected: n,
+                what: "content",
+            });
         }
-        let c = Tensor::from_shape(&[1, self.h, self.w, 3], content).map_err(tract_err(&self.path))?;
+        let c =
+            Tensor::from_shape(&[1, self.h, self.w, 3], content).map_err(tract_err(&self.path))?;
         let e = Tensor::from_shape(&[1, 1, 1, EMBEDDING_LEN], &embedding.0[..])
             .map_err(tract_err(&self.path))?;
         let inputs = if self.content_first {
@@ -194,7 +237,10 @@ impl Stylizer for TransferNet {
             tvec![e.into_tvalue(), c.into_tvalue()]
         };
         let y = self.runner.run(inputs, &self.path)?;
-        let y = y.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()).map_err(tract_err(&self.path))?;
+        let y = y
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(tract_err(&self.path))?;
         out.clear();
         out.extend_from_slice(y);
         Ok(())
@@ -211,10 +257,18 @@ impl PredictNet {
     pub fn load(path: &Path, threads: usize) -> Result<Self, EngineError> {
         let bytes = read_model(path)?;
         // The embedding is computed once per painting: exactness beats speed.
-        let opts = tflite::ImportOptions { input_hw: None, emulate_int8: true };
-        let imported = tflite::import(&bytes, &opts)
-            .map_err(|source| EngineError::Import { path: path.to_owned(), source })?;
-        let shape_err = |what: String| EngineError::Shape { path: path.to_owned(), what };
+        let opts = tflite::ImportOptions {
+            input_hw: None,
+            emulate_int8: true,
+        };
+        let imported = tflite::import(&bytes, &opts).map_err(|source| EngineError::Import {
+            path: path.to_owned(),
+            source,
+        })?;
+        let shape_err = |what: String| EngineError::Shape {
+            path: path.to_owned(),
+            what,
+        };
         let want_in = vec![1, PREDICT_SIDE, PREDICT_SIDE, 3];
         if imported.inputs.len() != 1 || imported.inputs[0].shape != want_in {
             return Err(shape_err(format!(
@@ -231,19 +285,29 @@ impl PredictNet {
             )));
         }
         let runner = Runner::build(imported.model, threads, path)?;
-        Ok(PredictNet { path: path.to_owned(), runner })
+        Ok(PredictNet {
+            path: path.to_owned(),
+            runner,
+        })
     }
 
     /// `painting`: 256*256*3 RGB floats in [0, 1].
     pub fn embed(&mut self, painting: &[f32]) -> Result<Embedding, EngineError> {
         let n = PREDICT_SIDE * PREDICT_SIDE * 3;
         if painting.len() != n {
-            return Err(EngineError::BadInput { got: painting.len(), expected: n, what: "painting" });
+            return Err(EngineError::BadInput {
+                got: painting.len(),
+                expected: n,
+                what: "painting",
+            });
         }
         let x = Tensor::from_shape(&[1, PREDICT_SIDE, PREDICT_SIDE, 3], painting)
             .map_err(tract_err(&self.path))?;
         let y = self.runner.run(tvec![x.into_tvalue()], &self.path)?;
-        let y = y.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()).map_err(tract_err(&self.path))?;
+        let y = y
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(tract_err(&self.path))?;
         let mut e = [0f32; EMBEDDING_LEN];
         e.copy_from_slice(y);
         Ok(Embedding(e))
@@ -274,7 +338,10 @@ pub fn size_for(aspect_w_over_h: f64, max_pixels: u32) -> (usize, usize) {
             let w = w.max(MIN_SIDE);
             let err = ((w as f64 / h as f64) - aspect).abs() / aspect;
             let key = (h * w, err);
-            if h * w <= max && err <= 0.02 && (key.0 > best_key.0 || (key.0 == best_key.0 && err < best_key.1)) {
+            if h * w <= max
+                && err <= 0.02
+                && (key.0 > best_key.0 || (key.0 == best_key.0 && err < best_key.1))
+            {
                 best = (h, w);
                 best_key = key;
             }
@@ -297,13 +364,19 @@ mod tests {
     fn size_for_square_and_portrait() {
         assert_eq!(size_for(1.0, 384 * 384), (384, 384));
         let (h, w) = size_for(9.0 / 16.0, 256 * 448);
-        assert!(h > w && h * w <= 256 * 448 && h % 4 == 0 && w % 4 == 0, "{h}x{w}");
+        assert!(
+            h > w && h * w <= 256 * 448 && h % 4 == 0 && w % 4 == 0,
+            "{h}x{w}"
+        );
     }
 
     #[test]
     fn sizes_must_be_multiples_of_four() {
         assert!(check_size(256, 448).is_ok());
-        assert!(matches!(check_size(255, 448), Err(EngineError::BadSize { .. })));
+        assert!(matches!(
+            check_size(255, 448),
+            Err(EngineError::BadSize { .. })
+        ));
         assert!(matches!(check_size(8, 8), Err(EngineError::BadSize { .. })));
     }
 }

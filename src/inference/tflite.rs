@@ -41,9 +41,17 @@ pub enum ImportError {
     #[error("the file has no {0}")]
     Missing(&'static str),
     #[error("operator #{index} {op}: unsupported: {why}")]
-    Unsupported { index: usize, op: String, why: String },
+    Unsupported {
+        index: usize,
+        op: String,
+        why: String,
+    },
     #[error("tensor #{index} ({name}): {why}")]
-    Tensor { index: i32, name: String, why: String },
+    Tensor {
+        index: i32,
+        name: String,
+        why: String,
+    },
     #[error("{0}")]
     Graph(String),
 }
@@ -144,7 +152,11 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         out_infos.push(imp.info(ix)?);
     }
     imp.target.select_output_outlets(&outs).map_err(graph_err)?;
-    Ok(Imported { model: imp.target, inputs: in_infos, outputs: out_infos })
+    Ok(Imported {
+        model: imp.target,
+        inputs: in_infos,
+        outputs: out_infos,
+    })
 }
 
 fn opcode_name(code: i32) -> String {
@@ -153,7 +165,10 @@ fn opcode_name(code: i32) -> String {
 
 impl<'a> Importer<'a> {
     fn tensor(&self, ix: i32) -> Result<tflite::Tensor<'a>, ImportError> {
-        let tensors = self.graph.tensors().ok_or(ImportError::Missing("tensors"))?;
+        let tensors = self
+            .graph
+            .tensors()
+            .ok_or(ImportError::Missing("tensors"))?;
         if ix < 0 || ix as usize >= tensors.len() {
             return Err(ImportError::Tensor {
                 index: ix,
@@ -165,9 +180,16 @@ impl<'a> Importer<'a> {
     }
 
     fn tensor_err(&self, ix: i32, why: impl Into<String>) -> ImportError {
-        let name =
-            self.tensor(ix).ok().and_then(|t| t.name().map(str::to_owned)).unwrap_or_default();
-        ImportError::Tensor { index: ix, name, why: why.into() }
+        let name = self
+            .tensor(ix)
+            .ok()
+            .and_then(|t| t.name().map(str::to_owned))
+            .unwrap_or_default();
+        ImportError::Tensor {
+            index: ix,
+            name,
+            why: why.into(),
+        }
     }
 
     /// Stored shape; tensors stored without a shape vector are scalars.
@@ -177,9 +199,7 @@ impl<'a> Importer<'a> {
             None => Ok(vec![]),
             Some(s) => s
                 .iter()
-                .map(|d| {
-                    usize::try_from(d).map_err(|_| self.tensor_err(ix, "negative dimension"))
-                })
+                .map(|d| usize::try_from(d).map_err(|_| self.tensor_err(ix, "negative dimension")))
                 .collect(),
         }
     }
@@ -204,7 +224,9 @@ impl<'a> Importer<'a> {
         if buf_ix >= buffers.len() {
             return Err(self.tensor_err(ix, "buffer index out of range"));
         }
-        let Some(data) = buffers.get(buf_ix).data() else { return Ok(None) };
+        let Some(data) = buffers.get(buf_ix).data() else {
+            return Ok(None);
+        };
         let bytes = data.bytes();
         if bytes.is_empty() {
             return Ok(None);
@@ -221,7 +243,11 @@ impl<'a> Importer<'a> {
         if bytes.len() != n * elem {
             return Err(self.tensor_err(
                 ix,
-                format!("holds {} bytes, its shape {shape:?} needs {}", bytes.len(), n * elem),
+                format!(
+                    "holds {} bytes, its shape {shape:?} needs {}",
+                    bytes.len(),
+                    n * elem
+                ),
             ));
         }
         let raw: Vec<f64> = match t.type_() {
@@ -249,7 +275,10 @@ impl<'a> Importer<'a> {
             if scale.is_empty() {
                 return None;
             }
-            let zp: Vec<i64> = q.zero_point().map(|z| z.iter().collect()).unwrap_or_default();
+            let zp: Vec<i64> = q
+                .zero_point()
+                .map(|z| z.iter().collect())
+                .unwrap_or_default();
             Some((scale, zp, q.quantized_dimension() as usize))
         });
         let float_type = matches!(t.type_(), TensorType::FLOAT16 | TensorType::FLOAT32);
@@ -261,12 +290,16 @@ impl<'a> Importer<'a> {
                 if axis >= shape.len() || shape[axis] != scale.len() {
                     return Err(self.tensor_err(ix, "quantization scales do not match its shape"));
                 }
-                (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+                (
+                    shape[..axis].iter().product(),
+                    shape[axis],
+                    shape[axis + 1..].iter().product(),
+                )
             };
             let mut out = vec![0f32; n];
             for o in 0..outer {
-                for c in 0..len {
-                    let s = scale[c] as f64;
+                for (c, &sc) in scale.iter().enumerate().take(len) {
+                    let s = sc as f64;
                     let z = zp.get(c).or(zp.first()).copied().unwrap_or(0) as f64;
                     for i in 0..inner {
                         let k = (o * len + c) * inner + i;
@@ -312,7 +345,10 @@ impl<'a> Importer<'a> {
             Val::Wire(w) => Ok(w),
             Val::Const { t, .. } => {
                 let name = format!("c{ix}");
-                let w = self.target.add_const(name, t.into_arc_tensor()).map_err(graph_err)?;
+                let w = self
+                    .target
+                    .add_const(name, t.into_arc_tensor())
+                    .map_err(graph_err)?;
                 self.vals.insert(ix, Val::Wire(w));
                 Ok(w)
             }
@@ -334,7 +370,10 @@ impl<'a> Importer<'a> {
         inputs: &[OutletId],
     ) -> Result<OutletId, ImportError> {
         let name = self.target.unique_name(name);
-        Ok(self.target.wire_node(name, op.into(), inputs).map_err(graph_err)?[0])
+        Ok(self
+            .target
+            .wire_node(name, op.into(), inputs)
+            .map_err(graph_err)?[0])
     }
 
     fn binary(
@@ -363,23 +402,45 @@ impl<'a> Importer<'a> {
             ActivationFunctionType::NONE => Ok(x),
             ActivationFunctionType::RELU => {
                 let zero = self.scalar(&format!("{name}.zero"), 0.0)?;
-                self.binary(format!("{name}.relu"), tract_core::ops::math::max(), x, zero)
+                self.binary(
+                    format!("{name}.relu"),
+                    tract_core::ops::math::max(),
+                    x,
+                    zero,
+                )
             }
             ActivationFunctionType::RELU6 => {
                 let zero = self.scalar(&format!("{name}.zero"), 0.0)?;
                 let six = self.scalar(&format!("{name}.six"), 6.0)?;
-                let x = self.binary(format!("{name}.relu"), tract_core::ops::math::max(), x, zero)?;
-                self.binary(format!("{name}.relu6"), tract_core::ops::math::min(), x, six)
+                let x = self.binary(
+                    format!("{name}.relu"),
+                    tract_core::ops::math::max(),
+                    x,
+                    zero,
+                )?;
+                self.binary(
+                    format!("{name}.relu6"),
+                    tract_core::ops::math::min(),
+                    x,
+                    six,
+                )
             }
-            other => Err(ImportError::Graph(format!("{name}: fused activation {other:?}"))),
+            other => Err(ImportError::Graph(format!(
+                "{name}: fused activation {other:?}"
+            ))),
         }
     }
 
     fn op(&mut self, index: usize, op: &tflite::Operator<'a>) -> Result<(), ImportError> {
-        let codes = self.root.operator_codes().ok_or(ImportError::Missing("operator codes"))?;
+        let codes = self
+            .root
+            .operator_codes()
+            .ok_or(ImportError::Missing("operator codes"))?;
         let ci = op.opcode_index() as usize;
         if ci >= codes.len() {
-            return Err(ImportError::Graph(format!("operator #{index}: bad opcode index {ci}")));
+            return Err(ImportError::Graph(format!(
+                "operator #{index}: bad opcode index {ci}"
+            )));
         }
         let oc = codes.get(ci);
         // Files written before opcode 127 existed keep it in the deprecated i8 field.
@@ -398,7 +459,10 @@ impl<'a> Importer<'a> {
         };
         let need = |n: usize| {
             if ins.len() < n {
-                Err(unsupported(&format!("expects {n} inputs, has {}", ins.len())))
+                Err(unsupported(&format!(
+                    "expects {n} inputs, has {}",
+                    ins.len()
+                )))
             } else {
                 Ok(())
             }
@@ -455,7 +519,10 @@ impl<'a> Importer<'a> {
                     (ks[0], ks[3], 1)
                 };
                 let bias = if ins.len() > 2 && ins[2] >= 0 {
-                    self.konst(ins[2])?.cast_to::<f32>().map_err(graph_err)?.into_owned()
+                    self.konst(ins[2])?
+                        .cast_to::<f32>()
+                        .map_err(graph_err)?
+                        .into_owned()
                 } else {
                     Tensor::zero::<f32>(&[out_ch]).map_err(graph_err)?
                 };
@@ -477,8 +544,12 @@ impl<'a> Importer<'a> {
                     input_channels: in_ch,
                     output_channels: out_ch,
                 };
-                let conv =
-                    Conv { pool_spec, kernel_fmt: KernelFormat::OHWI, group, q_params: None };
+                let conv = Conv {
+                    pool_spec,
+                    kernel_fmt: KernelFormat::OHWI,
+                    group,
+                    q_params: None,
+                };
                 let k = self
                     .target
                     .add_const(self.target.unique_name(format!("{name}.kernel")), kernel)
@@ -493,9 +564,15 @@ impl<'a> Importer<'a> {
             BuiltinOperator::ADD | BuiltinOperator::MUL | BuiltinOperator::SUB => {
                 need(2)?;
                 let act = match BuiltinOperator(code) {
-                    BuiltinOperator::ADD => op.builtin_options_as_add_options().map(|o| o.fused_activation_function()),
-                    BuiltinOperator::MUL => op.builtin_options_as_mul_options().map(|o| o.fused_activation_function()),
-                    _ => op.builtin_options_as_sub_options().map(|o| o.fused_activation_function()),
+                    BuiltinOperator::ADD => op
+                        .builtin_options_as_add_options()
+                        .map(|o| o.fused_activation_function()),
+                    BuiltinOperator::MUL => op
+                        .builtin_options_as_mul_options()
+                        .map(|o| o.fused_activation_function()),
+                    _ => op
+                        .builtin_options_as_sub_options()
+                        .map(|o| o.fused_activation_function()),
                 }
                 .unwrap_or(ActivationFunctionType::NONE);
                 let (a, b) = (self.val(ins[0])?, self.val(ins[1])?);
@@ -506,7 +583,10 @@ impl<'a> Importer<'a> {
                             BuiltinOperator::MUL => x * y,
                             _ => x - y,
                         };
-                        Val::Const { t: broadcast_f32(a, b, f).map_err(graph_err)?, from_file: false }
+                        Val::Const {
+                            t: broadcast_f32(a, b, f).map_err(graph_err)?,
+                            from_file: false,
+                        }
                     } else {
                         return Err(unsupported("constant operands with an activation"));
                     }
@@ -514,8 +594,12 @@ impl<'a> Importer<'a> {
                     let a = self.wire(ins[0])?;
                     let b = self.wire(ins[1])?;
                     let y = match BuiltinOperator(code) {
-                        BuiltinOperator::ADD => self.binary(name.clone(), tract_core::ops::math::add(), a, b)?,
-                        BuiltinOperator::MUL => self.binary(name.clone(), tract_core::ops::math::mul(), a, b)?,
+                        BuiltinOperator::ADD => {
+                            self.binary(name.clone(), tract_core::ops::math::add(), a, b)?
+                        }
+                        BuiltinOperator::MUL => {
+                            self.binary(name.clone(), tract_core::ops::math::mul(), a, b)?
+                        }
                         _ => self.binary(name.clone(), tract_core::ops::math::sub(), a, b)?,
                     };
                     Val::Wire(self.activation(&name, y, act)?)
@@ -550,14 +634,23 @@ impl<'a> Importer<'a> {
             }
             BuiltinOperator::MEAN => {
                 need(2)?;
-                let keep = op.builtin_options_as_reducer_options().map(|o| o.keep_dims()).unwrap_or(false);
+                let keep = op
+                    .builtin_options_as_reducer_options()
+                    .map(|o| o.keep_dims())
+                    .unwrap_or(false);
                 let x = self.wire(ins[0])?;
                 let shape = self.shape_of(x)?;
                 let axes_t = self.konst(ins[1])?;
                 let mut axes: Vec<usize> = i32s(&axes_t)
                     .map_err(graph_err)?
                     .iter()
-                    .map(|&a| if a < 0 { (a + shape.len() as i32) as usize } else { a as usize })
+                    .map(|&a| {
+                        if a < 0 {
+                            (a + shape.len() as i32) as usize
+                        } else {
+                            a as usize
+                        }
+                    })
                     .collect();
                 axes.sort();
                 axes.dedup();
@@ -593,8 +686,10 @@ impl<'a> Importer<'a> {
                 if p.len() != shape.len() * 2 || p.iter().any(|&v| v < 0) {
                     return Err(unsupported("paddings do not match the input rank"));
                 }
-                let pads: Vec<(usize, usize)> =
-                    p.chunks(2).map(|c| (c[0] as usize, c[1] as usize)).collect();
+                let pads: Vec<(usize, usize)> = p
+                    .chunks(2)
+                    .map(|c| (c[0] as usize, c[1] as usize))
+                    .collect();
                 for (d, &(b, a)) in shape.iter().zip(&pads) {
                     if b >= *d || a >= *d {
                         return Err(unsupported(&format!(
@@ -603,7 +698,14 @@ impl<'a> Importer<'a> {
                         )));
                     }
                 }
-                Val::Wire(self.node(name, Pad { pads, mode: PadMode::Reflect }, &[x])?)
+                Val::Wire(self.node(
+                    name,
+                    Pad {
+                        pads,
+                        mode: PadMode::Reflect,
+                    },
+                    &[x],
+                )?)
             }
             BuiltinOperator::RESIZE_NEAREST_NEIGHBOR => {
                 need(2)?;
@@ -655,7 +757,10 @@ impl<'a> Importer<'a> {
                     Val::Wire(w) => self.shape_of(w)?.iter().map(|&d| d as i32).collect(),
                     Val::Const { t, .. } => t.shape().iter().map(|&d| d as i32).collect(),
                 };
-                Val::Const { t: tensor1(&shape), from_file: false }
+                Val::Const {
+                    t: tensor1(&shape),
+                    from_file: false,
+                }
             }
             BuiltinOperator::STRIDED_SLICE => {
                 need(4)?;
@@ -665,11 +770,20 @@ impl<'a> Importer<'a> {
                 let end = self.konst(ins[2])?;
                 let strides = self.konst(ins[3])?;
                 let masks = o.map(|o| {
-                    (o.begin_mask(), o.end_mask(), o.shrink_axis_mask(), o.ellipsis_mask(), o.new_axis_mask())
+                    (
+                        o.begin_mask(),
+                        o.end_mask(),
+                        o.shrink_axis_mask(),
+                        o.ellipsis_mask(),
+                        o.new_axis_mask(),
+                    )
                 });
                 let t = strided_slice_1d(&x, &begin, &end, &strides, masks.unwrap_or_default())
                     .map_err(|e| unsupported(&e))?;
-                Val::Const { t, from_file: false }
+                Val::Const {
+                    t,
+                    from_file: false,
+                }
             }
             BuiltinOperator::PACK => {
                 let mut vals = vec![];
@@ -680,9 +794,16 @@ impl<'a> Importer<'a> {
                     }
                     vals.push(i32s(&t).map_err(graph_err)?[0]);
                 }
-                Val::Const { t: tensor1(&vals), from_file: false }
+                Val::Const {
+                    t: tensor1(&vals),
+                    from_file: false,
+                }
             }
-            _ => return Err(unsupported("operator not implemented by styleframe's importer")),
+            _ => {
+                return Err(unsupported(
+                    "operator not implemented by styleframe's importer",
+                ))
+            }
         };
         let result = match result {
             Val::Wire(w) if self.emulate_int8 => {
@@ -698,7 +819,11 @@ impl<'a> Importer<'a> {
     }
 
     fn unsupported(&self, index: usize, code: i32, why: &str) -> ImportError {
-        ImportError::Unsupported { index, op: opcode_name(code), why: why.into() }
+        ImportError::Unsupported {
+            index,
+            op: opcode_name(code),
+            why: why.into(),
+        }
     }
 
     /// Per-tensor (scale, zero point) of an int8 tensor.
@@ -707,9 +832,17 @@ impl<'a> Importer<'a> {
         if !matches!(t.type_(), TensorType::INT8 | TensorType::UINT8) {
             return Ok(None);
         }
-        let Some(q) = t.quantization() else { return Ok(None) };
-        let Some(scale) = q.scale().filter(|s| s.len() == 1) else { return Ok(None) };
-        let z = q.zero_point().filter(|z| !z.is_empty()).map(|z| z.get(0)).unwrap_or(0);
+        let Some(q) = t.quantization() else {
+            return Ok(None);
+        };
+        let Some(scale) = q.scale().filter(|s| s.len() == 1) else {
+            return Ok(None);
+        };
+        let z = q
+            .zero_point()
+            .filter(|z| !z.is_empty())
+            .map(|z| z.get(0))
+            .unwrap_or(0);
         Ok(Some((scale.get(0), z as f32)))
     }
 
@@ -734,8 +867,12 @@ impl<'a> Importer<'a> {
             TensorType::UINT8 => (0f32, 255f32),
             _ => return Ok(x),
         };
-        let Some(q) = t.quantization() else { return Ok(x) };
-        let (Some(scale), zp) = (q.scale(), q.zero_point()) else { return Ok(x) };
+        let Some(q) = t.quantization() else {
+            return Ok(x);
+        };
+        let (Some(scale), zp) = (q.scale(), q.zero_point()) else {
+            return Ok(x);
+        };
         if scale.len() != 1 {
             return Ok(x);
         }
@@ -778,10 +915,15 @@ impl<'a> Importer<'a> {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3]);
         let a = self.node(format!("{name}.ax3"), AxisOp::Add(3), &[x])?;
         let a = self.node(format!("{name}.ax2"), AxisOp::Add(2), &[a])?;
-        let target: TVec<TDim> = tvec![n, h, f[0], w, f[1], c].into_iter().map(|d| d.to_dim()).collect();
+        let target: TVec<TDim> = tvec![n, h, f[0], w, f[1], c]
+            .into_iter()
+            .map(|d| d.to_dim())
+            .collect();
         let b = self.node(
             format!("{name}.repeat"),
-            MultiBroadcastTo { shape: ShapeFact::from_dims(target.clone()) },
+            MultiBroadcastTo {
+                shape: ShapeFact::from_dims(target.clone()),
+            },
             &[a],
         )?;
         let to: TVec<TDim> = tvec![(h * f[0]).to_dim(), (w * f[1]).to_dim()];
@@ -808,7 +950,9 @@ fn broadcast_f32(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> TractRe
     let shape = tract_core::broadcast::multi_broadcast(&[av.shape(), bv.shape()])?;
     let av = av.broadcast(&*shape).context("broadcast")?;
     let bv = bv.broadcast(&*shape).context("broadcast")?;
-    let out = tract_ndarray::Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y));
+    let out = tract_ndarray::Zip::from(&av)
+        .and(&bv)
+        .map_collect(|&x, &y| f(x, y));
     Ok(out.into_tensor())
 }
 
@@ -838,10 +982,21 @@ fn strided_slice_1d(
         return Err("strides other than 1".into());
     }
     let norm = |v: i32| if v < 0 { v + len } else { v }.clamp(0, len);
-    let b = if begin_mask & 1 != 0 { 0 } else { norm(get(begin)?) };
+    let b = if begin_mask & 1 != 0 {
+        0
+    } else {
+        norm(get(begin)?)
+    };
     if shrink & 1 != 0 {
-        return xs.get(b as usize).map(|&v| tensor0(v)).ok_or_else(|| "index out of range".into());
+        return xs
+            .get(b as usize)
+            .map(|&v| tensor0(v))
+            .ok_or_else(|| "index out of range".into());
     }
-    let e = if end_mask & 1 != 0 { len } else { norm(get(end)?) };
+    let e = if end_mask & 1 != 0 {
+        len
+    } else {
+        norm(get(end)?)
+    };
     Ok(tensor1(&xs[b as usize..e.max(b) as usize]))
 }

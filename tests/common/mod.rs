@@ -29,7 +29,9 @@ pub fn reference() -> PathBuf {
 
 /// An RGB8 PNG as (width, height, bytes).
 pub fn png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_rgb8();
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_rgb8();
     (img.width(), img.height(), img.into_raw())
 }
 
