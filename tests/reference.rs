@@ -122,3 +122,38 @@ fn fp16_transfer_matches_the_reference_runtime() {
 fn int8_transfer_matches_the_reference_runtime() {
     check_cases("style_transfer_quantized_384");
 }
+
+/// The optional dynamic-range file (weights int8, activations float, output
+/// shape computed in the graph) loads too, at another size, and agrees with
+/// the fp16 network (there is no reference output for it).
+#[test]
+fn dynamic_range_transfer_runs_at_256x448_close_to_fp16() {
+    let styles = reference_embeddings();
+    let (_, _, content) =
+        common::png(&common::reference().join("inputs/colva_beach_sq_256x448.png"));
+    let x = common::floats(&content);
+    let run = |model: &str| {
+        let mut net = TransferNet::load(
+            &common::models().join(format!("{model}.tflite")),
+            256,
+            448,
+            2,
+        )
+        .unwrap();
+        let mut y = vec![];
+        net.stylize(&x, &styles["Camille_Mauclair"], &mut y)
+            .unwrap();
+        let mut rgb = vec![];
+        to_rgb8(&y, &mut rgb);
+        rgb
+    };
+    let p = psnr(
+        &run("style_transfer_quantized_dynamic"),
+        &run("style_transfer_f16_384"),
+    );
+    println!("dynamic vs fp16: {p:.2} dB");
+    assert!(
+        p > 30.0,
+        "dynamic-range network differs from fp16: {p:.2} dB"
+    );
+}
