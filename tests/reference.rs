@@ -152,8 +152,9 @@ fn dynamic_range_transfer_runs_at_256x448_close_to_fp16() {
         &run("style_transfer_f16_384"),
     );
     println!("dynamic vs fp16: {p:.2} dB");
+    // Its int8 weights alone move it ~27-37 dB from fp16; another style is ~12 dB away.
     assert!(
-        p > 30.0,
+        p > 25.0,
         "dynamic-range network differs from fp16: {p:.2} dB"
     );
 }
