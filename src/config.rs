@@ -71,7 +71,7 @@ impl Default for StylesConfig {
             start: String::new(),
             strength: 1.0,
             morph_seconds: 1.5,
-            temporal_smoothing: 0.0,
+            temporal_smoothing: 0.5,
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct BenchArgs {
     /// Run the whole pipeline headless instead of the bare networks.
     #[arg(long)]
     pub pipeline: bool,
+    /// Measure flicker: frame-to-frame difference on a still, noisy scene, with and without smoothing.
+    #[arg(long)]
+    pub flicker: bool,
     /// Pipeline: how long.
     #[arg(long, default_value_t = 20.0)]
     pub seconds: f64,
@@ -63,6 +66,9 @@ fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
 pub fn bench(a: BenchArgs) -> CliResult {
     if a.pipeline {
         return pipeline(a);
+    }
+    if a.flicker {
+        return flicker(a);
     }
     let style = StyleSet::builtin().styles[0].embedding;
     println!(
@@ -171,6 +177,44 @@ fn pipeline(a: BenchArgs) -> CliResult {
     }
     if let Some(r) = stats::peak_rss_mib() {
         println!("peak RSS {r:.0} MiB");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Frame-to-frame mean absolute difference (0..255) of the stylized output on a
+/// still scene with camera-like noise (±4 levels), per smoothing setting.
+fn flicker(a: BenchArgs) -> CliResult {
+    use styleframe::preprocess::{Downsize, Preprocessor};
+    let (h, w) = (256, 448);
+    let mut net = TransferNet::load(&model_path(&a.m, &a.m.model)?, h, w, a.m.threads)?;
+    let style = StyleSet::builtin().styles[0].embedding;
+    let scene = styleframe::capture::synthetic::still_scene(640, 360);
+    let mut pre = Preprocessor::new(styleframe::config::Fit::Cover);
+    println!(
+        "smoothing  mean |frame[i] - frame[i-1]| (0..255), still scene + sensor noise, {w}x{h}"
+    );
+    for smoothing in [0.0f32, 0.3, 0.5, 0.7] {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let (mut x, mut y, mut prev) = (vec![], vec![], vec![]);
+        let mut diffs = vec![];
+        for i in 0..a.runs.max(4) + 4 {
+            let mut f = scene.clone();
+            for v in f.data.iter_mut() {
+                *v = (*v as i32 + rng.i32(-4..=4)).clamp(0, 255) as u8;
+            }
+            pre.downsize(&f, h, w, &mut x)?;
+            net.stylize(&x, &style, &mut y)?;
+            styleframe::daemon::smooth(&mut y, &prev, smoothing);
+            // The first frames let the smoothing settle.
+            if i >= 4 {
+                let d: f32 =
+                    y.iter().zip(&prev).map(|(a, b)| (a - b).abs()).sum::<f32>() / y.len() as f32;
+                diffs.push(d * 255.0);
+            }
+            prev.clone_from(&y);
+        }
+        let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+        println!("{smoothing:<10} {mean:.2}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -305,11 +305,7 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
             nap(&shared.stop, Duration::from_secs(1));
             continue;
         }
-        if smoothing > 0.0 && prev.len() == y.len() {
-            for (v, p) in y.iter_mut().zip(prev.iter()) {
-                *v = (1.0 - smoothing) * *v + smoothing * *p;
-            }
-        }
+        smooth(&mut y, &prev, smoothing);
         prev.clear();
         prev.extend_from_slice(&y);
         let mut out = shared
@@ -365,6 +361,16 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
                 slow = 0;
                 fast = 0;
             }
+        }
+    }
+}
+
+/// Temporal smoothing against flicker: `y = (1 - a) * y + a * prev` (when
+/// `prev` is a frame of the same size).
+pub fn smooth(y: &mut [f32], prev: &[f32], a: f32) {
+    if a > 0.0 && prev.len() == y.len() {
+        for (v, p) in y.iter_mut().zip(prev) {
+            *v = (1.0 - a) * *v + a * *p;
         }
     }
 }
