@@ -68,6 +68,10 @@ struct Running {
 }
 
 fn start(cfg: Config, duration: Duration) -> Running {
+    start_at(cfg, duration, None)
+}
+
+fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -> Running {
     let notifier = RecordingNotifier::new(Some(Duration::from_millis(400)));
     let (tx, rx) = daemon::command_channel();
     let n2 = notifier.clone();
@@ -95,7 +99,7 @@ fn start(cfg: Config, duration: Duration) -> Running {
             parts,
             RunLimits {
                 duration: Some(duration),
-                ..Default::default()
+                fixed_local_time: local,
             },
         )
         .unwrap()
@@ -148,7 +152,6 @@ fn engine_output(style: &str) -> Vec<u8> {
     rgb(&out)
 }
 
-// One test: the daemon's screen handle is process-global here.
 #[test]
 fn frames_come_out_stylized_and_commands_change_the_style() {
     let styles = StyleSet::builtin();
@@ -234,4 +237,30 @@ fn frames_come_out_stylized_and_commands_change_the_style() {
         run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"),
         "frames flowed but no watchdog ping"
     );
+}
+
+#[test]
+fn at_night_the_screen_is_dark_and_the_camera_and_network_rest() {
+    let mut cfg = config();
+    cfg.gallery.night_start = "22:00".into();
+    cfg.gallery.night_end = "06:30".into();
+    let run = start_at(
+        cfg,
+        Duration::from_secs(3),
+        chrono::NaiveTime::from_hms_opt(23, 15, 0),
+    );
+    let report = run.join.join().unwrap();
+    assert!(
+        run.screen.stats().blanked,
+        "the screen was not blanked at night"
+    );
+    assert_eq!(
+        run.screen.stats().frames_presented,
+        0,
+        "a picture was shown at night"
+    );
+    assert_eq!(report.inferred, 0, "the network ran at night");
+    assert_eq!(report.captured, 0, "the camera ran at night");
+    // Dark on purpose is healthy: systemd's watchdog keeps being fed.
+    assert!(run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"));
 }
