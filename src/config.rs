@@ -207,6 +207,9 @@ impl Default for InferenceConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DisplayBackend {
+    /// A window when an X display is there (`DISPLAY` set), else the
+    /// framebuffer: one config serves a desktop kiosk and Pi OS Lite.
+    Auto,
     /// minifb window (X11), full-screen borderless in a kiosk session.
     Window,
     /// Linux framebuffer device (Pi OS Lite).
@@ -248,7 +251,7 @@ pub struct DisplayConfig {
 impl Default for DisplayConfig {
     fn default() -> Self {
         DisplayConfig {
-            backend: DisplayBackend::Window,
+            backend: DisplayBackend::Auto,
             width: 0,
             height: 0,
             fullscreen: true,

@@ -149,6 +149,7 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
         }
     );
     let display_ok = match cfg.display.backend {
+        DisplayBackend::Auto => !x.is_empty() || cfg.display.framebuffer.exists(),
         DisplayBackend::Window => !x.is_empty(),
         DisplayBackend::Framebuffer => cfg.display.framebuffer.exists(),
         DisplayBackend::Headless => true,
@@ -162,6 +163,10 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                 match cfg.display.backend {
                     DisplayBackend::Window =>
                         "no X display: set DISPLAY or use the framebuffer backend".into(),
+                    DisplayBackend::Auto => format!(
+                        "no X display (DISPLAY not set) and {} does not exist",
+                        cfg.display.framebuffer.display()
+                    ),
                     _ => format!("{} does not exist", cfg.display.framebuffer.display()),
                 }
             ),

@@ -79,6 +79,22 @@ pub trait Screen {
 /// to keep the [`HeadlessHandle`]; this variant drops it.
 pub fn open(cfg: &DisplayConfig) -> Result<Box<dyn Screen>, DisplayError> {
     match cfg.backend {
+        DisplayBackend::Auto => {
+            let x = std::env::var("DISPLAY").is_ok_and(|d| !d.is_empty());
+            if x {
+                Ok(Box::new(window::WindowScreen::open(cfg)?))
+            } else if cfg.framebuffer.exists() {
+                Ok(Box::new(framebuffer::FramebufferScreen::open(cfg)?))
+            } else {
+                Err(DisplayError::NoDisplay {
+                    message: format!(
+                        "no screen found: DISPLAY is not set (no desktop) and {} does not exist; \
+                         connect a screen, or set display.backend",
+                        cfg.framebuffer.display()
+                    ),
+                })
+            }
+        }
         DisplayBackend::Window => Ok(Box::new(window::WindowScreen::open(cfg)?)),
         DisplayBackend::Framebuffer => Ok(Box::new(framebuffer::FramebufferScreen::open(cfg)?)),
         DisplayBackend::Headless => {
