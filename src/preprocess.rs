@@ -66,11 +66,11 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, PreprocessError
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(_) => PreprocessError::TooLarge {
-            path: path.into(),
-            w: 0,
-            h: 0,
-        },
+        image::ImageError::Limits(_) => {
+            // Refused from the header alone: read just the size for the message.
+            let (w, h) = header_dimensions(bytes).unwrap_or((0, 0));
+            PreprocessError::TooLarge { path: path.into(), w, h }
+        }
         e => decode_err(e),
     })?;
     let (w, h) = decoder.dimensions();
@@ -94,6 +94,13 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, PreprocessError
     })?;
     img.apply_orientation(orientation);
     Ok(flatten_over_white(img))
+}
+
+/// The size a picture's header claims, read without decoding any pixels.
+fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().ok()?;
+    reader.no_limits();
+    reader.into_dimensions().ok()
 }
 
 fn flatten_over_white(img: DynamicImage) -> RgbImage {
