@@ -69,7 +69,11 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, PreprocessError
         image::ImageError::Limits(_) => {
             // Refused from the header alone: read just the size for the message.
             let (w, h) = header_dimensions(bytes).unwrap_or((0, 0));
-            PreprocessError::TooLarge { path: path.into(), w, h }
+            PreprocessError::TooLarge {
+                path: path.into(),
+                w,
+                h,
+            }
         }
         e => decode_err(e),
     })?;
@@ -98,7 +102,9 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, PreprocessError
 
 /// The size a picture's header claims, read without decoding any pixels.
 fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().ok()?;
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
     reader.no_limits();
     reader.into_dimensions().ok()
 }

@@ -49,18 +49,18 @@ pub struct BenchArgs {
     pub m: ModelArgs,
 }
 
-fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
-    f();
-    f();
-    let mut t: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
+/// Median wall time of `runs` calls after two warm-up calls, in ms.
+fn median_ms<E>(mut f: impl FnMut() -> Result<(), E>, runs: usize) -> Result<f64, E> {
+    f()?;
+    f()?;
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
     t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
+    Ok(t[t.len() / 2])
 }
 
 pub fn bench(a: BenchArgs) -> CliResult {
@@ -78,18 +78,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
     for &threads in &a.thread_counts {
         let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, threads)?;
         let x = synthetic_input(PREDICT_SIDE, PREDICT_SIDE);
-        let mut err = None;
-        let ms = median_ms(
-            || {
-                if let Err(e) = p.embed(&x) {
-                    err = Some(e);
-                }
-            },
-            a.runs,
-        );
-        if let Some(e) = err {
-            return Err(e.into());
-        }
+        let ms = median_ms(|| p.embed(&x).map(drop), a.runs)?;
         println!(
             "{:<31} {:<8} {:<8} {:.1}",
             a.m.predict, "256x256", threads, ms
@@ -101,18 +90,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
                 let mut net = TransferNet::load(&model_path(&a.m, id)?, h, w, threads)?;
                 let x = synthetic_input(h, w);
                 let mut y = vec![];
-                let mut err = None;
-                let ms = median_ms(
-                    || {
-                        if let Err(e) = net.stylize(&x, &style, &mut y) {
-                            err = Some(e);
-                        }
-                    },
-                    a.runs,
-                );
-                if let Some(e) = err {
-                    return Err(e.into());
-                }
+                let ms = median_ms(|| net.stylize(&x, &style, &mut y), a.runs)?;
                 println!(
                     "{:<31} {:<8} {:<8} {:.1}",
                     id,

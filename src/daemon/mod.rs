@@ -164,9 +164,15 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
         // read) is a bad frame like a corrupt one: skipped and counted here,
         // not left to fail (and log) once per frame further down.
         let r = src.next_frame(&mut frame).and_then(|()| {
-            let (w, h, len) = (frame.width as usize, frame.height as usize, frame.data.len());
+            let (w, h, len) = (
+                frame.width as usize,
+                frame.height as usize,
+                frame.data.len(),
+            );
             if w == 0 || h == 0 || len != w * h * 3 {
-                return Err(CaptureError::CorruptFrame { what: format!("{w}x{h} frame with {len} bytes") });
+                return Err(CaptureError::CorruptFrame {
+                    what: format!("{w}x{h} frame with {len} bytes"),
+                });
             }
             Ok(())
         });

@@ -88,6 +88,27 @@ fn read_model(path: &Path) -> Result<Arc<Vec<u8>>, EngineError> {
         })
 }
 
+/// Imports a model file (int8 values emulated on their grid: the outputs
+/// then match the int8 runtime) and gives a maker of shape errors for it.
+fn import_file<'p>(
+    path: &'p Path,
+    bytes: &[u8],
+    input_hw: Option<(usize, usize)>,
+) -> Result<(tflite::Imported, impl Fn(String) -> EngineError + 'p), EngineError> {
+    let opts = tflite::ImportOptions {
+        input_hw,
+        emulate_int8: true,
+    };
+    let imported = tflite::import(bytes, &opts).map_err(|source| EngineError::Import {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((imported, move |what| EngineError::Shape {
+        path: path.to_owned(),
+        what,
+    }))
+}
+
 /// A runnable network with its reusable state.
 struct Runner {
     state: TypedSimpleState,
@@ -141,18 +162,7 @@ impl TransferNet {
         threads: usize,
     ) -> Result<Self, EngineError> {
         check_size(h, w)?;
-        let opts = tflite::ImportOptions {
-            input_hw: Some((h, w)),
-            emulate_int8: true,
-        };
-        let imported = tflite::import(&bytes, &opts).map_err(|source| EngineError::Import {
-            path: path.to_owned(),
-            source,
-        })?;
-        let shape_err = |what: String| EngineError::Shape {
-            path: path.to_owned(),
-            what,
-        };
+        let (imported, shape_err) = import_file(path, &bytes, Some((h, w)))?;
         // Verify the I/O against what the daemon feeds, from the file itself.
         if imported.inputs.len() != 2 || imported.outputs.len() != 1 {
             return Err(shape_err(format!(
@@ -256,19 +266,7 @@ pub struct PredictNet {
 impl PredictNet {
     pub fn load(path: &Path, threads: usize) -> Result<Self, EngineError> {
         let bytes = read_model(path)?;
-        // The embedding is computed once per painting: exactness beats speed.
-        let opts = tflite::ImportOptions {
-            input_hw: None,
-            emulate_int8: true,
-        };
-        let imported = tflite::import(&bytes, &opts).map_err(|source| EngineError::Import {
-            path: path.to_owned(),
-            source,
-        })?;
-        let shape_err = |what: String| EngineError::Shape {
-            path: path.to_owned(),
-            what,
-        };
+        let (imported, shape_err) = import_file(path, &bytes, None)?;
         let want_in = vec![1, PREDICT_SIDE, PREDICT_SIDE, 3];
         if imported.inputs.len() != 1 || imported.inputs[0].shape != want_in {
             return Err(shape_err(format!(
