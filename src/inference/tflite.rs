@@ -790,7 +790,7 @@ impl<'a> Importer<'a> {
                 if ins.len() != 2 || !keep {
                     return Ok(None);
                 }
-                let Some((si, _)) = self.qparams(ins[0])? else {
+                let Some((si, zi)) = self.qparams(ins[0])? else {
                     return Ok(None);
                 };
                 let Val::Const { t: axes, .. } = self.val(ins[1])? else {
@@ -822,17 +822,27 @@ impl<'a> Importer<'a> {
                     Reduce::new(axes.iter().copied().collect(), Reducer::Sum),
                     &[x],
                 )?;
-                let m = (si as f64) / (so as f64) / count.max(1) as f64;
-                let m = self
+                // XNNPACK sums the stored int8 values (zero point
+                // included), converts the sum to f32 and subtracts the zero
+                // point's share after scaling, all in f32: that rounding
+                // decides near-ties (checked on 30k reference means).
+                let zn = zi as f64 * count as f64;
+                let zn = self
                     .target
-                    .add_const(self.target.unique_name(format!("{name}.m")), rctensor0(m))
+                    .add_const(self.target.unique_name(format!("{name}.zn")), rctensor0(zn))
                     .map_err(graph_err)?;
-                let y = self.binary(format!("{name}.scale"), math::mul(), sum, m)?;
-                let y = self.node(
+                let raw = self.binary(format!("{name}.raw"), math::add(), sum, zn)?;
+                let raw = self.node(
                     format!("{name}.f32"),
                     tract_core::ops::cast::cast(f32::datum_type()),
-                    &[y],
+                    &[raw],
                 )?;
+                let m = si / so / count.max(1) as f32;
+                let bias = (zi * count as f32) * m;
+                let m = self.scalar(&format!("{name}.m"), m)?;
+                let y = self.binary(format!("{name}.scale"), math::mul(), raw, m)?;
+                let bias = self.scalar(&format!("{name}.bias"), bias)?;
+                let y = self.binary(format!("{name}.unbias"), math::sub(), y, bias)?;
                 let (q, real) = self.requantize(name, out, y, ActivationFunctionType::NONE)?;
                 self.ints.insert(out, q);
                 Ok(Some(real))
@@ -937,7 +947,11 @@ impl<'a> Importer<'a> {
         } else {
             vec![0; out_ch]
         };
-        // Worst case |acc| per output channel: 255 * sum |w| + |bias|.
+        // XNNPACK's requantization scale, computed in f32 as it does.
+        let m: Vec<f32> = (0..out_ch)
+            .map(|c| si * k_scales[if per_channel { c } else { 0 }] / so)
+            .collect();
+        // Worst case |sum of products| per output channel: 255 * sum |w|.
         let mut bound = vec![0i64; out_ch];
         for (i, &w) in kraw.iter().enumerate() {
             let c = if depthwise {
@@ -947,9 +961,30 @@ impl<'a> Importer<'a> {
             };
             bound[c] += 255 * w.abs();
         }
-        if bound.iter().zip(&bias).any(|(b, c)| b + c.abs() >= 1 << 24) {
-            return Ok(None);
-        }
+        // Files mark dead channels with a bias of +-(2^31 - 1): their output
+        // saturates whatever the input, and so does it with any bias that
+        // keeps |acc * m| >= 256; a smaller one keeps the sum exact.
+        let bias: Vec<i64> = bias
+            .iter()
+            .zip(&bound)
+            .zip(&m)
+            .map(|((&b, &w), &m)| {
+                if m.is_nan() || m <= 0.0 {
+                    return 0; // a zero scale: the output is 0 anyway
+                }
+                let saturating = (w as f64 + (256.0 / m as f64).ceil() + 1.0).min(1e15) as i64;
+                b.clamp(-saturating, saturating)
+            })
+            .collect();
+        // f32 holds integers exactly below 2^24; past that (wide 1x1
+        // convolutions) the sum runs in f64, and its one rounding to f32 is
+        // XNNPACK's own int32 -> f32 conversion.
+        let wide = bound.iter().zip(&bias).any(|(w, b)| w + b.abs() >= 1 << 24);
+        let dt = if wide {
+            f64::datum_type()
+        } else {
+            f32::datum_type()
+        };
         let Some(x) = self.int_wire(ins[0])? else {
             return Ok(None);
         };
@@ -974,30 +1009,38 @@ impl<'a> Importer<'a> {
             group,
             q_params: None,
         };
-        let kv: Vec<f32> = kraw.iter().map(|&w| w as f32).collect();
+        let kv: Vec<f64> = kraw.iter().map(|&w| w as f64).collect();
         let kernel = Tensor::from_shape(&ks, &kv).map_err(graph_err)?;
-        let bv: Vec<f32> = bias.iter().map(|&b| b as f32).collect();
+        let kernel = kernel.cast_to_dt(dt).map_err(graph_err)?.into_owned();
+        let bv: Vec<f64> = bias.iter().map(|&b| b as f64).collect();
+        let bv = tensor1(&bv).cast_to_dt(dt).map_err(graph_err)?.into_owned();
         let k = self
             .target
             .add_const(self.target.unique_name(format!("{name}.ikernel")), kernel)
             .map_err(graph_err)?;
         let b = self
             .target
-            .add_const(
-                self.target.unique_name(format!("{name}.ibias")),
-                tensor1(&bv),
-            )
+            .add_const(self.target.unique_name(format!("{name}.ibias")), bv)
             .map_err(graph_err)?;
-        let acc = self.node(format!("{name}.iconv"), conv, &[x, k, b])?;
-        // A no-op (|acc| < 2^24) that keeps tract's declutter from folding
-        // the per-channel scale below into the kernel, which would make the
-        // sum inexact again; the optimizer still fuses both into the matmul.
-        let floor = self.scalar(&format!("{name}.floor"), -16_777_216.0)?;
+        let x = if wide {
+            self.node(format!("{name}.f64"), tract_core::ops::cast::cast(dt), &[x])?
+        } else {
+            x
+        };
+        let mut acc = self.node(format!("{name}.iconv"), conv, &[x, k, b])?;
+        if wide {
+            let f32_dt = f32::datum_type();
+            acc = self.node(
+                format!("{name}.f32"),
+                tract_core::ops::cast::cast(f32_dt),
+                &[acc],
+            )?;
+        }
+        // A no-op that keeps tract's declutter from folding the per-channel
+        // scale below into the kernel, which would make the sum inexact
+        // again; the optimizer still fuses both into the matmul.
+        let floor = self.scalar(&format!("{name}.floor"), f32::MIN)?;
         let acc = self.binary(format!("{name}.keep"), math::max(), acc, floor)?;
-        // XNNPACK's requantization scale, computed in f32 as it does.
-        let m: Vec<f32> = (0..out_ch)
-            .map(|c| si * k_scales[if per_channel { c } else { 0 }] / so)
-            .collect();
         let m = self
             .target
             .add_const(self.target.unique_name(format!("{name}.m")), tensor1(&m))
