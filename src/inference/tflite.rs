@@ -99,6 +99,8 @@ struct Importer<'a> {
     target: TypedModel,
     vals: HashMap<i32, Val>,
     emulate_int8: bool,
+    /// With `emulate_int8`: int8 tensors as integers `q - zp` (in f32).
+    ints: HashMap<i32, OutletId>,
 }
 
 /// Reads the flatbuffer and builds the tract graph.
@@ -115,6 +117,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         target: TypedModel::default(),
         vals: HashMap::new(),
         emulate_int8: opts.emulate_int8,
+        ints: HashMap::new(),
     };
     let inputs = graph.inputs().ok_or(ImportError::Missing("inputs"))?;
     let outputs = graph.outputs().ok_or(ImportError::Missing("outputs"))?;
@@ -467,6 +470,12 @@ impl<'a> Importer<'a> {
                 Ok(())
             }
         };
+        if self.emulate_int8 {
+            if let Some(y) = self.int8_op(code, op, &ins, out, &name)? {
+                self.vals.insert(out, Val::Wire(y));
+                return Ok(());
+            }
+        }
         let result: Val = match BuiltinOperator(code) {
             // Activations run in f32 end to end: (de)quantization of a value
             // is the identity; constants were dequantized when read.
@@ -806,12 +815,7 @@ impl<'a> Importer<'a> {
             }
         };
         let result = match result {
-            Val::Wire(w) if self.emulate_int8 => {
-                // TFLite's own int8 MEAN rounds the zero point's share on
-                // its own; the reference (XNNPACK) does not: offset 0.
-                let offset = 0.0;
-                Val::Wire(self.fake_quant(out, w, offset)?)
-            }
+            Val::Wire(w) if self.emulate_int8 => Val::Wire(self.fake_quant(out, w)?),
             r => r,
         };
         self.vals.insert(out, result);
@@ -826,10 +830,356 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// With `emulate_int8`, the int8 operators XNNPACK (the reference
+    /// runtime's int8 engine) runs on integers, computed on integers too
+    /// (held exactly in f32): convolutions accumulate `(q - zp) * w + bias`
+    /// exactly, MEAN sums exactly, then each requantizes in f32 as XNNPACK
+    /// does. Rounding the f32 convolution of real values instead flips some
+    /// near-tie results by one step, and those flips, through the instance
+    /// norms' low-variance channels, cost up to 15 dB of PSNR. `None` when
+    /// the operator is not one of those or its tensors are not int8 as
+    /// expected: the generic f32 path then handles it.
+    fn int8_op(
+        &mut self,
+        code: i32,
+        op: &tflite::Operator<'a>,
+        ins: &[i32],
+        out: i32,
+        name: &str,
+    ) -> Result<Option<OutletId>, ImportError> {
+        use tract_core::ops::math;
+        let Some((so, _)) = self.qparams(out)? else {
+            return Ok(None);
+        };
+        match BuiltinOperator(code) {
+            BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D => {
+                self.int8_conv(code, op, ins, out, name, so)
+            }
+            BuiltinOperator::ADD | BuiltinOperator::SUB | BuiltinOperator::MUL => {
+                if ins.len() != 2 {
+                    return Ok(None);
+                }
+                let act = match BuiltinOperator(code) {
+                    BuiltinOperator::ADD => op
+                        .builtin_options_as_add_options()
+                        .map(|o| o.fused_activation_function()),
+                    BuiltinOperator::MUL => op
+                        .builtin_options_as_mul_options()
+                        .map(|o| o.fused_activation_function()),
+                    _ => op
+                        .builtin_options_as_sub_options()
+                        .map(|o| o.fused_activation_function()),
+                }
+                .unwrap_or(ActivationFunctionType::NONE);
+                // Two constants fold at load on the generic path.
+                if ins
+                    .iter()
+                    .all(|&i| matches!(self.vals.get(&i), None | Some(Val::Const { .. })))
+                {
+                    return Ok(None);
+                }
+                let (Some((sa, _)), Some((sb, _))) = (self.qparams(ins[0])?, self.qparams(ins[1])?)
+                else {
+                    return Ok(None);
+                };
+                let (Some(a), Some(b)) = (self.int_wire(ins[0])?, self.int_wire(ins[1])?) else {
+                    return Ok(None);
+                };
+                let acc = if BuiltinOperator(code) == BuiltinOperator::MUL {
+                    // XNNPACK: (a - za) * (b - zb) in int32, times
+                    // sa * sb / so in f32.
+                    let p = self.binary(format!("{name}.imul"), math::mul(), a, b)?;
+                    let m = self.scalar(&format!("{name}.m"), sa * sb / so)?;
+                    self.binary(format!("{name}.scale"), math::mul(), p, m)?
+                } else {
+                    let sign = if BuiltinOperator(code) == BuiltinOperator::SUB {
+                        -1.0
+                    } else {
+                        1.0
+                    };
+                    let ma = self.scalar(&format!("{name}.ma"), sa / so)?;
+                    let mb = self.scalar(&format!("{name}.mb"), sign * sb / so)?;
+                    let a = self.binary(format!("{name}.a"), math::mul(), a, ma)?;
+                    let b = self.binary(format!("{name}.b"), math::mul(), b, mb)?;
+                    self.binary(format!("{name}.iadd"), math::add(), a, b)?
+                };
+                let (q, real) = self.requantize(name, out, acc, act)?;
+                self.ints.insert(out, q);
+                Ok(Some(real))
+            }
+            BuiltinOperator::MEAN => {
+                let keep = op
+                    .builtin_options_as_reducer_options()
+                    .map(|o| o.keep_dims())
+                    .unwrap_or(false);
+                if ins.len() != 2 || !keep {
+                    return Ok(None);
+                }
+                let Some((si, zi)) = self.qparams(ins[0])? else {
+                    return Ok(None);
+                };
+                let Val::Const { t: axes, .. } = self.val(ins[1])? else {
+                    return Ok(None);
+                };
+                let Some(x) = self.int_wire(ins[0])? else {
+                    return Ok(None);
+                };
+                let shape = self.shape_of(x)?;
+                let rank = shape.len() as i32;
+                let mut axes: Vec<usize> = i32s(&axes)
+                    .map_err(graph_err)?
+                    .iter()
+                    .map(|&a| if a < 0 { a + rank } else { a })
+                    .filter(|&a| (0..rank).contains(&a))
+                    .map(|a| a as usize)
+                    .collect();
+                axes.sort();
+                axes.dedup();
+                let count: usize = axes.iter().map(|&a| shape[a]).product();
+                // Summed in f64: 384 x 384 int8 values can pass 2^24.
+                let x = self.node(
+                    format!("{name}.f64"),
+                    tract_core::ops::cast::cast(f64::datum_type()),
+                    &[x],
+                )?;
+                let sum = self.node(
+                    format!("{name}.isum"),
+                    Reduce::new(axes.iter().copied().collect(), Reducer::Sum),
+                    &[x],
+                )?;
+                // XNNPACK sums the stored int8 values (zero point
+                // included), converts the sum to f32 and subtracts the zero
+                // point's share after scaling, all in f32: that rounding
+                // decides near-ties (checked on 30k reference means).
+                let zn = zi as f64 * count as f64;
+                let zn = self
+                    .target
+                    .add_const(self.target.unique_name(format!("{name}.zn")), rctensor0(zn))
+                    .map_err(graph_err)?;
+                let raw = self.binary(format!("{name}.raw"), math::add(), sum, zn)?;
+                let raw = self.node(
+                    format!("{name}.f32"),
+                    tract_core::ops::cast::cast(f32::datum_type()),
+                    &[raw],
+                )?;
+                let m = si / so / count.max(1) as f32;
+                let bias = (zi * count as f32) * m;
+                let m = self.scalar(&format!("{name}.m"), m)?;
+                let y = self.binary(format!("{name}.scale"), math::mul(), raw, m)?;
+                let bias = self.scalar(&format!("{name}.bias"), bias)?;
+                let y = self.binary(format!("{name}.unbias"), math::sub(), y, bias)?;
+                let (q, real) = self.requantize(name, out, y, ActivationFunctionType::NONE)?;
+                self.ints.insert(out, q);
+                Ok(Some(real))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// CONV_2D / DEPTHWISE_CONV_2D on the integers: int8 kernel (zero
+    /// point 0, per-channel scales) and int32 bias as exact f32, the sum
+    /// exact as long as it stays below 2^24 (checked from the weights), then
+    /// `acc * (si * sw[c] / so)` in f32 as XNNPACK's fp32 requantization.
+    fn int8_conv(
+        &mut self,
+        code: i32,
+        op: &tflite::Operator<'a>,
+        ins: &[i32],
+        out: i32,
+        name: &str,
+        so: f32,
+    ) -> Result<Option<OutletId>, ImportError> {
+        use tract_core::ops::math;
+        if ins.len() < 2 {
+            return Ok(None);
+        }
+        let depthwise = BuiltinOperator(code) == BuiltinOperator::DEPTHWISE_CONV_2D;
+        let (padding, sh, sw, dh, dw, act) = if depthwise {
+            let Some(o) = op.builtin_options_as_depthwise_conv_2_doptions() else {
+                return Ok(None);
+            };
+            if o.depth_multiplier() > 1 {
+                return Ok(None);
+            }
+            (
+                o.padding(),
+                o.stride_h(),
+                o.stride_w(),
+                o.dilation_h_factor(),
+                o.dilation_w_factor(),
+                o.fused_activation_function(),
+            )
+        } else {
+            let Some(o) = op.builtin_options_as_conv_2_doptions() else {
+                return Ok(None);
+            };
+            (
+                o.padding(),
+                o.stride_h(),
+                o.stride_w(),
+                o.dilation_h_factor(),
+                o.dilation_w_factor(),
+                o.fused_activation_function(),
+            )
+        };
+        let Some((si, _)) = self.qparams(ins[0])? else {
+            return Ok(None);
+        };
+        let kt = self.tensor(ins[1])?;
+        if kt.type_() != TensorType::INT8 {
+            return Ok(None);
+        }
+        let Some(kq) = kt.quantization() else {
+            return Ok(None);
+        };
+        let Some(ks_scale) = kq.scale() else {
+            return Ok(None);
+        };
+        let k_scales: Vec<f32> = ks_scale.iter().collect();
+        if kq
+            .zero_point()
+            .map(|z| z.iter().any(|z| z != 0))
+            .unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        let ks = self.stored_shape(ins[1])?;
+        let Some(kraw) = self.file_ints(ins[1])? else {
+            return Ok(None);
+        };
+        if ks.len() != 4 {
+            return Ok(None);
+        }
+        let (out_ch, in_ch, group) = if depthwise {
+            (ks[3], ks[3], ks[3])
+        } else {
+            (ks[0], ks[3], 1)
+        };
+        let per_channel = k_scales.len() == out_ch
+            && kq.quantized_dimension() as usize == if depthwise { 3 } else { 0 };
+        if !(per_channel || k_scales.len() == 1) {
+            return Ok(None);
+        }
+        let bias: Vec<i64> = if ins.len() > 2 && ins[2] >= 0 {
+            match self.file_ints(ins[2])? {
+                Some(b)
+                    if b.len() == out_ch && self.tensor(ins[2])?.type_() == TensorType::INT32 =>
+                {
+                    b
+                }
+                _ => return Ok(None),
+            }
+        } else {
+            vec![0; out_ch]
+        };
+        // XNNPACK's requantization scale, computed in f32 as it does.
+        let m: Vec<f32> = (0..out_ch)
+            .map(|c| si * k_scales[if per_channel { c } else { 0 }] / so)
+            .collect();
+        // Worst case |sum of products| per output channel: 255 * sum |w|.
+        let mut bound = vec![0i64; out_ch];
+        for (i, &w) in kraw.iter().enumerate() {
+            let c = if depthwise {
+                i % out_ch
+            } else {
+                i / (kraw.len() / out_ch)
+            };
+            bound[c] += 255 * w.abs();
+        }
+        // Files mark dead channels with a bias of +-(2^31 - 1): their output
+        // saturates whatever the input, and so does it with any bias that
+        // keeps |acc * m| >= 256; a smaller one keeps the sum exact.
+        let bias: Vec<i64> = bias
+            .iter()
+            .zip(&bound)
+            .zip(&m)
+            .map(|((&b, &w), &m)| {
+                if m.is_nan() || m <= 0.0 {
+                    return 0; // a zero scale: the output is 0 anyway
+                }
+                let saturating = (w as f64 + (256.0 / m as f64).ceil() + 1.0).min(1e15) as i64;
+                b.clamp(-saturating, saturating)
+            })
+            .collect();
+        // f32 holds integers exactly below 2^24; past that (wide 1x1
+        // convolutions) the sum runs in f64, and its one rounding to f32 is
+        // XNNPACK's own int32 -> f32 conversion.
+        let wide = bound.iter().zip(&bias).any(|(w, b)| w + b.abs() >= 1 << 24);
+        let dt = if wide {
+            f64::datum_type()
+        } else {
+            f32::datum_type()
+        };
+        let Some(x) = self.int_wire(ins[0])? else {
+            return Ok(None);
+        };
+        if *self.shape_of(x)?.last().unwrap_or(&0) != in_ch {
+            return Ok(None);
+        }
+        let pool_spec = PoolSpec {
+            data_format: DataFormat::NHWC,
+            kernel_shape: tvec!(ks[1], ks[2]),
+            padding: match padding {
+                Padding::SAME => PaddingSpec::SameUpper,
+                _ => PaddingSpec::Valid,
+            },
+            dilations: Some(tvec!(dh.max(1) as usize, dw.max(1) as usize)),
+            strides: Some(tvec!(sh.max(1) as usize, sw.max(1) as usize)),
+            input_channels: in_ch,
+            output_channels: out_ch,
+        };
+        let conv = Conv {
+            pool_spec,
+            kernel_fmt: KernelFormat::OHWI,
+            group,
+            q_params: None,
+        };
+        let kv: Vec<f64> = kraw.iter().map(|&w| w as f64).collect();
+        let kernel = Tensor::from_shape(&ks, &kv).map_err(graph_err)?;
+        let kernel = kernel.cast_to_dt(dt).map_err(graph_err)?.into_owned();
+        let bv: Vec<f64> = bias.iter().map(|&b| b as f64).collect();
+        let bv = tensor1(&bv).cast_to_dt(dt).map_err(graph_err)?.into_owned();
+        let k = self
+            .target
+            .add_const(self.target.unique_name(format!("{name}.ikernel")), kernel)
+            .map_err(graph_err)?;
+        let b = self
+            .target
+            .add_const(self.target.unique_name(format!("{name}.ibias")), bv)
+            .map_err(graph_err)?;
+        let x = if wide {
+            self.node(format!("{name}.f64"), tract_core::ops::cast::cast(dt), &[x])?
+        } else {
+            x
+        };
+        let mut acc = self.node(format!("{name}.iconv"), conv, &[x, k, b])?;
+        if wide {
+            let f32_dt = f32::datum_type();
+            acc = self.node(
+                format!("{name}.f32"),
+                tract_core::ops::cast::cast(f32_dt),
+                &[acc],
+            )?;
+        }
+        // A no-op that keeps tract's declutter from folding the per-channel
+        // scale below into the kernel, which would make the sum inexact
+        // again; the optimizer still fuses both into the matmul.
+        let floor = self.scalar(&format!("{name}.floor"), f32::MIN)?;
+        let acc = self.binary(format!("{name}.keep"), math::max(), acc, floor)?;
+        let m = self
+            .target
+            .add_const(self.target.unique_name(format!("{name}.m")), tensor1(&m))
+            .map_err(graph_err)?;
+        let y = self.binary(format!("{name}.scale"), math::mul(), acc, m)?;
+        let (q, real) = self.requantize(name, out, y, act)?;
+        self.ints.insert(out, q);
+        Ok(Some(real))
+    }
+
     /// Per-tensor (scale, zero point) of an int8 tensor.
     fn qparams(&self, ix: i32) -> Result<Option<(f32, f32)>, ImportError> {
         let t = self.tensor(ix)?;
-        if !matches!(t.type_(), TensorType::INT8 | TensorType::UINT8) {
+        if !matches!(t.type_(), TensorType::INT8) {
             return Ok(None);
         }
         let Some(q) = t.quantization() else {
@@ -846,57 +1196,129 @@ impl<'a> Importer<'a> {
         Ok(Some((scale.get(0), z as f32)))
     }
 
-    /// TFLite's int8 MEAN rounds the input zero point's contribution on its
-    /// own (`round(sum * M) + zp_out - round(zp_in * s_in / s_out)`), which
-    /// can move the result by one step from the exact mean. Low-variance
-    /// channels of the instance norms amplify that step, so it is emulated.
-    fn mean_zero_point_offset(&self, input: i32, output: i32) -> Result<f32, ImportError> {
-        match (self.qparams(input)?, self.qparams(output)?) {
-            (Some((si, zi)), Some((so, _))) => Ok(zi * si / so),
-            _ => Ok(0.0),
+    /// When tensor `ix` is stored as per-tensor int8, snaps `x` to its grid
+    /// the way XNNPACK converts f32 to int8: `q = clamp(rne(x * (1/s)))`
+    /// (multiplication by the reciprocal, round half to even), then
+    /// `s * q`. Tensors an exact integer path already produced are kept.
+    fn fake_quant(&mut self, ix: i32, x: OutletId) -> Result<OutletId, ImportError> {
+        if self.ints.contains_key(&ix) {
+            return Ok(x);
         }
+        let Some((s, _)) = self.qparams(ix)? else {
+            return Ok(x);
+        };
+        let name = self.tensor(ix)?.name().unwrap_or("t").to_owned();
+        let inv = self.scalar(&format!("{name}.q.inv"), 1.0 / s)?;
+        let y = self.binary(
+            format!("{name}.q.div"),
+            tract_core::ops::math::mul(),
+            x,
+            inv,
+        )?;
+        let (y, real) = self.requantize(&name, ix, y, ActivationFunctionType::NONE)?;
+        self.ints.insert(ix, y);
+        Ok(real)
     }
 
-    /// When tensor `ix` is stored as per-tensor int8, snaps `x` to its grid:
-    /// `s * clamp(round(x / s + c) - round(c), -128 - zp, 127 - zp)`, where
-    /// `c` is 0 but for MEAN (see [`Self::mean_zero_point_offset`]).
-    fn fake_quant(&mut self, ix: i32, x: OutletId, offset: f32) -> Result<OutletId, ImportError> {
+    /// The int8 tensor `ix` as integers `q - zp` (in f32), for the exact
+    /// integer paths: registered by [`Self::fake_quant`] or the integer ops,
+    /// recovered from the real values otherwise (exact on the grid), or read
+    /// from the file for constants. `None` when `ix` is not per-tensor int8.
+    fn int_wire(&mut self, ix: i32) -> Result<Option<OutletId>, ImportError> {
+        if let Some(w) = self.ints.get(&ix) {
+            return Ok(Some(*w));
+        }
+        let Some((s, z)) = self.qparams(ix)? else {
+            return Ok(None);
+        };
+        let w = match self.val(ix)? {
+            Val::Wire(w) => {
+                let name = format!("{}.int", self.tensor(ix)?.name().unwrap_or("t"));
+                let inv = self.scalar(&format!("{name}.inv"), 1.0 / s)?;
+                let y = self.binary(format!("{name}.div"), tract_core::ops::math::mul(), w, inv)?;
+                self.node(name, tract_core::ops::math::round_half_to_even(), &[y])?
+            }
+            Val::Const { .. } => {
+                let Some(raw) = self.file_ints(ix)? else {
+                    return Ok(None);
+                };
+                let v: Vec<f32> = raw.iter().map(|&q| q as f32 - z).collect();
+                let t = Tensor::from_shape(&self.stored_shape(ix)?, &v).map_err(graph_err)?;
+                let name = self.target.unique_name(format!("c{ix}.int"));
+                self.target
+                    .add_const(name, t.into_arc_tensor())
+                    .map_err(graph_err)?
+            }
+        };
+        self.ints.insert(ix, w);
+        Ok(Some(w))
+    }
+
+    /// The stored integers of an INT8 or INT32 constant.
+    fn file_ints(&self, ix: i32) -> Result<Option<Vec<i64>>, ImportError> {
         let t = self.tensor(ix)?;
-        let (lo, hi) = match t.type_() {
-            TensorType::INT8 => (-128f32, 127f32),
-            TensorType::UINT8 => (0f32, 255f32),
-            _ => return Ok(x),
-        };
-        let Some(q) = t.quantization() else {
-            return Ok(x);
-        };
-        let (Some(scale), zp) = (q.scale(), q.zero_point()) else {
-            return Ok(x);
-        };
-        if scale.len() != 1 {
-            return Ok(x);
+        let buffers = self.root.buffers().ok_or(ImportError::Missing("buffers"))?;
+        let buf_ix = t.buffer() as usize;
+        if buf_ix == 0 || buf_ix >= buffers.len() {
+            return Ok(None);
         }
-        let s = scale.get(0);
-        let z = zp.filter(|z| !z.is_empty()).map(|z| z.get(0)).unwrap_or(0) as f32;
-        let name = format!("{}.q", t.name().unwrap_or("t"));
+        let Some(data) = buffers.get(buf_ix).data() else {
+            return Ok(None);
+        };
+        let bytes = data.bytes();
+        let n: usize = self.stored_shape(ix)?.iter().product();
+        let v: Vec<i64> = match t.type_() {
+            TensorType::INT8 if bytes.len() == n => bytes.iter().map(|&b| b as i8 as i64).collect(),
+            TensorType::INT32 if bytes.len() == 4 * n => bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+            _ => return Ok(None),
+        };
+        Ok(Some(v))
+    }
+
+    /// Integers `acc` (in f32, exact) to the int8 grid of `out`, as XNNPACK
+    /// requantizes: clamp to the output range (narrowed by a fused RELU or
+    /// RELU6) and round half to even. The caller has already multiplied by
+    /// the requantization scale. Returns (integers `q - zp`, real values).
+    fn requantize(
+        &mut self,
+        name: &str,
+        out: i32,
+        acc: OutletId,
+        act: ActivationFunctionType,
+    ) -> Result<(OutletId, OutletId), ImportError> {
         use tract_core::ops::math;
-        let inv = self.scalar(&format!("{name}.inv"), 1.0 / s)?;
-        let mut y = self.binary(format!("{name}.div"), math::mul(), x, inv)?;
-        if offset != 0.0 {
-            let c = self.scalar(&format!("{name}.c"), offset)?;
-            y = self.binary(format!("{name}.addc"), math::add(), y, c)?;
+        let (s, z) = self
+            .qparams(out)?
+            .ok_or_else(|| self.tensor_err(out, "expected a per-tensor int8 tensor"))?;
+        let (mut lo, mut hi) = (-128.0 - z, 127.0 - z);
+        match act {
+            ActivationFunctionType::NONE => {}
+            ActivationFunctionType::RELU => lo = lo.max(0.0),
+            ActivationFunctionType::RELU6 => {
+                lo = lo.max(0.0);
+                hi = hi.min((6.0 / s).round());
+            }
+            other => {
+                return Err(ImportError::Graph(format!(
+                    "{name}: fused activation {other:?}"
+                )))
+            }
         }
-        let mut y = self.node(format!("{name}.round"), math::round(), &[y])?;
-        if offset != 0.0 {
-            let c = self.scalar(&format!("{name}.rc"), offset.round())?;
-            y = self.binary(format!("{name}.subc"), math::sub(), y, c)?;
-        }
-        let lo = self.scalar(&format!("{name}.lo"), lo - z)?;
-        let y = self.binary(format!("{name}.lo"), math::max(), y, lo)?;
-        let hi = self.scalar(&format!("{name}.hi"), hi - z)?;
-        let y = self.binary(format!("{name}.hi"), math::min(), y, hi)?;
-        let sc = self.scalar(&format!("{name}.s"), s)?;
-        self.binary(format!("{name}.mul"), math::mul(), y, sc)
+        let y = self.node(
+            format!("{name}.q.round"),
+            math::round_half_to_even(),
+            &[acc],
+        )?;
+        let lo = self.scalar(&format!("{name}.q.lo"), lo)?;
+        let y = self.binary(format!("{name}.q.lo"), math::max(), y, lo)?;
+        let hi = self.scalar(&format!("{name}.q.hi"), hi)?;
+        let y = self.binary(format!("{name}.q.hi"), math::min(), y, hi)?;
+        let sc = self.scalar(&format!("{name}.q.s"), s)?;
+        let real = self.binary(format!("{name}.q.mul"), math::mul(), y, sc)?;
+        Ok((y, real))
     }
 
     /// Nearest-neighbour upsampling by whole factors, as a broadcast: each
