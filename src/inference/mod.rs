@@ -8,6 +8,7 @@
 //! The daemon talks to the transfer network through the [`Stylizer`] trait so
 //! tests can swap in a fake.
 
+mod ops;
 pub mod tflite;
 
 use std::path::{Path, PathBuf};

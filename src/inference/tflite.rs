@@ -25,8 +25,9 @@
 
 use std::collections::HashMap;
 
+use super::ops::{ReflectPad2d, SpatialSum, Upsample2d};
 use tract_core::internal::*;
-use tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode};
+use tract_core::ops::array::{Pad, PadMode};
 use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_core::ops::nn::{DataFormat, Reduce, Reducer};
 use tract_tflite::tflite::{
@@ -669,11 +670,15 @@ impl<'a> Importer<'a> {
                 let count: usize = axes.iter().map(|&a| shape[a]).product();
                 // A sum then one multiply: exact float mean (tract-tflite's
                 // MEAN rounds floats through its quantized path).
-                let s = self.node(
-                    format!("{name}.sum"),
-                    Reduce::new(axes.iter().copied().collect(), Reducer::Sum),
-                    &[x],
-                )?;
+                let s = if axes == [1, 2] && shape.len() == 4 {
+                    self.node(format!("{name}.sum"), SpatialSum, &[x])?
+                } else {
+                    self.node(
+                        format!("{name}.sum"),
+                        Reduce::new(axes.iter().copied().collect(), Reducer::Sum),
+                        &[x],
+                    )?
+                };
                 let inv = self.scalar(&format!("{name}.inv"), 1.0 / count.max(1) as f32)?;
                 let mut y = self.binary(name.clone(), tract_core::ops::math::mul(), s, inv)?;
                 if !keep {
@@ -707,14 +712,21 @@ impl<'a> Importer<'a> {
                         )));
                     }
                 }
-                Val::Wire(self.node(
-                    name,
-                    Pad {
+                // The transfer network pads H and W only: a direct NHWC loop
+                // instead of tract's generic rank-N ndarray slicing.
+                let op: Box<dyn TypedOp> = match pads[..] {
+                    [(0, 0), (top, bottom), (left, right), (0, 0)] => Box::new(ReflectPad2d {
+                        top,
+                        bottom,
+                        left,
+                        right,
+                    }),
+                    _ => Box::new(Pad {
                         pads,
                         mode: PadMode::Reflect,
-                    },
-                    &[x],
-                )?)
+                    }),
+                };
+                Val::Wire(self.node(name, op, &[x])?)
             }
             BuiltinOperator::RESIZE_NEAREST_NEIGHBOR => {
                 need(2)?;
@@ -758,7 +770,7 @@ impl<'a> Importer<'a> {
                     }
                     f[k] = out / inp;
                 }
-                Val::Wire(self.upsample(&name, x, &shape, f)?)
+                Val::Wire(self.upsample(&name, x, f)?)
             }
             BuiltinOperator::SHAPE => {
                 need(1)?;
@@ -1321,39 +1333,19 @@ impl<'a> Importer<'a> {
         Ok((y, real))
     }
 
-    /// Nearest-neighbour upsampling by whole factors, as a broadcast: each
-    /// pixel is repeated fh x fw times ([N,H,W,C] -> [N,H,1,W,1,C] ->
-    /// [N,H,fh,W,fw,C] -> [N,H*fh,W*fw,C]). Exact, and cheap in tract.
+    /// Nearest-neighbour upsampling by whole factors: each pixel becomes an
+    /// fh x fw block ([`Upsample2d`]: row copies, where tract's broadcast
+    /// went through generic ndarray zips).
     fn upsample(
         &mut self,
         name: &str,
         x: OutletId,
-        shape: &[usize],
         f: [usize; 2],
     ) -> Result<OutletId, ImportError> {
         if f == [1, 1] {
             return Ok(x);
         }
-        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3]);
-        let a = self.node(format!("{name}.ax3"), AxisOp::Add(3), &[x])?;
-        let a = self.node(format!("{name}.ax2"), AxisOp::Add(2), &[a])?;
-        let target: TVec<TDim> = tvec![n, h, f[0], w, f[1], c]
-            .into_iter()
-            .map(|d| d.to_dim())
-            .collect();
-        let b = self.node(
-            format!("{name}.repeat"),
-            MultiBroadcastTo {
-                shape: ShapeFact::from_dims(target.clone()),
-            },
-            &[a],
-        )?;
-        let to: TVec<TDim> = tvec![(h * f[0]).to_dim(), (w * f[1]).to_dim()];
-        self.node(
-            name.to_owned(),
-            AxisOp::Reshape(1, target[1..5].iter().cloned().collect(), to),
-            &[b],
-        )
+        self.node(name.to_owned(), Upsample2d { fh: f[0], fw: f[1] }, &[x])
     }
 }
 

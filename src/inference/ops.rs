@@ -1,0 +1,520 @@
+//! Custom tract ops for the transfer network's NHWC f32 plumbing.
+//!
+//! tract's generic `Pad` (reflect), `Reduce` (sum) and `MultiBroadcastTo`
+//! work on any rank and datum type through ndarray slices and zips; profiled
+//! on the f16 transfer network they cost ~25% of a frame in ndarray
+//! bookkeeping (strides, dimension conversions, per-row slice assigns). These
+//! ops do the same three jobs for the one layout the network uses, with
+//! straight loops over contiguous rows: each output row is built once and
+//! the rest are memcpy's.
+
+use tract_core::internal::*;
+
+fn nhwc(inputs: &[&TypedFact], what: &str) -> TractResult<TypedFact> {
+    let fact = inputs[0].without_value();
+    ensure!(
+        fact.rank() == 4,
+        "{what}: input of rank {} (expected NHWC)",
+        fact.rank()
+    );
+    ensure!(
+        fact.datum_type == f32::datum_type(),
+        "{what}: input is {:?}, not f32",
+        fact.datum_type
+    );
+    Ok(fact)
+}
+
+/// The input as an f32 NHWC slice and its four dimensions.
+fn nhwc_input<'t>(t: &'t Tensor, what: &str) -> TractResult<([usize; 4], &'t Tensor)> {
+    ensure!(
+        t.rank() == 4,
+        "{what}: input of rank {} (expected NHWC)",
+        t.rank()
+    );
+    ensure!(
+        t.datum_type() == f32::datum_type(),
+        "{what}: input is {:?}, not f32",
+        t.datum_type()
+    );
+    let s = t.shape();
+    Ok(([s[0], s[1], s[2], s[3]], t))
+}
+
+/// Reflect padding of H and W (TFLite MIRROR_PAD REFLECT, numpy 'reflect':
+/// the edge pixel is not repeated), so each pad must be smaller than its side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReflectPad2d {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl ReflectPad2d {
+    fn pad(&self, x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
+        let (oh, ow) = (h + self.top + self.bottom, w + self.left + self.right);
+        let (row, orow) = (w * c, ow * c);
+        for b in 0..n {
+            let src = &x[b * h * row..][..h * row];
+            let dst = &mut y[b * oh * orow..][..oh * orow];
+            // Interior rows: left reflection, the row itself, right reflection.
+            for r in 0..h {
+                let s = &src[r * row..][..row];
+                let d = &mut dst[(r + self.top) * orow..][..orow];
+                for i in 0..self.left {
+                    let sx = self.left - i;
+                    d[i * c..][..c].copy_from_slice(&s[sx * c..][..c]);
+                }
+                d[self.left * c..][..row].copy_from_slice(s);
+                for i in 0..self.right {
+                    let sx = w - 2 - i;
+                    d[(self.left + w + i) * c..][..c].copy_from_slice(&s[sx * c..][..c]);
+                }
+            }
+            // Padded rows are whole copies of already padded interior rows.
+            for r in 0..self.top {
+                let from = 2 * self.top - r;
+                dst.copy_within(from * orow..(from + 1) * orow, r * orow);
+            }
+            for i in 0..self.bottom {
+                let from = self.top + h - 2 - i;
+                let to = self.top + h + i;
+                dst.copy_within(from * orow..(from + 1) * orow, to * orow);
+            }
+        }
+    }
+}
+
+impl Op for ReflectPad2d {
+    fn name(&self) -> StaticName {
+        "ReflectPad2d".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "top {} bottom {} left {} right {}",
+            self.top, self.bottom, self.left, self.right
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for ReflectPad2d {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let ([n, h, w, c], t) = nhwc_input(&input, "ReflectPad2d")?;
+        ensure!(
+            self.top < h && self.bottom < h && self.left < w && self.right < w,
+            "ReflectPad2d: pads {self:?} need a picture larger than {h}x{w}"
+        );
+        let shape = [n, h + self.top + self.bottom, w + self.left + self.right, c];
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
+        {
+            let x = t.try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            self.pad(x.as_slice::<f32>()?, [n, h, w, c], y.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for ReflectPad2d {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut fact = nhwc(inputs, "ReflectPad2d")?;
+        fact.shape
+            .set(1, fact.shape[1].clone() + self.top + self.bottom);
+        fact.shape
+            .set(2, fact.shape[2].clone() + self.left + self.right);
+        Ok(tvec!(fact))
+    }
+}
+
+/// Nearest-neighbour upsampling of H and W by whole factors: every pixel
+/// becomes an `fh` x `fw` block.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Upsample2d {
+    pub fh: usize,
+    pub fw: usize,
+}
+
+impl Upsample2d {
+    fn upsample(&self, x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
+        let (row, orow) = (w * c, w * self.fw * c);
+        for r in 0..n * h {
+            let s = &x[r * row..][..row];
+            let d = &mut y[r * self.fh * orow..][..self.fh * orow];
+            // First output row pixel by pixel, the fh - 1 others copied whole.
+            let (first, rest) = d.split_at_mut(orow);
+            for (px, block) in s.chunks_exact(c).zip(first.chunks_exact_mut(c * self.fw)) {
+                for dst in block.chunks_exact_mut(c) {
+                    dst.copy_from_slice(px);
+                }
+            }
+            for dst in rest.chunks_exact_mut(orow) {
+                dst.copy_from_slice(first);
+            }
+        }
+    }
+}
+
+impl Op for Upsample2d {
+    fn name(&self) -> StaticName {
+        "Upsample2d".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("x{} (H) x{} (W)", self.fh, self.fw)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Upsample2d {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let ([n, h, w, c], t) = nhwc_input(&input, "Upsample2d")?;
+        ensure!(
+            self.fh > 0 && self.fw > 0,
+            "Upsample2d: zero factor in {self:?}"
+        );
+        let shape = [n, h * self.fh, w * self.fw, c];
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
+        if c > 0 {
+            let x = t.try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            self.upsample(x.as_slice::<f32>()?, [n, h, w, c], y.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for Upsample2d {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut fact = nhwc(inputs, "Upsample2d")?;
+        fact.shape.set(1, fact.shape[1].clone() * self.fh);
+        fact.shape.set(2, fact.shape[2].clone() * self.fw);
+        Ok(tvec!(fact))
+    }
+}
+
+/// Sum over H and W keeping the dimensions: [N,H,W,C] -> [N,1,1,C], in one
+/// pass over the input with one accumulator per channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SpatialSum;
+
+impl SpatialSum {
+    /// `row_acc` (C floats) sums one row in f32, which vectorizes; the row
+    /// sums are added in f64 so a 100k-pixel picture loses no precision.
+    fn sum(x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
+        let mut row_acc = vec![0f32; c];
+        let mut total = vec![0f64; c];
+        for b in 0..n {
+            total.iter_mut().for_each(|t| *t = 0.0);
+            for r in 0..h {
+                row_acc.iter_mut().for_each(|a| *a = 0.0);
+                for px in x[(b * h + r) * w * c..][..w * c].chunks_exact(c) {
+                    for (a, &v) in row_acc.iter_mut().zip(px) {
+                        *a += v;
+                    }
+                }
+                for (t, &a) in total.iter_mut().zip(&row_acc) {
+                    *t += a as f64;
+                }
+            }
+            for (o, &t) in y[b * c..][..c].iter_mut().zip(&total) {
+                *o = t as f32;
+            }
+        }
+    }
+}
+
+impl Op for SpatialSum {
+    fn name(&self) -> StaticName {
+        "SpatialSum".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for SpatialSum {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let ([n, h, w, c], t) = nhwc_input(&input, "SpatialSum")?;
+        let mut out = Tensor::zero::<f32>(&[n, 1, 1, c])?;
+        if c > 0 {
+            let x = t.try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            Self::sum(x.as_slice::<f32>()?, [n, h, w, c], y.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for SpatialSum {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut fact = nhwc(inputs, "SpatialSum")?;
+        fact.shape.set(1, 1.to_dim());
+        fact.shape.set(2, 1.to_dim());
+        Ok(tvec!(fact))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_core::ops::array::{Pad, PadMode};
+    use tract_core::ops::nn::{Reduce, Reducer};
+
+    /// A deterministic, non-symmetric test picture.
+    fn picture(shape: [usize; 4]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1013) as f32 / 101.0 - 3.0)
+            .collect();
+        Tensor::from_shape(&shape, &v).unwrap()
+    }
+
+    fn eval1(op: &dyn TypedOp, x: &Tensor) -> Tensor {
+        let mut out = op
+            .eval_out_of_plan(tvec!(x.clone().into_tvalue()))
+            .unwrap()
+            .unwrap();
+        out.remove(0).into_tensor()
+    }
+
+    fn floats(t: &Tensor) -> Vec<f32> {
+        t.try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
+    }
+
+    /// numpy 'reflect' index.
+    fn reflect(i: isize, len: usize) -> usize {
+        let len = len as isize;
+        let i = if i < 0 { -i } else { i };
+        (if i >= len { 2 * (len - 1) - i } else { i }) as usize
+    }
+
+    #[test]
+    fn reflect_pad_matches_tract_pad_on_odd_sizes() {
+        for (shape, (t, b, l, r)) in [
+            ([1, 5, 7, 3], (4, 4, 4, 4)),
+            ([2, 9, 6, 5], (1, 3, 0, 2)),
+            ([1, 3, 11, 1], (2, 0, 3, 1)),
+            ([1, 2, 2, 2], (1, 1, 1, 1)),
+        ] {
+            let x = picture(shape);
+            let ours = eval1(
+                &ReflectPad2d {
+                    top: t,
+                    bottom: b,
+                    left: l,
+                    right: r,
+                },
+                &x,
+            );
+            let pads = vec![(0, 0), (t, b), (l, r), (0, 0)];
+            let generic = eval1(
+                &Pad {
+                    pads,
+                    mode: PadMode::Reflect,
+                },
+                &x,
+            );
+            assert_eq!(ours.shape(), generic.shape(), "{shape:?}");
+            assert_eq!(
+                floats(&ours),
+                floats(&generic),
+                "{shape:?} pads {t},{b},{l},{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn reflect_pad_follows_numpy_reflect() {
+        let [n, h, w, c] = [1, 4, 5, 2];
+        let (t, b, l, r) = (3, 2, 1, 4);
+        let x = picture([n, h, w, c]);
+        let xs = floats(&x);
+        let y = floats(&eval1(
+            &ReflectPad2d {
+                top: t,
+                bottom: b,
+                left: l,
+                right: r,
+            },
+            &x,
+        ));
+        let (oh, ow) = (h + t + b, w + l + r);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let sy = reflect(oy as isize - t as isize, h);
+                let sx = reflect(ox as isize - l as isize, w);
+                for ch in 0..c {
+                    assert_eq!(
+                        y[(oy * ow + ox) * c + ch],
+                        xs[(sy * w + sx) * c + ch],
+                        "({oy},{ox})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reflect_pad_refuses_pads_as_large_as_the_side() {
+        let x = picture([1, 3, 8, 2]);
+        let op = ReflectPad2d {
+            top: 3,
+            bottom: 0,
+            left: 0,
+            right: 0,
+        };
+        assert!(op.eval_out_of_plan(tvec!(x.into_tvalue())).is_err());
+    }
+
+    #[test]
+    fn upsample_repeats_each_pixel_into_a_block() {
+        for (shape, (fh, fw)) in [
+            ([1, 3, 5, 7], (2, 2)),
+            ([2, 1, 3, 1], (3, 1)),
+            ([1, 5, 2, 3], (1, 4)),
+        ] {
+            let [n, h, w, c] = shape;
+            let x = picture(shape);
+            let xs = floats(&x);
+            let y = eval1(&Upsample2d { fh, fw }, &x);
+            assert_eq!(y.shape(), &[n, h * fh, w * fw, c]);
+            let y = floats(&y);
+            let (oh, ow) = (h * fh, w * fw);
+            for b in 0..n {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for ch in 0..c {
+                            let want = xs[((b * h + oy / fh) * w + ox / fw) * c + ch];
+                            assert_eq!(y[((b * oh + oy) * ow + ox) * c + ch], want);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn spatial_sum_matches_tract_reduce_sum() {
+        for shape in [[1, 7, 9, 5], [2, 3, 1, 4], [1, 1, 13, 1], [1, 31, 17, 32]] {
+            let x = picture(shape);
+            let ours = eval1(&SpatialSum, &x);
+            let generic = eval1(&Reduce::new(tvec![1, 2], Reducer::Sum), &x);
+            assert_eq!(ours.shape(), generic.shape(), "{shape:?}");
+            for (a, b) in floats(&ours).iter().zip(floats(&generic)) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "{shape:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn spatial_sum_keeps_precision_on_a_large_picture() {
+        // 0.1 is not representable: one f32 running sum over 147k pixels
+        // drifts by ~1e-3 here; per-row partials stay within a few ulps.
+        let (h, w) = (384, 384);
+        let x = Tensor::from_shape(&[1, h, w, 2], &vec![0.1f32; h * w * 2]).unwrap();
+        let y = floats(&eval1(&SpatialSum, &x));
+        let want = 0.1f32 as f64 * (h * w) as f64;
+        for v in y {
+            assert!(((v as f64 - want) / want).abs() < 1e-6, "{v} vs {want}");
+        }
+    }
+
+    /// The three ops inside an optimized plan, against the generic ops.
+    #[test]
+    fn ops_survive_tract_optimization() {
+        let shape = [1usize, 9, 11, 3];
+        let build = |custom: bool| -> TypedModel {
+            let mut m = TypedModel::default();
+            let x = m.add_source("x", f32::fact(shape)).unwrap();
+            let p = if custom {
+                m.wire_node(
+                    "pad",
+                    ReflectPad2d {
+                        top: 2,
+                        bottom: 1,
+                        left: 3,
+                        right: 2,
+                    },
+                    &[x],
+                )
+            } else {
+                let pads = vec![(0, 0), (2, 1), (3, 2), (0, 0)];
+                m.wire_node(
+                    "pad",
+                    Pad {
+                        pads,
+                        mode: PadMode::Reflect,
+                    },
+                    &[x],
+                )
+            }
+            .unwrap();
+            let s = if custom {
+                m.wire_node("sum", SpatialSum, &p).unwrap()
+            } else {
+                m.wire_node("sum", Reduce::new(tvec![1, 2], Reducer::Sum), &p)
+                    .unwrap()
+            };
+            // Both are rank 4, so the binary op broadcasts [N,1,1,C].
+            let d = m
+                .wire_node("sub", tract_core::ops::math::sub(), &[p[0], s[0]])
+                .unwrap();
+            let u = m.wire_node("up", Upsample2d { fh: 2, fw: 2 }, &d).unwrap();
+            m.select_output_outlets(&u).unwrap();
+            m
+        };
+        let run = |m: TypedModel| -> Vec<f32> {
+            let plan = SimplePlan::new(m.into_optimized().unwrap()).unwrap();
+            let y = plan.run(tvec!(picture(shape).into_tvalue())).unwrap();
+            floats(&y[0].clone().into_tensor())
+        };
+        let ours = run(build(true));
+        // The generic version without the upsampling, upsampled by hand.
+        let mut generic_model = build(false);
+        let last = generic_model.output_outlets().unwrap()[0];
+        let up_input = generic_model.node(last.node).inputs[0];
+        generic_model.select_output_outlets(&[up_input]).unwrap();
+        let small = run(generic_model);
+        let (h, w, c) = (9 + 3, 11 + 5, 3);
+        assert_eq!(ours.len(), small.len() * 4);
+        for oy in 0..2 * h {
+            for ox in 0..2 * w {
+                for ch in 0..c {
+                    let a = ours[(oy * 2 * w + ox) * c + ch];
+                    let b = small[((oy / 2) * w + ox / 2) * c + ch];
+                    // The sums run in another order: f32 rounding only.
+                    assert!(
+                        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "({oy},{ox},{ch}): {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
