@@ -15,7 +15,8 @@
 # Usage: tests/systemd.sh            (root needed for 3 and for the overlay in 1)
 # Env:   CARGO_TARGET_DIR (default: <repo>/target), STYLEFRAME_BIN (a built
 #        styleframe; default $CARGO_TARGET_DIR/release/styleframe, built if
-#        missing), SKIP_MANAGER=1 skips 3, MAX_EXPOSURE (default 2.0).
+#        missing), STANDIN_BIN (a built tests/notify_standin.rs; default: cargo
+#        test --no-run), SKIP_MANAGER=1 skips 3, MAX_EXPOSURE (default 2.0).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -112,7 +113,8 @@ if [ -n "${SKIP_MANAGER:-}" ]; then
 elif [ "$(id -u)" -ne 0 ]; then
     echo "skipped: systemd --user run (needs root for the private /run/systemd)"
 else
-    standin=$(cd "$repo" && cargo test --release --test notify_standin --no-run --message-format=json 2>/dev/null |
+    standin=${STANDIN_BIN:-}
+    [ -n "$standin" ] || standin=$(cd "$repo" && cargo test --release --test notify_standin --no-run --message-format=json 2>/dev/null |
         grep -o '"executable":"[^"]*notify_standin[^"]*"' | tail -1 | cut -d'"' -f4)
     if [ ! -x "$standin" ]; then
         fail "could not build the stand-in daemon tests/notify_standin.rs"
