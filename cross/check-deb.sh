@@ -111,7 +111,7 @@ else
     out=$scratch/install.log
     mkdir -p "$scratch/inst"
     unshare --mount --propagation private -- sh -c '
-        t=$0 deb=$1
+        t=$0 deb=$1 debarch=$2
         mount -t tmpfs tmpfs "$t" && mkdir -p "$t/up" "$t/work" "$t/m" || exit 90
         mount -t overlay styleframe-root -o lowerdir=/,upperdir="$t/up",workdir="$t/work" "$t/m" || exit 91
         mount --bind /proc "$t/m/proc" && mount --bind /dev "$t/m/dev" || exit 92
@@ -125,22 +125,45 @@ else
             test \"\$(getent passwd styleframe | cut -d: -f7)\" = /usr/sbin/nologin && echo RESULT nologin
             test -L \$wants && echo RESULT enabled
             test -f /etc/styleframe/styleframe.toml && echo RESULT config
+            if [ \"\$(dpkg --print-architecture)\" = $debarch ]; then
+                cd /usr/share/styleframe && /usr/bin/styleframe doctor --config /etc/styleframe/styleframe.toml >/tmp/doctor.log 2>&1
+                echo RESULT doctor-\$?
+                sed \"s/^/    doctor: /\" /tmp/doctor.log | tail -12
+                cd /
+            fi
             dpkg -r styleframe >/dev/null || echo RESULT remove-failed
             test ! -e /usr/bin/styleframe && echo RESULT binary-removed
             test -f /etc/styleframe/styleframe.toml && echo RESULT conffile-kept
             dpkg --purge styleframe >/dev/null || echo RESULT purge-failed
             test ! -e /etc/styleframe/styleframe.toml && echo RESULT conffile-purged
             test ! -e \$wants && echo RESULT disabled
-        "' "$scratch/inst" "$(readlink -f "$deb")" >"$out" 2>&1
+        "' "$scratch/inst" "$(readlink -f "$deb")" "$debarch" >"$out" 2>&1
     for r in user group-video group-gpio group-render group-input nologin enabled config \
         binary-removed conffile-kept conffile-purged disabled; do
         grep -qx "RESULT $r" "$out" && ok "install test: $r" || fail "install test: $r"
     done
+    # Installed as packaged, from the unit's working directory: config and models
+    # are found (doctor 12/11 would say otherwise); 10 = no camera on this machine.
+    if [ "$debarch" = "$(dpkg --print-architecture)" ]; then
+        d=$(sed -n 's/^RESULT doctor-//p' "$out")
+        grep '^    doctor: ' "$out"
+        case "$d" in
+            0 | 10 | 13 | 14) ok "install test: doctor exit $d: config and models of the package are found" ;;
+            *) fail "install test: doctor exit '$d' (11 = models, 12 = config)" ;;
+        esac
+    fi
     if grep -q "RESULT .*-failed" "$out"; then
         fail "install test: $(grep 'RESULT .*-failed' "$out" | tr '\n' ' ')"
         sed 's/^/    /' "$out"
     fi
 fi
+
+grep -q '^backend = "framebuffer"' "$root/etc/styleframe/styleframe.toml" &&
+    ok "installed config selects the framebuffer (the system unit's mode)" ||
+    fail "installed config does not set backend = \"framebuffer\""
+grep -q '^WorkingDirectory=/usr/share/styleframe$' "$unit" && [ -d "$root/usr/share/styleframe/models" ] &&
+    ok "unit's working directory holds models/ (relative config paths)" ||
+    fail "unit WorkingDirectory does not hold models/"
 
 echo
 [ $bad -eq 0 ] && echo "check-deb: $deb OK" || echo "check-deb: $deb: $bad problems"

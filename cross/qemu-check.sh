@@ -14,7 +14,8 @@
 #      $CARGO_TARGET_DIR/release/styleframe), MODEL_MIRROR (default /work/shared/models),
 #      MODELS_META_DIR (styles.json + manifest.toml, default <repo>/models),
 #      CONTENT (default /work/shared/images/content/tubingen.jpg), STYLE (starry_night),
-#      SIZE (HxW, default 192x256: qemu's TCG is slow), MIN_DB (40).
+#      SIZE (HxW, default 192x256: qemu's TCG is slow), MIN_DB (40),
+#      QEMU (the runner; QEMU="" runs CROSS_BIN natively, to dry-run this script).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +26,8 @@ case "$arch" in
     armv7) qemu="qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
     *) echo "usage: $0 [aarch64|armv7]" >&2; exit 2 ;;
 esac
+# QEMU="" runs CROSS_BIN directly: a dry run of this script with a native binary.
+qemu=${QEMU-$qemu}
 cross_bin=${CROSS_BIN:-$repo/dist/styleframe-$arch}
 host_bin=${HOST_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/styleframe}
 mirror=${MODEL_MIRROR:-/work/shared/models}
@@ -38,7 +41,7 @@ bad=0
 ok() { echo "ok: $*"; }
 fail() { echo "FAIL: $*"; bad=$((bad + 1)); }
 [ -x "$cross_bin" ] || { echo "no $cross_bin (run cross/build.sh $arch)" >&2; exit 1; }
-command -v "${qemu%% *}" >/dev/null || { echo "${qemu%% *} missing (apt-get install qemu-user-static)" >&2; exit 1; }
+[ -z "$qemu" ] || command -v "${qemu%% *}" >/dev/null || { echo "${qemu%% *} missing (apt-get install qemu-user-static)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/styleframe-qemu.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -95,6 +95,35 @@ check "restarted after exit 1" wait_for 6 NRestarts "[1-9][0-9]*"
 show
 systemctl --user stop "$unit"
 
+if [ -n "${REAL_BIN:-}" ]; then
+    echo "- the real daemon: styleframe run (synthetic source, headless display)"
+    cat >"$UNIT_DIR/$unit.d/zz-exit.conf" <<EOF
+[Service]
+ExecStart=
+ExecStart=$REAL_BIN run --config $WORK/real.toml
+Environment=STYLEFRAME_NOTIFY_STANDIN= STANDIN_EXIT=
+WatchdogSec=10
+EOF
+    systemctl --user daemon-reload
+    systemctl --user reset-failed "$unit" 2>/dev/null
+    check "start returns 0 (READY=1 within TimeoutStartSec)" systemctl --user start "$unit"
+    show
+    pid=$(prop MainPID)
+    check "WatchdogUSec=10s" wait_for 1 WatchdogUSec 10s
+    echo "  ... 25 s: the watchdog (10 s) must stay fed by shown frames"
+    sleep 25
+    show
+    check "still running, same process, no restart" test "$(prop SubState)/$(prop MainPID)/$(prop NRestarts)" = "running/$pid/0"
+    check "reload returns 0" systemctl --user reload "$unit"
+    sleep 2
+    check "same process after reload" test "$(prop MainPID)" = "$pid"
+    t0=$SECONDS
+    check "stop returns 0" systemctl --user stop "$unit"
+    echo "  stop took $((SECONDS - t0)) s (TimeoutStopSec=5)"
+    show
+    check "clean stop (Result=success)" wait_for 2 Result success
+fi
+
 echo "- PrivateUsers=yes (styleframe.service) keeps group-based device access"
 # A char device (1,5 = zero) owned root:video 0660 stands in for /dev/video0.
 mkdir -p "$WORK/dev" "$WORK/out"

@@ -8,12 +8,15 @@
 #     /run/systemd) runs styleframe-kiosk.service with a test drop-in whose
 #     ExecStart is the stand-in daemon tests/notify_standin.rs (SdNotifier +
 #     WatchdogGate): READY, reload -> SIGHUP, stalled frames -> watchdog restart,
-#     stop -> SIGTERM, exit 3 -> no restart, exit 1 -> restart.
+#     stop -> SIGTERM, exit 3 -> no restart, exit 1 -> restart; then, if the
+#     built binary has `run`, the real daemon (synthetic source, headless):
+#     READY, watchdog fed (no restart), reload, clean stop.
 #
 # Usage: tests/systemd.sh            (root needed for 3 and for the overlay in 1)
 # Env:   CARGO_TARGET_DIR (default: <repo>/target), STYLEFRAME_BIN (a built
 #        styleframe; default $CARGO_TARGET_DIR/release/styleframe, built if
-#        missing), SKIP_MANAGER=1 skips 3, MAX_EXPOSURE (default 2.0).
+#        missing), STANDIN_BIN (a built tests/notify_standin.rs; default: cargo
+#        test --no-run), SKIP_MANAGER=1 skips 3, MAX_EXPOSURE (default 2.0).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -110,7 +113,8 @@ if [ -n "${SKIP_MANAGER:-}" ]; then
 elif [ "$(id -u)" -ne 0 ]; then
     echo "skipped: systemd --user run (needs root for the private /run/systemd)"
 else
-    standin=$(cd "$repo" && cargo test --release --test notify_standin --no-run --message-format=json 2>/dev/null |
+    standin=${STANDIN_BIN:-}
+    [ -n "$standin" ] || standin=$(cd "$repo" && cargo test --release --test notify_standin --no-run --message-format=json 2>/dev/null |
         grep -o '"executable":"[^"]*notify_standin[^"]*"' | tail -1 | cut -d'"' -f4)
     if [ ! -x "$standin" ]; then
         fail "could not build the stand-in daemon tests/notify_standin.rs"
@@ -126,11 +130,31 @@ PartOf=
 [Service]
 ExecStart=
 ExecStart=$standin standin_daemon --exact --ignored --nocapture
+WorkingDirectory=$work
 Environment=STYLEFRAME_NOTIFY_STANDIN=1 STANDIN_FRAMES_SECS=3
 WatchdogSec=2
 RestartSec=1
 EOF
-        WORK=$work UNIT_DIR=$unit_dir unshare --mount --propagation private -- bash "$repo/tests/systemd-manager.sh"
+        # The real daemon too, when the binary has the `run` subcommand: synthetic
+        # source, headless display, the mirror's model files.
+        real=""
+        if "$work/bin/styleframe" --help 2>/dev/null | grep -q '^  run '; then
+            real=$work/bin/styleframe
+            mirror=${MODEL_MIRROR:-/work/shared/models}
+            cat >"$work/real.toml" <<EOF
+[models]
+dir = "$mirror"
+[styles]
+file = "$repo/models/styles.json"
+[camera]
+source = "synthetic"
+[display]
+backend = "headless"
+[inference]
+max_pixels = 28672
+EOF
+        fi
+        REAL_BIN=$real WORK=$work UNIT_DIR=$unit_dir unshare --mount --propagation private -- bash "$repo/tests/systemd-manager.sh"
         rc=$?
         if [ "$rc" -eq 0 ]; then ok "systemd --user run"; else fail "systemd --user run ($rc failed checks)"; fi
     fi
