@@ -29,7 +29,10 @@ fn styleframe(args: &[&std::ffi::OsStr]) -> Output {
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: AS_LIMIT as libc::rlim_t, rlim_max: AS_LIMIT as libc::rlim_t };
+            let lim = libc::rlimit {
+                rlim_cur: AS_LIMIT as libc::rlim_t,
+                rlim_max: AS_LIMIT as libc::rlim_t,
+            };
             if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -63,7 +66,10 @@ fn still(input: &Path, out: &Path, size: &str) -> (Option<i32>, String) {
         os("--models"),
         m.as_os_str(),
     ]);
-    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn embed(painting: &Path, into: &Path) -> (Option<i32>, String) {
@@ -78,7 +84,10 @@ fn embed(painting: &Path, into: &Path) -> (Option<i32>, String) {
         os("--models"),
         m.as_os_str(),
     ]);
-    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -89,12 +98,20 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
 
 /// Left half red, right half blue.
 fn halves(w: u32, h: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, _| if x < w / 2 { Rgb([230, 20, 20]) } else { Rgb([20, 20, 230]) })
+    RgbImage::from_fn(w, h, |x, _| {
+        if x < w / 2 {
+            Rgb([230, 20, 20])
+        } else {
+            Rgb([20, 20, 230])
+        }
+    })
 }
 
 fn jpeg(img: &RgbImage) -> Vec<u8> {
     let mut v = vec![];
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, 95).encode_image(img).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, 95)
+        .encode_image(img)
+        .unwrap();
     v
 }
 
@@ -125,7 +142,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -169,7 +190,10 @@ d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9faffda000e0443004d0059004b00003f
 7fe6b67fdc13ff006febf54ebfffd9";
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Every kind of picture file the tests use, by name.
@@ -178,13 +202,22 @@ fn write_inputs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     let png = encode(&photo, ImageFormat::Png);
     let jpg = jpeg(&halves(64, 48));
     let gray = DynamicImage::ImageLuma8(ImageBuffer::from_fn(40, 30, |x, _| Luma([(x * 6) as u8])));
-    let gray_alpha =
-        DynamicImage::ImageLumaA8(ImageBuffer::from_fn(40, 30, |x, y| LumaA([(x * 6) as u8, (y * 8) as u8])));
-    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(40, 30, |x, y| Rgba([200, (x * 6) as u8, 50, (y * 8) as u8])));
-    let rgb16 = DynamicImage::ImageRgb16(ImageBuffer::from_fn(40, 30, |x, y| Rgb([x as u16 * 1600, y as u16 * 2000, 40000])));
+    let gray_alpha = DynamicImage::ImageLumaA8(ImageBuffer::from_fn(40, 30, |x, y| {
+        LumaA([(x * 6) as u8, (y * 8) as u8])
+    }));
+    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(40, 30, |x, y| {
+        Rgba([200, (x * 6) as u8, 50, (y * 8) as u8])
+    }));
+    let rgb16 = DynamicImage::ImageRgb16(ImageBuffer::from_fn(40, 30, |x, y| {
+        Rgb([x as u16 * 1600, y as u16 * 2000, 40000])
+    }));
     let one = DynamicImage::ImageRgb8(RgbImage::from_pixel(1, 1, Rgb([10, 200, 30])));
     let files: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("not_a_picture", "notes.jpg", b"Shopping list: milk, eggs\n".to_vec()),
+        (
+            "not_a_picture",
+            "notes.jpg",
+            b"Shopping list: milk, eggs\n".to_vec(),
+        ),
         ("empty", "empty.png", vec![]),
         ("truncated_jpeg", "cut.jpg", jpg[..jpg.len() / 2].to_vec()),
         ("truncated_png", "cut.png", png[..png.len() / 2].to_vec()),
@@ -194,9 +227,17 @@ fn write_inputs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         ("cmyk_jpeg", "cmyk.jpg", unhex(CMYK_JPEG_HEX)),
         ("png_16bit", "deep.png", encode(&rgb16, ImageFormat::Png)),
         ("grayscale", "gray.png", encode(&gray, ImageFormat::Png)),
-        ("grayscale_alpha", "gray_alpha.png", encode(&gray_alpha, ImageFormat::Png)),
+        (
+            "grayscale_alpha",
+            "gray_alpha.png",
+            encode(&gray_alpha, ImageFormat::Png),
+        ),
         ("rgba", "rgba.png", encode(&rgba, ImageFormat::Png)),
-        ("exif_rotated", "rotated.jpg", with_exif_orientation(&jpg, 6)),
+        (
+            "exif_rotated",
+            "rotated.jpg",
+            with_exif_orientation(&jpg, 6),
+        ),
     ];
     files
         .into_iter()
@@ -208,7 +249,14 @@ fn write_inputs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         .collect()
 }
 
-const UNUSABLE: &[&str] = &["not_a_picture", "empty", "truncated_jpeg", "truncated_png", "png_header_only", "huge_png"];
+const UNUSABLE: &[&str] = &[
+    "not_a_picture",
+    "empty",
+    "truncated_jpeg",
+    "truncated_png",
+    "png_header_only",
+    "huge_png",
+];
 
 fn input<'a>(inputs: &'a [(&str, PathBuf)], name: &str) -> &'a Path {
     &inputs.iter().find(|(n, _)| *n == name).unwrap().1
@@ -226,13 +274,19 @@ fn unusable_pictures_are_errors_naming_the_file() {
         let bytes = std::fs::read(path).unwrap();
         let e = decode_rgb(&bytes, path).expect_err(name);
         println!("{name}: {e}");
-        assert!(e.to_string().contains(&path.display().to_string()), "{name}: {e}");
+        assert!(
+            e.to_string().contains(&path.display().to_string()),
+            "{name}: {e}"
+        );
     }
     // The huge one is refused for its size, not for running out of memory.
     let huge = input(&inputs, "huge_png");
     let e = decode_rgb(&std::fs::read(huge).unwrap(), huge).unwrap_err();
     assert!(matches!(e, PreprocessError::TooLarge { .. }), "{e:?}");
-    assert!(e.to_string().contains("20000x20000"), "the message should say how large: {e}");
+    assert!(
+        e.to_string().contains("20000x20000"),
+        "the message should say how large: {e}"
+    );
     assert!(std::fs::metadata(huge).unwrap().len() < 2000);
 }
 
@@ -253,10 +307,16 @@ fn unusual_pictures_decode_to_rgb() {
     assert_eq!(ga.get_pixel(10, 0).0, [255, 255, 255]);
     let rgba = load("rgba");
     assert_eq!(rgba.get_pixel(0, 0).0, [255, 255, 255]);
-    assert!(rgba.get_pixel(39, 29).0[2] < 200, "an almost opaque blue-less pixel turned white");
+    assert!(
+        rgba.get_pixel(39, 29).0[2] < 200,
+        "an almost opaque blue-less pixel turned white"
+    );
     // 16-bit scaled to 8-bit.
     let d = load("png_16bit");
-    assert_eq!(d.get_pixel(0, 0).0[2], (40000.0f64 * 255.0 / 65535.0).round() as u8);
+    assert_eq!(
+        d.get_pixel(0, 0).0[2],
+        (40000.0f64 * 255.0 / 65535.0).round() as u8
+    );
     // CMYK: red stays red, blue stays blue (Adobe's inverted CMYK handled).
     let c = load("cmyk_jpeg");
     let (l, r) = (c.get_pixel(1, 4).0, c.get_pixel(6, 4).0);
@@ -274,9 +334,17 @@ fn exif_orientation_6_turns_the_picture_upright() {
     assert_eq!(img.dimensions(), (32, 64));
     let (top, bottom) = (img.get_pixel(16, 8).0, img.get_pixel(16, 56).0);
     assert!(top[0] > 180 && top[2] < 80, "top should be red: {top:?}");
-    assert!(bottom[2] > 180 && bottom[0] < 80, "bottom should be blue: {bottom:?}");
+    assert!(
+        bottom[2] > 180 && bottom[0] < 80,
+        "bottom should be blue: {bottom:?}"
+    );
     // Without the Exif segment the same bytes stay as stored.
-    assert_eq!(decode_rgb(&jpeg(&stored), Path::new("plain.jpg")).unwrap().dimensions(), (64, 32));
+    assert_eq!(
+        decode_rgb(&jpeg(&stored), Path::new("plain.jpg"))
+            .unwrap()
+            .dimensions(),
+        (64, 32)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -295,8 +363,14 @@ fn still_refuses_unusable_pictures_with_exit_1_and_writes_nothing() {
         let (code, err) = still(path, &out, "64x64");
         println!("{name}: exit {code:?}: {}", err.trim());
         assert_eq!(code, Some(1), "{name}: {err}");
-        assert!(err.contains(&path.display().to_string()), "{name}: the error does not name the file: {err}");
-        assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{name}: {err}");
+        assert!(
+            err.contains(&path.display().to_string()),
+            "{name}: the error does not name the file: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("memory allocation"),
+            "{name}: {err}"
+        );
         assert!(!out.exists(), "{name}: an output was written");
     }
 }
@@ -335,7 +409,10 @@ fn still_honours_exif_orientation() {
     }
     let (to_upright, to_plain) = (psnr(&outs[0], &outs[1]), psnr(&outs[0], &outs[2]));
     println!("EXIF-rotated output vs upright: {to_upright:.1} dB, vs as stored: {to_plain:.1} dB");
-    assert!(to_upright > to_plain + 6.0, "the EXIF orientation was not applied");
+    assert!(
+        to_upright > to_plain + 6.0,
+        "the EXIF orientation was not applied"
+    );
     assert!(to_upright > 25.0);
 }
 
@@ -350,7 +427,10 @@ fn embed_refuses_unusable_paintings_and_leaves_the_set_alone() {
         println!("{name}: exit {code:?}: {}", err.trim());
         assert_eq!(code, Some(1), "{name}: {err}");
         assert!(err.contains(&path.display().to_string()), "{name}: {err}");
-        assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{name}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("memory allocation"),
+            "{name}: {err}"
+        );
         assert!(!set.exists(), "{name}: the style set was written");
     }
     // A good painting (with alpha) after all that: the set is created.

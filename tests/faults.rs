@@ -59,7 +59,13 @@ fn capture_log() {
 
 /// Log lines (of every test in this binary: filter on what is specific).
 fn log_lines(containing: &str) -> Vec<String> {
-    LOG.0.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|l| l.contains(containing)).cloned().collect()
+    LOG.0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|l| l.contains(containing))
+        .cloned()
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -78,7 +84,12 @@ impl Stylizer for FakeNet {
     fn size(&self) -> (usize, usize) {
         (self.h, self.w)
     }
-    fn stylize(&mut self, content: &[f32], _: &Embedding, out: &mut Vec<f32>) -> Result<(), EngineError> {
+    fn stylize(
+        &mut self,
+        content: &[f32],
+        _: &Embedding,
+        out: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
         let n = self.calls.fetch_add(1, SeqCst) + 1;
         (self.on_call)(n, self.h, self.w);
         out.clear();
@@ -93,7 +104,12 @@ fn fake_net(
 ) -> daemon::StylizerFactory {
     let on_call: Arc<dyn Fn(u64, usize, usize) + Send + Sync> = Arc::new(on_call);
     Box::new(move |h, w| {
-        Ok(Box::new(FakeNet { h, w, calls: calls.clone(), on_call: on_call.clone() }) as Box<dyn Stylizer>)
+        Ok(Box::new(FakeNet {
+            h,
+            w,
+            calls: calls.clone(),
+            on_call: on_call.clone(),
+        }) as Box<dyn Stylizer>)
     })
 }
 
@@ -122,7 +138,9 @@ impl FrameSource for ScriptedCamera {
                 frame.captured_at = Instant::now();
                 Ok(())
             }
-            Shot::Corrupt => Err(CaptureError::CorruptFrame { what: "bad JPEG marker".into() }),
+            Shot::Corrupt => Err(CaptureError::CorruptFrame {
+                what: "bad JPEG marker".into(),
+            }),
             Shot::WrongSize(len) => {
                 frame.clone_from(&self.scene);
                 frame.data.resize(len, 7);
@@ -141,13 +159,22 @@ impl FrameSource for ScriptedCamera {
 }
 
 fn camera(script: impl Fn(u64) -> Shot + Send + Sync + 'static) -> Box<dyn FrameSource> {
-    Box::new(ScriptedCamera { scene: still_scene(320, 180), n: 0, script: Arc::new(script) })
+    Box::new(ScriptedCamera {
+        scene: still_scene(320, 180),
+        n: 0,
+        script: Arc::new(script),
+    })
 }
 
 fn config() -> Config {
     let mut cfg = Config::default();
-    cfg.display =
-        DisplayConfig { backend: DisplayBackend::Headless, width: W as u32, height: H as u32, crossfade: false, ..Default::default() };
+    cfg.display = DisplayConfig {
+        backend: DisplayBackend::Headless,
+        width: W as u32,
+        height: H as u32,
+        crossfade: false,
+        ..Default::default()
+    };
     cfg.inference.max_pixels = (H * W) as u32;
     cfg.inference.degrade_after_ms = 0;
     cfg.styles.morph_seconds = 0.3;
@@ -199,7 +226,9 @@ impl Setup {
             htx.send(handle).unwrap();
             (screen, None)
         });
-        let h = hrx.recv_timeout(Duration::from_secs(10)).expect("no screen");
+        let h = hrx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("no screen");
         (r, h)
     }
 
@@ -209,7 +238,14 @@ impl Setup {
     ) -> Running {
         capture_log();
         let (tx, rx) = daemon::command_channel();
-        let Setup { cfg, open_source, make_stylizer, notifier, reload, duration } = self;
+        let Setup {
+            cfg,
+            open_source,
+            make_stylizer,
+            notifier,
+            reload,
+            duration,
+        } = self;
         let join = std::thread::spawn(move || {
             let (screen, reopen_screen) = make_screen();
             let parts = Parts {
@@ -223,7 +259,15 @@ impl Setup {
                 reload: reload(),
                 styles: StyleSet::builtin(),
             };
-            daemon::run(cfg, parts, RunLimits { duration: Some(duration), ..Default::default() }).unwrap()
+            daemon::run(
+                cfg,
+                parts,
+                RunLimits {
+                    duration: Some(duration),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
         });
         Running { tx, join }
     }
@@ -232,7 +276,10 @@ impl Setup {
 fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -252,7 +299,8 @@ fn unplugged_camera_keeps_the_picture_retries_with_backoff_and_resumes_by_itself
     let replugged_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let opens: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let open_source: daemon::SourceOpener = {
-        let (unplugged_at, replugged_at, opens) = (unplugged_at.clone(), replugged_at.clone(), opens.clone());
+        let (unplugged_at, replugged_at, opens) =
+            (unplugged_at.clone(), replugged_at.clone(), opens.clone());
         Box::new(move || {
             let now = Instant::now();
             opens.lock().unwrap().push(now);
@@ -282,34 +330,65 @@ fn unplugged_camera_keeps_the_picture_retries_with_backoff_and_resumes_by_itself
         })
     };
     let calls = Arc::new(AtomicU64::new(0));
-    let (run, screen) = Setup::new(open_source, fake_net(calls.clone(), |_, _, _| {})).start_headless();
+    let (run, screen) =
+        Setup::new(open_source, fake_net(calls.clone(), |_, _, _| {})).start_headless();
 
-    wait_until("the camera to be unplugged", Duration::from_secs(20), || unplugged_at.lock().unwrap().is_some());
+    wait_until(
+        "the camera to be unplugged",
+        Duration::from_secs(20),
+        || unplugged_at.lock().unwrap().is_some(),
+    );
     let t_unplug = unplugged_at.lock().unwrap().unwrap();
     // Well into the outage: the last picture stays on the wall.
     std::thread::sleep(Duration::from_millis(1500));
-    let shown = screen.latest().expect("no picture on screen during the outage");
-    assert!(not_blank(&shown), "the screen went black while the camera was away");
+    let shown = screen
+        .latest()
+        .expect("no picture on screen during the outage");
+    assert!(
+        not_blank(&shown),
+        "the screen went black while the camera was away"
+    );
     assert!(!screen.stats().blanked);
     let inferred_during_outage = calls.load(SeqCst);
 
-    wait_until("the camera to come back", Duration::from_secs(20), || replugged_at.lock().unwrap().is_some());
+    wait_until("the camera to come back", Duration::from_secs(20), || {
+        replugged_at.lock().unwrap().is_some()
+    });
     let at_replug = calls.load(SeqCst);
-    wait_until("new stylized frames after the replug", Duration::from_secs(20), || calls.load(SeqCst) >= at_replug + 5);
+    wait_until(
+        "new stylized frames after the replug",
+        Duration::from_secs(20),
+        || calls.load(SeqCst) >= at_replug + 5,
+    );
     let report = run.quit();
 
     let opens = opens.lock().unwrap().clone();
-    let in_first_3s = opens.iter().filter(|&&t| t >= t_unplug && t - t_unplug <= Duration::from_secs(3)).count();
+    let in_first_3s = opens
+        .iter()
+        .filter(|&&t| t >= t_unplug && t - t_unplug <= Duration::from_secs(3))
+        .count();
     println!(
         "opens after unplug within 3 s: {in_first_3s}; all opens: {}; inferred at replug {at_replug}, at end {}",
         opens.len(),
         report.inferred
     );
     assert!(in_first_3s >= 1, "the camera was never reopened");
-    assert!(in_first_3s <= 10, "{in_first_3s} open attempts in 3 s: busy loop");
-    assert!(report.inferred > at_replug, "no frames after the replug: {report:?}");
-    assert!(at_replug <= inferred_during_outage + 2, "frames were stylized while no camera was there");
-    assert!(!log_lines("disconnected").is_empty(), "the unplug was not logged");
+    assert!(
+        in_first_3s <= 10,
+        "{in_first_3s} open attempts in 3 s: busy loop"
+    );
+    assert!(
+        report.inferred > at_replug,
+        "no frames after the replug: {report:?}"
+    );
+    assert!(
+        at_replug <= inferred_during_outage + 2,
+        "frames were stylized while no camera was there"
+    );
+    assert!(
+        !log_lines("disconnected").is_empty(),
+        "the unplug was not logged"
+    );
 }
 
 #[test]
@@ -334,21 +413,38 @@ fn corrupt_and_wrong_size_frames_are_skipped_and_counted() {
     setup.duration = Duration::from_secs(4);
     let (run, screen) = setup.start_headless();
     let report = run.join.join().expect("the daemon panicked");
-    let (good, corrupt, wrong) = (made[0].load(SeqCst), made[1].load(SeqCst), made[2].load(SeqCst));
+    let (good, corrupt, wrong) = (
+        made[0].load(SeqCst),
+        made[1].load(SeqCst),
+        made[2].load(SeqCst),
+    );
     println!("made good {good} corrupt {corrupt} wrong-size {wrong}; {report:?}");
-    assert!(good >= 5 && corrupt >= 5 && wrong >= 5, "the fake camera hardly ran");
+    assert!(
+        good >= 5 && corrupt >= 5 && wrong >= 5,
+        "the fake camera hardly ran"
+    );
     // Every bad frame is counted (the last one may still be in flight at stop).
     assert!(
         report.corrupt_frames + 1 >= corrupt + wrong && report.corrupt_frames <= corrupt + wrong,
         "corrupt_frames {} for {corrupt} corrupt + {wrong} wrong-size frames",
         report.corrupt_frames
     );
-    assert!(report.inferred >= 3, "good frames stopped flowing: {report:?}");
-    assert_eq!(report.inference_restarts, 0, "a bad frame crashed the inference stage");
+    assert!(
+        report.inferred >= 3,
+        "good frames stopped flowing: {report:?}"
+    );
+    assert_eq!(
+        report.inference_restarts, 0,
+        "a bad frame crashed the inference stage"
+    );
     assert!(not_blank(&screen.latest().unwrap_or_default()) || screen.stats().blanked);
     // Rate-limited: 1, 2, 4, 8... not one line per bad frame.
     let lines = log_lines("skipped a bad frame").len() as u64;
-    assert!(lines < (corrupt + wrong).max(4), "{lines} log lines for {} bad frames", corrupt + wrong);
+    assert!(
+        lines < (corrupt + wrong).max(4),
+        "{lines} log lines for {} bad frames",
+        corrupt + wrong
+    );
 }
 
 #[test]
@@ -357,7 +453,9 @@ fn a_wrong_size_frame_reaching_preprocess_is_an_error_not_a_panic() {
     let mut out = vec![];
     let mut short = still_scene(64, 48);
     short.data.truncate(100);
-    let e = pre.downsize(&short, 16, 16, &mut out).expect_err("a short buffer must be rejected");
+    let e = pre
+        .downsize(&short, 16, 16, &mut out)
+        .expect_err("a short buffer must be rejected");
     println!("short buffer: {e}");
     let mut empty = RgbFrame::new(0, 0);
     empty.width = 64;
@@ -385,11 +483,16 @@ fn a_panicking_network_restarts_the_stage_and_frames_keep_coming() {
         }
     });
     let (run, screen) = Setup::new(Box::new(|| Ok(camera(|_| Shot::Good))), net).start_headless();
-    wait_until("frames after the panic", Duration::from_secs(20), || calls.load(SeqCst) >= 10);
+    wait_until("frames after the panic", Duration::from_secs(20), || {
+        calls.load(SeqCst) >= 10
+    });
     let report = run.quit();
     println!("{report:?}");
     assert!(report.inference_restarts >= 1, "{report:?}");
-    assert!(report.inferred >= 6, "frames did not keep coming after the restart: {report:?}");
+    assert!(
+        report.inferred >= 6,
+        "frames did not keep coming after the restart: {report:?}"
+    );
     assert!(screen.latest().is_some());
     assert!(!log_lines("panicked; restarting").is_empty());
 }
@@ -416,9 +519,17 @@ fn a_stalled_network_stops_the_watchdog_pings_so_systemd_restarts_us() {
     setup.notifier = RecordingNotifier::new(Some(WATCHDOG));
     let notifier = setup.notifier.clone();
     let (run, _screen) = setup.start_headless();
-    let pings = || notifier.messages().iter().filter(|m| *m == "WATCHDOG=1").count();
+    let pings = || {
+        notifier
+            .messages()
+            .iter()
+            .filter(|m| *m == "WATCHDOG=1")
+            .count()
+    };
 
-    wait_until("the network to stall", Duration::from_secs(20), || stalled_at.lock().unwrap().is_some());
+    wait_until("the network to stall", Duration::from_secs(20), || {
+        stalled_at.lock().unwrap().is_some()
+    });
     let t = stalled_at.lock().unwrap().unwrap();
     let before = pings();
     std::thread::sleep((t + 2 * WATCHDOG).saturating_duration_since(Instant::now()));
@@ -427,9 +538,14 @@ fn a_stalled_network_stops_the_watchdog_pings_so_systemd_restarts_us() {
     let after_5 = pings();
     let report = run.quit();
     release.store(true, SeqCst);
-    println!("pings: at stall {before}, +2 intervals {after_2}, +5 intervals {after_5}; {report:?}");
+    println!(
+        "pings: at stall {before}, +2 intervals {after_2}, +5 intervals {after_5}; {report:?}"
+    );
     assert!(before >= 1, "frames flowed but the watchdog was never fed");
-    assert_eq!(after_5, after_2, "the watchdog kept being fed while no frame was made");
+    assert_eq!(
+        after_5, after_2,
+        "the watchdog kept being fed while no frame was made"
+    );
     assert!(after_2 <= before + 1, "more than one ping after the stall");
 }
 
@@ -461,7 +577,9 @@ impl Screen for FlakyScreen {
         let gone = s.ok.len() >= 5 && s.gone_at.get_or_insert(now).elapsed() < GONE_FOR;
         if gone {
             s.failed.push(now);
-            return Err(DisplayError::Gone { message: "X server went away".into() });
+            return Err(DisplayError::Gone {
+                message: "X server went away".into(),
+            });
         }
         s.ok.push(now);
         Ok(())
@@ -479,7 +597,10 @@ impl Screen for FlakyScreen {
 fn a_screen_that_goes_away_is_retried_with_backoff_and_recovers() {
     let state: Arc<Mutex<ScreenLog>> = Arc::default();
     let calls = Arc::new(AtomicU64::new(0));
-    let setup = Setup::new(Box::new(|| Ok(camera(|_| Shot::Good))), fake_net(calls.clone(), |_, _, _| {}));
+    let setup = Setup::new(
+        Box::new(|| Ok(camera(|_| Shot::Good))),
+        fake_net(calls.clone(), |_, _, _| {}),
+    );
     let s2 = state.clone();
     let run = setup.start(move || {
         let s3 = s2.clone();
@@ -491,20 +612,43 @@ fn a_screen_that_goes_away_is_retried_with_backoff_and_recovers() {
     });
     wait_until("the screen to come back", Duration::from_secs(20), || {
         let s = state.lock().unwrap();
-        s.gone_at.is_some_and(|g| s.ok.iter().filter(|&&t| t > g).count() >= 3)
+        s.gone_at
+            .is_some_and(|g| s.ok.iter().filter(|&&t| t > g).count() >= 3)
     });
     let report = run.quit();
     let s = state.lock().unwrap();
     let gone = s.gone_at.unwrap();
-    let in_3s = s.failed.iter().filter(|&&t| t - gone <= Duration::from_secs(3)).count();
-    println!("failed presents {} ({in_3s} in the first 3 s), reopened {}, presented {}", s.failed.len(), s.reopened, report.presented);
+    let in_3s = s
+        .failed
+        .iter()
+        .filter(|&&t| t - gone <= Duration::from_secs(3))
+        .count();
+    println!(
+        "failed presents {} ({in_3s} in the first 3 s), reopened {}, presented {}",
+        s.failed.len(),
+        s.reopened,
+        report.presented
+    );
     assert!(!s.failed.is_empty());
-    assert!(in_3s <= 6, "{in_3s} present attempts in 3 s on a gone screen: busy loop");
-    assert!(s.reopened >= 1 && s.reopened as usize <= s.failed.len(), "reopened {} times", s.reopened);
+    assert!(
+        in_3s <= 6,
+        "{in_3s} present attempts in 3 s on a gone screen: busy loop"
+    );
+    assert!(
+        s.reopened >= 1 && s.reopened as usize <= s.failed.len(),
+        "reopened {} times",
+        s.reopened
+    );
     assert!(report.presented >= 8, "{report:?}");
     let lines = log_lines("display gone: X server went away");
-    assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("retrying in")), "{lines:?}");
-    assert!(lines.len() <= s.failed.len(), "more log lines than failures: {lines:?}");
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains("retrying in")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.len() <= s.failed.len(),
+        "more log lines than failures: {lines:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -528,7 +672,11 @@ fn a_reload_with_broken_style_files_keeps_the_running_configuration() {
     std::fs::write(&short, style_json(&floats(99, "0.1"))).unwrap();
     let infinite = dir.path().join("infinite.json");
     // 1e39 is a valid JSON number but no f32: it would reach the network as inf.
-    std::fs::write(&infinite, style_json(&format!("{}, 1e39", floats(99, "0.1")))).unwrap();
+    std::fs::write(
+        &infinite,
+        style_json(&format!("{}, 1e39", floats(99, "0.1"))),
+    )
+    .unwrap();
     let nan = dir.path().join("nan.json");
     std::fs::write(&nan, style_json(&format!("{}, NaN", floats(99, "0.1")))).unwrap();
     let good = dir.path().join("good.json");
@@ -542,29 +690,51 @@ fn a_reload_with_broken_style_files_keeps_the_running_configuration() {
         let set = StyleSet::load(path).map_err(|e| e.to_string())?;
         let mut cfg = config();
         cfg.styles.start = "no_such_style".into();
-        set.find(&cfg.styles.start).map_err(|e| format!("styles.start: {e}"))?;
+        set.find(&cfg.styles.start)
+            .map_err(|e| format!("styles.start: {e}"))?;
         Ok((cfg, set))
     };
     let calls = Arc::new(AtomicU64::new(0));
-    let mut setup = Setup::new(Box::new(|| Ok(camera(|_| Shot::Good))), fake_net(calls.clone(), |_, _, _| {}));
+    let mut setup = Setup::new(
+        Box::new(|| Ok(camera(|_| Shot::Good))),
+        fake_net(calls.clone(), |_, _, _| {}),
+    );
     setup.reload = Box::new(move || Box::new(reload));
     let first = StyleSet::builtin().styles[0].name.clone();
     let (run, _screen) = setup.start_headless();
-    wait_until("frames", Duration::from_secs(20), || calls.load(SeqCst) >= 3);
+    wait_until("frames", Duration::from_secs(20), || {
+        calls.load(SeqCst) >= 3
+    });
     for _ in 0..4 {
         run.tx.send(Command::ReloadConfig).unwrap();
     }
-    wait_until("the reloads", Duration::from_secs(10), || log_lines("keeping the running configuration").iter().any(|l| l.contains("no_such_style")));
+    wait_until("the reloads", Duration::from_secs(10), || {
+        log_lines("keeping the running configuration")
+            .iter()
+            .any(|l| l.contains("no_such_style"))
+    });
     let at = calls.load(SeqCst);
-    wait_until("frames after the reloads", Duration::from_secs(20), || calls.load(SeqCst) >= at + 3);
+    wait_until("frames after the reloads", Duration::from_secs(20), || {
+        calls.load(SeqCst) >= at + 3
+    });
     let report = run.quit();
     println!("{report:?}");
     assert_eq!((report.reloads_ok, report.reloads_failed), (0, 4));
-    assert_eq!(report.final_style, first, "a failed reload changed the style");
+    assert_eq!(
+        report.final_style, first,
+        "a failed reload changed the style"
+    );
     let lines = log_lines("keeping the running configuration");
-    for (file, what) in [(&short, "99 values"), (&infinite, "not a finite number"), (&nan, "")] {
+    for (file, what) in [
+        (&short, "99 values"),
+        (&infinite, "not a finite number"),
+        (&nan, ""),
+    ] {
         let name = file.display().to_string();
-        assert!(lines.iter().any(|l| l.contains(&name) && l.contains(what)), "no clear line for {name}: {lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains(&name) && l.contains(what)),
+            "no clear line for {name}: {lines:?}"
+        );
     }
 }
 
@@ -575,7 +745,10 @@ fn run_process(config: &Path) -> (Option<i32>, String) {
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn process_config(dir: &Path, styles: &str) -> std::path::PathBuf {
@@ -603,7 +776,10 @@ fn a_broken_style_file_at_start_is_exit_2_naming_the_file() {
     let (code, err) = run_process(&cfg);
     println!("{err}");
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains(&bad.display().to_string()) && err.contains("12 values"), "{err}");
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("12 values"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 
     let user = dir.path().join("user_styles.json");
@@ -611,7 +787,10 @@ fn a_broken_style_file_at_start_is_exit_2_naming_the_file() {
     let cfg = process_config(dir.path(), &format!("user_file = \"{}\"", user.display()));
     let (code, err) = run_process(&cfg);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains(&user.display().to_string()) && err.contains("finite"), "{err}");
+    assert!(
+        err.contains(&user.display().to_string()) && err.contains("finite"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -621,7 +800,10 @@ fn an_unknown_start_style_is_exit_2_naming_the_style() {
     let (code, err) = run_process(&cfg);
     println!("{err}");
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("styles.start") && err.contains("mona_lisa_smile"), "{err}");
+    assert!(
+        err.contains("styles.start") && err.contains("mona_lisa_smile"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -645,7 +827,11 @@ fn a_slow_cpu_makes_the_network_smaller_and_latency_stays_bounded() {
     setup.cfg.inference.degrade_after_ms = 150;
     setup.cfg.inference.min_pixels = 4096;
     let (run, _screen) = setup.start_headless();
-    wait_until("the network to shrink twice", Duration::from_secs(30), || sizes.lock().unwrap().len() >= 3);
+    wait_until(
+        "the network to shrink twice",
+        Duration::from_secs(30),
+        || sizes.lock().unwrap().len() >= 3,
+    );
     std::thread::sleep(Duration::from_secs(2));
     let report = run.quit();
     let sizes = sizes.lock().unwrap().clone();
@@ -656,5 +842,8 @@ fn a_slow_cpu_makes_the_network_smaller_and_latency_stays_bounded() {
     assert!(h * w >= 4096, "below min_pixels: {h}x{w}");
     let p95 = report.latency_p95_ms.expect("no latency measured");
     assert!(p95 < 2000.0, "capture->screen latency p95 {p95:.0} ms");
-    assert!(!log_lines("network size").is_empty(), "the degradation was not logged");
+    assert!(
+        !log_lines("network size").is_empty(),
+        "the degradation was not logged"
+    );
 }
