@@ -8,7 +8,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(cfg) = styleframe::config::Config::from_toml_str(text, Path::new("fuzz.toml")) {
             // A config that parsed must also pass validation (from_toml_str validates).
-            cfg.validate().expect("from_toml_str returned a config that does not validate");
+            cfg.validate()
+                .expect("from_toml_str returned a config that does not validate");
             let _ = cfg.night_window();
         }
     }

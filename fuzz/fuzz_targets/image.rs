@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
         let mut out = vec![];
         for fit in [Fit::Cover, Fit::Letterbox] {
             let mut p = Preprocessor::new(fit);
-            if p.fit_rgb8(img.as_raw(), img.width(), img.height(), 20, 12, &mut out).is_ok() {
+            if p.fit_rgb8(img.as_raw(), img.width(), img.height(), 20, 12, &mut out)
+                .is_ok()
+            {
                 assert_eq!(out.len(), 20 * 12 * 3);
             }
         }

@@ -7,5 +7,11 @@ use styleframe::inference::tflite::{import, ImportOptions};
 
 fuzz_target!(|data: &[u8]| {
     let _ = import(data, &ImportOptions::default());
-    let _ = import(data, &ImportOptions { input_hw: Some((16, 16)), emulate_int8: true });
+    let _ = import(
+        data,
+        &ImportOptions {
+            input_hw: Some((16, 16)),
+            emulate_int8: true,
+        },
+    );
 });
