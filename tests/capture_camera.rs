@@ -47,7 +47,7 @@ const YUYV_4X2: CameraMode = CameraMode {
 fn yuyv_frame(pad: usize) -> Vec<u8> {
     let row = [16, 128, 16, 128, 235, 128, 235, 128];
     let mut v = [row, row].concat();
-    v.extend(std::iter::repeat(0xAA).take(pad));
+    v.extend(std::iter::repeat_n(0xAA, pad));
     v
 }
 

@@ -175,7 +175,7 @@ fn folder_cycles_sorted_pictures_and_skips_unreadable_ones() {
     while start.elapsed() < Duration::from_millis(330) {
         src.next_frame(&mut f).unwrap();
         let c = mean(&f);
-        if shown.last().map_or(true, |l| !near(*l, c, 8)) {
+        if shown.last().is_none_or(|l| !near(*l, c, 8)) {
             shown.push(c);
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use styleframe::capture::{synthetic::still_scene, CaptureError, FrameSource};
-use styleframe::config::{ButtonConfig, Config, DisplayBackend, DisplayConfig, Fit};
+use styleframe::config::{ButtonConfig, Config, Fit};
 use styleframe::daemon::notify::RecordingNotifier;
 use styleframe::daemon::{self, Parts, Report, RunLimits};
 use styleframe::display::{compose::Compositor, open_headless, HeadlessHandle};
@@ -46,18 +46,7 @@ fn transfer_path() -> std::path::PathBuf {
 }
 
 fn config() -> Config {
-    let mut cfg = Config::default();
-    cfg.display = DisplayConfig {
-        backend: DisplayBackend::Headless,
-        width: W as u32,
-        height: H as u32,
-        crossfade: false,
-        ..Default::default()
-    };
-    cfg.inference.max_pixels = (H * W) as u32;
-    cfg.inference.degrade_after_ms = 0;
-    cfg.styles.morph_seconds = 0.3;
-    cfg
+    common::headless_config(W, H)
 }
 
 struct Running {

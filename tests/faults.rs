@@ -9,13 +9,15 @@
 //! timing bound is loose (a loaded 2-core machine) and only an *upper* bound
 //! on retries or a lower bound on progress.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use styleframe::capture::{still_scene, CaptureError, FrameSource};
-use styleframe::config::{Config, DisplayBackend, DisplayConfig, Fit};
+use styleframe::config::{Config, Fit};
 use styleframe::daemon::notify::RecordingNotifier;
 use styleframe::daemon::{self, Parts, Report, RunLimits, ScreenOpener};
 use styleframe::display::{open_headless, DisplayError, HeadlessHandle, Screen};
@@ -167,18 +169,7 @@ fn camera(script: impl Fn(u64) -> Shot + Send + Sync + 'static) -> Box<dyn Frame
 }
 
 fn config() -> Config {
-    let mut cfg = Config::default();
-    cfg.display = DisplayConfig {
-        backend: DisplayBackend::Headless,
-        width: W as u32,
-        height: H as u32,
-        crossfade: false,
-        ..Default::default()
-    };
-    cfg.inference.max_pixels = (H * W) as u32;
-    cfg.inference.degrade_after_ms = 0;
-    cfg.styles.morph_seconds = 0.3;
-    cfg
+    common::headless_config(W, H)
 }
 
 /// A daemon running on its own thread (screens are not `Send`: the screen is
@@ -682,7 +673,7 @@ fn a_reload_with_broken_style_files_keeps_the_running_configuration() {
     let good = dir.path().join("good.json");
     std::fs::write(&good, style_json(&floats(100, "0.1"))).unwrap();
     // Each reload reads the next file; the last one names an unknown start style.
-    let files = vec![short.clone(), infinite.clone(), nan.clone(), good.clone()];
+    let files = [short.clone(), infinite.clone(), nan.clone(), good.clone()];
     let n = Arc::new(AtomicU64::new(0));
     let reload = move || -> Result<(Config, StyleSet), String> {
         let i = n.fetch_add(1, SeqCst) as usize;

@@ -40,3 +40,24 @@ pub fn floats(rgb: &[u8]) -> Vec<f32> {
     styleframe::preprocess::to_f32(rgb, &mut v);
     v
 }
+
+/// A config for in-process daemon tests: headless screen of exactly the
+/// network size (so what is shown is the network's output), no cross-fade,
+/// no degradation, quick morphs.
+pub fn headless_config(w: usize, h: usize) -> styleframe::config::Config {
+    use styleframe::config::{Config, DisplayBackend, DisplayConfig};
+    let mut cfg = Config {
+        display: DisplayConfig {
+            backend: DisplayBackend::Headless,
+            width: w as u32,
+            height: h as u32,
+            crossfade: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    cfg.inference.max_pixels = (h * w) as u32;
+    cfg.inference.degrade_after_ms = 0;
+    cfg.styles.morph_seconds = 0.3;
+    cfg
+}
