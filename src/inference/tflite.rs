@@ -909,11 +909,10 @@ impl<'a> Importer<'a> {
                     } else {
                         1.0
                     };
-                    let ma = self.scalar(&format!("{name}.ma"), sa / so)?;
-                    let mb = self.scalar(&format!("{name}.mb"), sign * sb / so)?;
-                    let a = self.binary(format!("{name}.a"), math::mul(), a, ma)?;
-                    let b = self.binary(format!("{name}.b"), math::mul(), b, mb)?;
-                    self.binary(format!("{name}.iadd"), math::add(), a, b)?
+                    match self.int8_add(name, a, b, sa / so, sign * sb / so)? {
+                        Some(acc) => acc,
+                        None => return Ok(None),
+                    }
                 };
                 let (q, real) = self.requantize(name, out, acc, act)?;
                 self.ints.insert(out, q);
@@ -986,6 +985,66 @@ impl<'a> Importer<'a> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// XNNPACK's int8 ADD (SUB negates `mb`) in fixed point: multipliers
+    /// `round(m * 2^shift)` with 20 significant bits, then
+    /// `(a * ma' + b * mb' + 2^(shift-1)) >> shift` on int32 (round half
+    /// up). Its f32 equivalent rounds some near-ties the other way (64 of
+    /// 33M reference elements), enough to move the output by 5 dB.
+    fn int8_add(
+        &mut self,
+        name: &str,
+        a: OutletId,
+        b: OutletId,
+        ma: f32,
+        mb: f32,
+    ) -> Result<Option<OutletId>, ImportError> {
+        use tract_core::ops::math;
+        let max = ma.abs().max(mb.abs());
+        let exp = ((max.to_bits() >> 23) & 0xff) as i32 - 127;
+        let shift = 20 - exp;
+        if !(1..31).contains(&shift) {
+            return Ok(None);
+        }
+        let fixed = |m: f32| (m as f64 * 2f64.powi(shift)).round_ties_even();
+        // In f64, where these integers (< 2^31) and the division by
+        // 2^shift are exact, and floor() is the arithmetic shift.
+        let f64_dt = f64::datum_type();
+        let mut terms = vec![];
+        for (x, m, tag) in [(a, ma, "a"), (b, mb, "b")] {
+            let x = self.node(
+                format!("{name}.{tag}.f64"),
+                tract_core::ops::cast::cast(f64_dt),
+                &[x],
+            )?;
+            let mult = self.target.unique_name(format!("{name}.{tag}.mult"));
+            let mult = self
+                .target
+                .add_const(mult, rctensor0(fixed(m)))
+                .map_err(graph_err)?;
+            terms.push(self.binary(format!("{name}.{tag}.scaled"), math::mul(), x, mult)?);
+        }
+        let acc = self.binary(format!("{name}.iadd"), math::add(), terms[0], terms[1])?;
+        let half = self.target.unique_name(format!("{name}.half"));
+        let half = self
+            .target
+            .add_const(half, rctensor0(2f64.powi(shift - 1)))
+            .map_err(graph_err)?;
+        let acc = self.binary(format!("{name}.rounding"), math::add(), acc, half)?;
+        let sh = self.target.unique_name(format!("{name}.shift"));
+        let sh = self
+            .target
+            .add_const(sh, rctensor0(2f64.powi(-shift)))
+            .map_err(graph_err)?;
+        let acc = self.binary(format!("{name}.shr"), math::mul(), acc, sh)?;
+        let acc = self.node(format!("{name}.floor"), math::floor(), &[acc])?;
+        let f32_dt = f32::datum_type();
+        Ok(Some(self.node(
+            format!("{name}.f32"),
+            tract_core::ops::cast::cast(f32_dt),
+            &[acc],
+        )?))
     }
 
     /// CONV_2D / DEPTHWISE_CONV_2D on the integers: int8 kernel (zero
