@@ -6,21 +6,38 @@
 //! bookkeeping (strides, dimension conversions, per-row slice assigns). These
 //! ops do the same three jobs for the one layout the network uses, with
 //! straight loops over contiguous rows: each output row is built once and
-//! the rest are memcpy's.
+//! the rest are memcpy's. [`PerChannel`] likewise replaces the broadcasting
+//! binary ops of the instance norms (picture x per-channel vector).
 
 use tract_core::internal::*;
 
 fn nhwc(inputs: &[&TypedFact], what: &str) -> TractResult<TypedFact> {
     let fact = inputs[0].without_value();
-    ensure!(fact.rank() == 4, "{what}: input of rank {} (expected NHWC)", fact.rank());
-    ensure!(fact.datum_type == f32::datum_type(), "{what}: input is {:?}, not f32", fact.datum_type);
+    ensure!(
+        fact.rank() == 4,
+        "{what}: input of rank {} (expected NHWC)",
+        fact.rank()
+    );
+    ensure!(
+        fact.datum_type == f32::datum_type(),
+        "{what}: input is {:?}, not f32",
+        fact.datum_type
+    );
     Ok(fact)
 }
 
 /// The input as an f32 NHWC slice and its four dimensions.
 fn nhwc_input<'t>(t: &'t Tensor, what: &str) -> TractResult<([usize; 4], &'t Tensor)> {
-    ensure!(t.rank() == 4, "{what}: input of rank {} (expected NHWC)", t.rank());
-    ensure!(t.datum_type() == f32::datum_type(), "{what}: input is {:?}, not f32", t.datum_type());
+    ensure!(
+        t.rank() == 4,
+        "{what}: input of rank {} (expected NHWC)",
+        t.rank()
+    );
+    ensure!(
+        t.datum_type() == f32::datum_type(),
+        "{what}: input is {:?}, not f32",
+        t.datum_type()
+    );
     let s = t.shape();
     Ok(([s[0], s[1], s[2], s[3]], t))
 }
@@ -111,8 +128,10 @@ impl TypedOp for ReflectPad2d {
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let mut fact = nhwc(inputs, "ReflectPad2d")?;
-        fact.shape.set(1, fact.shape[1].clone() + self.top + self.bottom);
-        fact.shape.set(2, fact.shape[2].clone() + self.left + self.right);
+        fact.shape
+            .set(1, fact.shape[1].clone() + self.top + self.bottom);
+        fact.shape
+            .set(2, fact.shape[2].clone() + self.left + self.right);
         Ok(tvec!(fact))
     }
 }
@@ -163,7 +182,10 @@ impl EvalOp for Upsample2d {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         let ([n, h, w, c], t) = nhwc_input(&input, "Upsample2d")?;
-        ensure!(self.fh > 0 && self.fw > 0, "Upsample2d: zero factor in {self:?}");
+        ensure!(
+            self.fh > 0 && self.fw > 0,
+            "Upsample2d: zero factor in {self:?}"
+        );
         let shape = [n, h * self.fh, w * self.fw, c];
         let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         if c > 0 {
@@ -252,6 +274,164 @@ impl TypedOp for SpatialSum {
     }
 }
 
+/// What [`PerChannel`] computes from a pixel value `x` and its channel's `v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelFn {
+    Add,
+    Mul,
+    /// `(x - v)^2`: TFLite SQUARED_DIFFERENCE, the instance norm's variance term.
+    SquaredDiff,
+    /// `x * v + o` with a second per-channel input `o`: the instance norm's
+    /// scale then offset in one pass instead of two.
+    MulAdd,
+}
+
+/// `f(x, v)` for a full [N,H,W,C] `x` and a per-channel [N or 1,1,1,C] `v`
+/// (the instance norms' scale, offset and centring), optionally followed by
+/// ReLU. tract's broadcasting binary ops walk such pairs through generic
+/// ndarray zips; here every pixel is a short contiguous loop over C.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PerChannel {
+    pub f: ChannelFn,
+    pub relu: bool,
+}
+
+impl PerChannel {
+    /// Whether `x` (full) and `v` (per channel) have shapes this op takes.
+    pub fn fits(x: &[usize], v: &[usize]) -> bool {
+        x.len() == 4
+            && v.len() == 4
+            && (v[0] == 1 || v[0] == x[0])
+            && v[1] == 1
+            && v[2] == 1
+            && v[3] == x[3]
+    }
+
+    /// How many inputs the op takes: the picture and one or two vectors.
+    pub fn arity(&self) -> usize {
+        if self.f == ChannelFn::MulAdd {
+            3
+        } else {
+            2
+        }
+    }
+
+    fn apply(&self, x: &[f32], [n, h, w, c]: [usize; 4], vs: [&[f32]; 2], y: &mut [f32]) {
+        // A vector is [1,1,1,C] (shared) or [N,1,1,C] (one per picture).
+        fn pick(v: &[f32], b: usize, c: usize) -> &[f32] {
+            if v.len() > c {
+                &v[b * c..][..c]
+            } else {
+                &v[..c]
+            }
+        }
+        for b in 0..n {
+            let (v, o) = (pick(vs[0], b, c), pick(vs[1], b, c));
+            let xs = &x[b * h * w * c..][..h * w * c];
+            let ys = &mut y[b * h * w * c..][..h * w * c];
+            for (xp, yp) in xs.chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
+                match self.f {
+                    ChannelFn::Add => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v)
+                        .for_each(|((y, a), k)| *y = a + k),
+                    ChannelFn::Mul => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v)
+                        .for_each(|((y, a), k)| *y = a * k),
+                    ChannelFn::SquaredDiff => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v)
+                        .for_each(|((y, a), k)| *y = (a - k) * (a - k)),
+                    ChannelFn::MulAdd => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v.iter().zip(o))
+                        .for_each(|((y, a), (k, o))| *y = a * k + o),
+                }
+            }
+            if self.relu {
+                ys.iter_mut().for_each(|o| *o = o.max(0.0));
+            }
+        }
+    }
+}
+
+impl Op for PerChannel {
+    fn name(&self) -> StaticName {
+        "PerChannel".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{:?}{}",
+            self.f,
+            if self.relu { " + relu" } else { "" }
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PerChannel {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(
+            inputs.len() == self.arity(),
+            "PerChannel {:?}: {} inputs",
+            self.f,
+            inputs.len()
+        );
+        let x = &inputs[0];
+        let ([n, h, w, c], xt) = nhwc_input(x, "PerChannel")?;
+        for v in &inputs[1..] {
+            let (_, vt) = nhwc_input(v, "PerChannel")?;
+            ensure!(
+                Self::fits(xt.shape(), vt.shape()),
+                "PerChannel: {:?} is not per channel of {:?}",
+                vt.shape(),
+                xt.shape()
+            );
+        }
+        let mut out = unsafe { Tensor::uninitialized::<f32>(xt.shape())? };
+        if c > 0 {
+            let xr = xt.try_as_plain_ram()?;
+            let vr = inputs[1].try_as_plain_ram()?;
+            let or = inputs[inputs.len() - 1].try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            self.apply(
+                xr.as_slice::<f32>()?,
+                [n, h, w, c],
+                [vr.as_slice::<f32>()?, or.as_slice::<f32>()?],
+                y.as_slice_mut::<f32>()?,
+            );
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for PerChannel {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(
+            inputs.len() == self.arity(),
+            "PerChannel {:?}: {} inputs",
+            self.f,
+            inputs.len()
+        );
+        let fact = nhwc(inputs, "PerChannel")?;
+        for v in &inputs[1..] {
+            nhwc(std::slice::from_ref(v), "PerChannel")?;
+        }
+        Ok(tvec!(fact))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,17 +441,26 @@ mod tests {
     /// A deterministic, non-symmetric test picture.
     fn picture(shape: [usize; 4]) -> Tensor {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 / 101.0 - 3.0).collect();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1013) as f32 / 101.0 - 3.0)
+            .collect();
         Tensor::from_shape(&shape, &v).unwrap()
     }
 
     fn eval1(op: &dyn TypedOp, x: &Tensor) -> Tensor {
-        let mut out = op.eval_out_of_plan(tvec!(x.clone().into_tvalue())).unwrap().unwrap();
+        let mut out = op
+            .eval_out_of_plan(tvec!(x.clone().into_tvalue()))
+            .unwrap()
+            .unwrap();
         out.remove(0).into_tensor()
     }
 
     fn floats(t: &Tensor) -> Vec<f32> {
-        t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+        t.try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
     }
 
     /// numpy 'reflect' index.
@@ -290,11 +479,29 @@ mod tests {
             ([1, 2, 2, 2], (1, 1, 1, 1)),
         ] {
             let x = picture(shape);
-            let ours = eval1(&ReflectPad2d { top: t, bottom: b, left: l, right: r }, &x);
+            let ours = eval1(
+                &ReflectPad2d {
+                    top: t,
+                    bottom: b,
+                    left: l,
+                    right: r,
+                },
+                &x,
+            );
             let pads = vec![(0, 0), (t, b), (l, r), (0, 0)];
-            let generic = eval1(&Pad { pads, mode: PadMode::Reflect }, &x);
+            let generic = eval1(
+                &Pad {
+                    pads,
+                    mode: PadMode::Reflect,
+                },
+                &x,
+            );
             assert_eq!(ours.shape(), generic.shape(), "{shape:?}");
-            assert_eq!(floats(&ours), floats(&generic), "{shape:?} pads {t},{b},{l},{r}");
+            assert_eq!(
+                floats(&ours),
+                floats(&generic),
+                "{shape:?} pads {t},{b},{l},{r}"
+            );
         }
     }
 
@@ -304,14 +511,26 @@ mod tests {
         let (t, b, l, r) = (3, 2, 1, 4);
         let x = picture([n, h, w, c]);
         let xs = floats(&x);
-        let y = floats(&eval1(&ReflectPad2d { top: t, bottom: b, left: l, right: r }, &x));
+        let y = floats(&eval1(
+            &ReflectPad2d {
+                top: t,
+                bottom: b,
+                left: l,
+                right: r,
+            },
+            &x,
+        ));
         let (oh, ow) = (h + t + b, w + l + r);
         for oy in 0..oh {
             for ox in 0..ow {
                 let sy = reflect(oy as isize - t as isize, h);
                 let sx = reflect(ox as isize - l as isize, w);
                 for ch in 0..c {
-                    assert_eq!(y[(oy * ow + ox) * c + ch], xs[(sy * w + sx) * c + ch], "({oy},{ox})");
+                    assert_eq!(
+                        y[(oy * ow + ox) * c + ch],
+                        xs[(sy * w + sx) * c + ch],
+                        "({oy},{ox})"
+                    );
                 }
             }
         }
@@ -320,15 +539,22 @@ mod tests {
     #[test]
     fn reflect_pad_refuses_pads_as_large_as_the_side() {
         let x = picture([1, 3, 8, 2]);
-        let op = ReflectPad2d { top: 3, bottom: 0, left: 0, right: 0 };
+        let op = ReflectPad2d {
+            top: 3,
+            bottom: 0,
+            left: 0,
+            right: 0,
+        };
         assert!(op.eval_out_of_plan(tvec!(x.into_tvalue())).is_err());
     }
 
     #[test]
     fn upsample_repeats_each_pixel_into_a_block() {
-        for (shape, (fh, fw)) in
-            [([1, 3, 5, 7], (2, 2)), ([2, 1, 3, 1], (3, 1)), ([1, 5, 2, 3], (1, 4))]
-        {
+        for (shape, (fh, fw)) in [
+            ([1, 3, 5, 7], (2, 2)),
+            ([2, 1, 3, 1], (3, 1)),
+            ([1, 5, 2, 3], (1, 4)),
+        ] {
             let [n, h, w, c] = shape;
             let x = picture(shape);
             let xs = floats(&x);
@@ -357,7 +583,10 @@ mod tests {
             let generic = eval1(&Reduce::new(tvec![1, 2], Reducer::Sum), &x);
             assert_eq!(ours.shape(), generic.shape(), "{shape:?}");
             for (a, b) in floats(&ours).iter().zip(floats(&generic)) {
-                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{shape:?}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "{shape:?}: {a} vs {b}"
+                );
             }
         }
     }
@@ -383,19 +612,38 @@ mod tests {
             let mut m = TypedModel::default();
             let x = m.add_source("x", f32::fact(shape)).unwrap();
             let p = if custom {
-                m.wire_node("pad", ReflectPad2d { top: 2, bottom: 1, left: 3, right: 2 }, &[x])
+                m.wire_node(
+                    "pad",
+                    ReflectPad2d {
+                        top: 2,
+                        bottom: 1,
+                        left: 3,
+                        right: 2,
+                    },
+                    &[x],
+                )
             } else {
                 let pads = vec![(0, 0), (2, 1), (3, 2), (0, 0)];
-                m.wire_node("pad", Pad { pads, mode: PadMode::Reflect }, &[x])
+                m.wire_node(
+                    "pad",
+                    Pad {
+                        pads,
+                        mode: PadMode::Reflect,
+                    },
+                    &[x],
+                )
             }
             .unwrap();
             let s = if custom {
                 m.wire_node("sum", SpatialSum, &p).unwrap()
             } else {
-                m.wire_node("sum", Reduce::new(tvec![1, 2], Reducer::Sum), &p).unwrap()
+                m.wire_node("sum", Reduce::new(tvec![1, 2], Reducer::Sum), &p)
+                    .unwrap()
             };
             // Both are rank 4, so the binary op broadcasts [N,1,1,C].
-            let d = m.wire_node("sub", tract_core::ops::math::sub(), &[p[0], s[0]]).unwrap();
+            let d = m
+                .wire_node("sub", tract_core::ops::math::sub(), &[p[0], s[0]])
+                .unwrap();
             let u = m.wire_node("up", Upsample2d { fh: 2, fw: 2 }, &d).unwrap();
             m.select_output_outlets(&u).unwrap();
             m
@@ -420,9 +668,131 @@ mod tests {
                     let a = ours[(oy * 2 * w + ox) * c + ch];
                     let b = small[((oy / 2) * w + ox / 2) * c + ch];
                     // The sums run in another order: f32 rounding only.
-                    assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "({oy},{ox},{ch}): {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "({oy},{ox},{ch}): {a} vs {b}"
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn per_channel_matches_tract_broadcasting_binary_ops() {
+        use tract_core::ops::math;
+        for (shape, vn) in [([1, 5, 7, 3], 1), ([2, 3, 4, 5], 2), ([2, 1, 9, 1], 1)] {
+            let [n, h, w, c] = shape;
+            let x = picture(shape);
+            let v = picture([vn, 1, 1, c]);
+            for f in [ChannelFn::Add, ChannelFn::Mul, ChannelFn::SquaredDiff] {
+                for relu in [false, true] {
+                    let ours = PerChannel { f, relu }
+                        .eval_out_of_plan(tvec!(x.clone().into_tvalue(), v.clone().into_tvalue()))
+                        .unwrap()
+                        .unwrap()
+                        .remove(0)
+                        .into_tensor();
+                    let generic = {
+                        let bin = |op: Box<dyn TypedOp>, a: &Tensor, b: &Tensor| {
+                            op.eval_out_of_plan(tvec!(
+                                a.clone().into_tvalue(),
+                                b.clone().into_tvalue()
+                            ))
+                            .unwrap()
+                            .unwrap()
+                            .remove(0)
+                            .into_tensor()
+                        };
+                        let mut y = match f {
+                            ChannelFn::Add => bin(Box::new(math::add()), &x, &v),
+                            ChannelFn::Mul => bin(Box::new(math::mul()), &x, &v),
+                            ChannelFn::SquaredDiff => {
+                                let d = bin(Box::new(math::sub()), &x, &v);
+                                bin(Box::new(math::mul()), &d, &d)
+                            }
+                            ChannelFn::MulAdd => unreachable!("three inputs: tested below"),
+                        };
+                        if relu {
+                            y = bin(
+                                Box::new(math::max()),
+                                &y,
+                                &tensor0(0f32).broadcast_into_rank(4).unwrap(),
+                            );
+                        }
+                        y
+                    };
+                    assert_eq!(ours.shape(), &[n, h, w, c]);
+                    assert_eq!(
+                        floats(&ours),
+                        floats(&generic),
+                        "{shape:?} {f:?} relu {relu}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn per_channel_mul_add_equals_mul_then_add() {
+        for shape in [[1, 5, 7, 3], [2, 3, 4, 5]] {
+            let [_, _, _, c] = shape;
+            let x = picture(shape);
+            let (v, o) = (picture([1, 1, 1, c]), picture([shape[0], 1, 1, c]));
+            let run = |op: PerChannel, ins: TVec<TValue>| {
+                op.eval_out_of_plan(ins)
+                    .unwrap()
+                    .unwrap()
+                    .remove(0)
+                    .into_tensor()
+            };
+            for relu in [false, true] {
+                let fused = run(
+                    PerChannel {
+                        f: ChannelFn::MulAdd,
+                        relu,
+                    },
+                    tvec!(
+                        x.clone().into_tvalue(),
+                        v.clone().into_tvalue(),
+                        o.clone().into_tvalue()
+                    ),
+                );
+                let m = run(
+                    PerChannel {
+                        f: ChannelFn::Mul,
+                        relu: false,
+                    },
+                    tvec!(x.clone().into_tvalue(), v.clone().into_tvalue()),
+                );
+                let two = run(
+                    PerChannel {
+                        f: ChannelFn::Add,
+                        relu,
+                    },
+                    tvec!(m.into_tvalue(), o.clone().into_tvalue()),
+                );
+                // One rounding less is allowed (a fused multiply-add).
+                for (a, b) in floats(&fused).iter().zip(floats(&two)) {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                        "{shape:?}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn per_channel_refuses_a_full_second_operand() {
+        let x = picture([1, 3, 3, 2]);
+        let op = PerChannel {
+            f: ChannelFn::Add,
+            relu: false,
+        };
+        assert!(op
+            .eval_out_of_plan(tvec!(x.clone().into_tvalue(), x.into_tvalue()))
+            .is_err());
+        assert!(!PerChannel::fits(&[1, 3, 3, 2], &[1, 1, 1, 3]));
+        assert!(PerChannel::fits(&[2, 3, 3, 2], &[2, 1, 1, 2]));
     }
 }
