@@ -6,7 +6,8 @@
 //! bookkeeping (strides, dimension conversions, per-row slice assigns). These
 //! ops do the same three jobs for the one layout the network uses, with
 //! straight loops over contiguous rows: each output row is built once and
-//! the rest are memcpy's.
+//! the rest are memcpy's. [`PerChannel`] likewise replaces the broadcasting
+//! binary ops of the instance norms (picture x per-channel vector).
 
 use tract_core::internal::*;
 
@@ -273,6 +274,164 @@ impl TypedOp for SpatialSum {
     }
 }
 
+/// What [`PerChannel`] computes from a pixel value `x` and its channel's `v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelFn {
+    Add,
+    Mul,
+    /// `(x - v)^2`: TFLite SQUARED_DIFFERENCE, the instance norm's variance term.
+    SquaredDiff,
+    /// `x * v + o` with a second per-channel input `o`: the instance norm's
+    /// scale then offset in one pass instead of two.
+    MulAdd,
+}
+
+/// `f(x, v)` for a full [N,H,W,C] `x` and a per-channel [N or 1,1,1,C] `v`
+/// (the instance norms' scale, offset and centring), optionally followed by
+/// ReLU. tract's broadcasting binary ops walk such pairs through generic
+/// ndarray zips; here every pixel is a short contiguous loop over C.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PerChannel {
+    pub f: ChannelFn,
+    pub relu: bool,
+}
+
+impl PerChannel {
+    /// Whether `x` (full) and `v` (per channel) have shapes this op takes.
+    pub fn fits(x: &[usize], v: &[usize]) -> bool {
+        x.len() == 4
+            && v.len() == 4
+            && (v[0] == 1 || v[0] == x[0])
+            && v[1] == 1
+            && v[2] == 1
+            && v[3] == x[3]
+    }
+
+    /// How many inputs the op takes: the picture and one or two vectors.
+    pub fn arity(&self) -> usize {
+        if self.f == ChannelFn::MulAdd {
+            3
+        } else {
+            2
+        }
+    }
+
+    fn apply(&self, x: &[f32], [n, h, w, c]: [usize; 4], vs: [&[f32]; 2], y: &mut [f32]) {
+        // A vector is [1,1,1,C] (shared) or [N,1,1,C] (one per picture).
+        fn pick(v: &[f32], b: usize, c: usize) -> &[f32] {
+            if v.len() > c {
+                &v[b * c..][..c]
+            } else {
+                &v[..c]
+            }
+        }
+        for b in 0..n {
+            let (v, o) = (pick(vs[0], b, c), pick(vs[1], b, c));
+            let xs = &x[b * h * w * c..][..h * w * c];
+            let ys = &mut y[b * h * w * c..][..h * w * c];
+            for (xp, yp) in xs.chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
+                match self.f {
+                    ChannelFn::Add => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v)
+                        .for_each(|((y, a), k)| *y = a + k),
+                    ChannelFn::Mul => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v)
+                        .for_each(|((y, a), k)| *y = a * k),
+                    ChannelFn::SquaredDiff => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v)
+                        .for_each(|((y, a), k)| *y = (a - k) * (a - k)),
+                    ChannelFn::MulAdd => yp
+                        .iter_mut()
+                        .zip(xp)
+                        .zip(v.iter().zip(o))
+                        .for_each(|((y, a), (k, o))| *y = a * k + o),
+                }
+            }
+            if self.relu {
+                ys.iter_mut().for_each(|o| *o = o.max(0.0));
+            }
+        }
+    }
+}
+
+impl Op for PerChannel {
+    fn name(&self) -> StaticName {
+        "PerChannel".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{:?}{}",
+            self.f,
+            if self.relu { " + relu" } else { "" }
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PerChannel {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(
+            inputs.len() == self.arity(),
+            "PerChannel {:?}: {} inputs",
+            self.f,
+            inputs.len()
+        );
+        let x = &inputs[0];
+        let ([n, h, w, c], xt) = nhwc_input(x, "PerChannel")?;
+        for v in &inputs[1..] {
+            let (_, vt) = nhwc_input(v, "PerChannel")?;
+            ensure!(
+                Self::fits(xt.shape(), vt.shape()),
+                "PerChannel: {:?} is not per channel of {:?}",
+                vt.shape(),
+                xt.shape()
+            );
+        }
+        let mut out = unsafe { Tensor::uninitialized::<f32>(xt.shape())? };
+        if c > 0 {
+            let xr = xt.try_as_plain_ram()?;
+            let vr = inputs[1].try_as_plain_ram()?;
+            let or = inputs[inputs.len() - 1].try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            self.apply(
+                xr.as_slice::<f32>()?,
+                [n, h, w, c],
+                [vr.as_slice::<f32>()?, or.as_slice::<f32>()?],
+                y.as_slice_mut::<f32>()?,
+            );
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for PerChannel {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(
+            inputs.len() == self.arity(),
+            "PerChannel {:?}: {} inputs",
+            self.f,
+            inputs.len()
+        );
+        let fact = nhwc(inputs, "PerChannel")?;
+        for v in &inputs[1..] {
+            nhwc(std::slice::from_ref(v), "PerChannel")?;
+        }
+        Ok(tvec!(fact))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,5 +675,124 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn per_channel_matches_tract_broadcasting_binary_ops() {
+        use tract_core::ops::math;
+        for (shape, vn) in [([1, 5, 7, 3], 1), ([2, 3, 4, 5], 2), ([2, 1, 9, 1], 1)] {
+            let [n, h, w, c] = shape;
+            let x = picture(shape);
+            let v = picture([vn, 1, 1, c]);
+            for f in [ChannelFn::Add, ChannelFn::Mul, ChannelFn::SquaredDiff] {
+                for relu in [false, true] {
+                    let ours = PerChannel { f, relu }
+                        .eval_out_of_plan(tvec!(x.clone().into_tvalue(), v.clone().into_tvalue()))
+                        .unwrap()
+                        .unwrap()
+                        .remove(0)
+                        .into_tensor();
+                    let generic = {
+                        let bin = |op: Box<dyn TypedOp>, a: &Tensor, b: &Tensor| {
+                            op.eval_out_of_plan(tvec!(
+                                a.clone().into_tvalue(),
+                                b.clone().into_tvalue()
+                            ))
+                            .unwrap()
+                            .unwrap()
+                            .remove(0)
+                            .into_tensor()
+                        };
+                        let mut y = match f {
+                            ChannelFn::Add => bin(Box::new(math::add()), &x, &v),
+                            ChannelFn::Mul => bin(Box::new(math::mul()), &x, &v),
+                            ChannelFn::SquaredDiff => {
+                                let d = bin(Box::new(math::sub()), &x, &v);
+                                bin(Box::new(math::mul()), &d, &d)
+                            }
+                            ChannelFn::MulAdd => unreachable!("three inputs: tested below"),
+                        };
+                        if relu {
+                            y = bin(
+                                Box::new(math::max()),
+                                &y,
+                                &tensor0(0f32).broadcast_into_rank(4).unwrap(),
+                            );
+                        }
+                        y
+                    };
+                    assert_eq!(ours.shape(), &[n, h, w, c]);
+                    assert_eq!(
+                        floats(&ours),
+                        floats(&generic),
+                        "{shape:?} {f:?} relu {relu}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn per_channel_mul_add_equals_mul_then_add() {
+        for shape in [[1, 5, 7, 3], [2, 3, 4, 5]] {
+            let [_, _, _, c] = shape;
+            let x = picture(shape);
+            let (v, o) = (picture([1, 1, 1, c]), picture([shape[0], 1, 1, c]));
+            let run = |op: PerChannel, ins: TVec<TValue>| {
+                op.eval_out_of_plan(ins)
+                    .unwrap()
+                    .unwrap()
+                    .remove(0)
+                    .into_tensor()
+            };
+            for relu in [false, true] {
+                let fused = run(
+                    PerChannel {
+                        f: ChannelFn::MulAdd,
+                        relu,
+                    },
+                    tvec!(
+                        x.clone().into_tvalue(),
+                        v.clone().into_tvalue(),
+                        o.clone().into_tvalue()
+                    ),
+                );
+                let m = run(
+                    PerChannel {
+                        f: ChannelFn::Mul,
+                        relu: false,
+                    },
+                    tvec!(x.clone().into_tvalue(), v.clone().into_tvalue()),
+                );
+                let two = run(
+                    PerChannel {
+                        f: ChannelFn::Add,
+                        relu,
+                    },
+                    tvec!(m.into_tvalue(), o.clone().into_tvalue()),
+                );
+                // One rounding less is allowed (a fused multiply-add).
+                for (a, b) in floats(&fused).iter().zip(floats(&two)) {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                        "{shape:?}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn per_channel_refuses_a_full_second_operand() {
+        let x = picture([1, 3, 3, 2]);
+        let op = PerChannel {
+            f: ChannelFn::Add,
+            relu: false,
+        };
+        assert!(op
+            .eval_out_of_plan(tvec!(x.clone().into_tvalue(), x.into_tvalue()))
+            .is_err());
+        assert!(!PerChannel::fits(&[1, 3, 3, 2], &[1, 1, 1, 3]));
+        assert!(PerChannel::fits(&[2, 3, 3, 2], &[2, 1, 1, 2]));
     }
 }

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use super::ops::{ReflectPad2d, SpatialSum, Upsample2d};
+use super::ops::{ChannelFn, PerChannel, ReflectPad2d, SpatialSum, Upsample2d};
 use tract_core::internal::*;
 use tract_core::ops::array::{Pad, PadMode};
 use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
@@ -603,14 +603,49 @@ impl<'a> Importer<'a> {
                 } else {
                     let a = self.wire(ins[0])?;
                     let b = self.wire(ins[1])?;
-                    let y = match BuiltinOperator(code) {
-                        BuiltinOperator::ADD => {
-                            self.binary(name.clone(), tract_core::ops::math::add(), a, b)?
-                        }
-                        BuiltinOperator::MUL => {
-                            self.binary(name.clone(), tract_core::ops::math::mul(), a, b)?
-                        }
-                        _ => self.binary(name.clone(), tract_core::ops::math::sub(), a, b)?,
+                    let f = match BuiltinOperator(code) {
+                        BuiltinOperator::ADD => Some(ChannelFn::Add),
+                        BuiltinOperator::MUL => Some(ChannelFn::Mul),
+                        _ => None,
+                    };
+                    let per_channel = match (f, self.per_channel_pair(a, b)?) {
+                        (Some(f), Some((x, v))) => Some((f, x, v)),
+                        _ => None,
+                    };
+                    let (y, act) = if let Some((f, x, v)) = per_channel {
+                        // The instance norms' scale and offset (a fused ReLU rides along).
+                        let relu = act == ActivationFunctionType::RELU;
+                        let x_ix = if x == a { ins[0] } else { ins[1] };
+                        let y = match self.scaled_by(x, x_ix) {
+                            // x * s + v: one pass; the lone MUL node is pruned by tract.
+                            Some((mx, s)) if f == ChannelFn::Add => {
+                                let op = PerChannel {
+                                    f: ChannelFn::MulAdd,
+                                    relu,
+                                };
+                                self.node(name.clone(), op, &[mx, s, v])?
+                            }
+                            _ => self.node(name.clone(), PerChannel { f, relu }, &[x, v])?,
+                        };
+                        (
+                            y,
+                            if relu {
+                                ActivationFunctionType::NONE
+                            } else {
+                                act
+                            },
+                        )
+                    } else {
+                        let y = match BuiltinOperator(code) {
+                            BuiltinOperator::ADD => {
+                                self.binary(name.clone(), tract_core::ops::math::add(), a, b)?
+                            }
+                            BuiltinOperator::MUL => {
+                                self.binary(name.clone(), tract_core::ops::math::mul(), a, b)?
+                            }
+                            _ => self.binary(name.clone(), tract_core::ops::math::sub(), a, b)?,
+                        };
+                        (y, act)
                     };
                     Val::Wire(self.activation(&name, y, act)?)
                 }
@@ -619,8 +654,18 @@ impl<'a> Importer<'a> {
                 need(2)?;
                 let a = self.wire(ins[0])?;
                 let b = self.wire(ins[1])?;
-                let d = self.binary(format!("{name}.sub"), tract_core::ops::math::sub(), a, b)?;
-                Val::Wire(self.node(name, tract_core::ops::math::square(), &[d])?)
+                // Symmetric, so either operand may be the per-channel one.
+                if let Some((x, v)) = self.per_channel_pair(a, b)? {
+                    let op = PerChannel {
+                        f: ChannelFn::SquaredDiff,
+                        relu: false,
+                    };
+                    Val::Wire(self.node(name, op, &[x, v])?)
+                } else {
+                    let d =
+                        self.binary(format!("{name}.sub"), tract_core::ops::math::sub(), a, b)?;
+                    Val::Wire(self.node(name, tract_core::ops::math::square(), &[d])?)
+                }
             }
             BuiltinOperator::RSQRT => {
                 need(1)?;
@@ -832,6 +877,49 @@ impl<'a> Importer<'a> {
         };
         self.vals.insert(out, result);
         Ok(())
+    }
+
+    /// `(full, per_channel)` when one of `a`, `b` is an NHWC picture and the
+    /// other a [1,1,1,C] vector, for a commutative [`PerChannel`] op.
+    fn per_channel_pair(
+        &self,
+        a: OutletId,
+        b: OutletId,
+    ) -> Result<Option<(OutletId, OutletId)>, ImportError> {
+        let (sa, sb) = (self.shape_of(a)?, self.shape_of(b)?);
+        Ok(if PerChannel::fits(&sa, &sb) {
+            Some((a, b))
+        } else if PerChannel::fits(&sb, &sa) {
+            Some((b, a))
+        } else {
+            None
+        })
+    }
+
+    /// When `w` (tensor `ix`) is a per-channel MUL's output read by one
+    /// operator only, that MUL's (picture, scale) inputs, to fuse into the
+    /// ADD that reads it.
+    fn scaled_by(&self, w: OutletId, ix: i32) -> Option<(OutletId, OutletId)> {
+        let node = self.target.node(w.node);
+        let op = node.op_as::<PerChannel>()?;
+        if *op
+            != (PerChannel {
+                f: ChannelFn::Mul,
+                relu: false,
+            })
+        {
+            return None;
+        }
+        let ops = self.graph.operators()?;
+        let readers = ops
+            .iter()
+            .filter(|o| o.inputs().is_some_and(|i| i.iter().any(|t| t == ix)))
+            .count();
+        let is_output = self
+            .graph
+            .outputs()
+            .is_some_and(|o| o.iter().any(|t| t == ix));
+        (readers == 1 && !is_output).then_some((node.inputs[0], node.inputs[1]))
     }
 
     fn unsupported(&self, index: usize, code: i32, why: &str) -> ImportError {
