@@ -167,12 +167,14 @@ fn camera(script: impl Fn(u64) -> Shot + Send + Sync + 'static) -> Box<dyn Frame
 }
 
 fn config() -> Config {
-    let mut cfg = Config::default();
-    cfg.display = DisplayConfig {
-        backend: DisplayBackend::Headless,
-        width: W as u32,
-        height: H as u32,
-        crossfade: false,
+    let mut cfg = Config {
+        display: DisplayConfig {
+            backend: DisplayBackend::Headless,
+            width: W as u32,
+            height: H as u32,
+            crossfade: false,
+            ..Default::default()
+        },
         ..Default::default()
     };
     cfg.inference.max_pixels = (H * W) as u32;
@@ -682,7 +684,7 @@ fn a_reload_with_broken_style_files_keeps_the_running_configuration() {
     let good = dir.path().join("good.json");
     std::fs::write(&good, style_json(&floats(100, "0.1"))).unwrap();
     // Each reload reads the next file; the last one names an unknown start style.
-    let files = vec![short.clone(), infinite.clone(), nan.clone(), good.clone()];
+    let files = [short.clone(), infinite.clone(), nan.clone(), good.clone()];
     let n = Arc::new(AtomicU64::new(0));
     let reload = move || -> Result<(Config, StyleSet), String> {
         let i = n.fetch_add(1, SeqCst) as usize;
