@@ -440,3 +440,62 @@ fn embed_refuses_unusable_paintings_and_leaves_the_set_alone() {
     assert_eq!(s.styles.len(), 1);
     assert_eq!(s.styles[0].name, "rgba");
 }
+
+// ---------------------------------------------------------------------------
+// Damaged model files: the importer returns an error, never panics.
+
+#[test]
+fn damaged_model_files_are_import_errors_never_panics() {
+    use styleframe::inference::tflite::{import, ImportOptions};
+    let opts = ImportOptions {
+        input_hw: Some((16, 16)),
+        emulate_int8: true,
+    };
+    let mut panics = vec![];
+    let mut errors = 0;
+    let mut try_import = |what: String, bytes: &[u8]| match std::panic::catch_unwind(|| {
+        import(bytes, &opts).map(|_| ())
+    }) {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => errors += 1,
+        Err(_) => panics.push(what),
+    };
+    for file in [
+        "style_transfer_quantized_dynamic.tflite",
+        "style_transfer_f16_384.tflite",
+    ] {
+        let good = std::fs::read(models().join(file)).unwrap();
+        for cut in [
+            0,
+            3,
+            4,
+            8,
+            16,
+            100,
+            1000,
+            good.len() / 3,
+            good.len() / 2,
+            good.len() - 1,
+        ] {
+            try_import(format!("{file} cut at {cut}"), &good[..cut]);
+        }
+        // Bytes flipped in the flatbuffer's tables (the first KiB holds the
+        // root offsets and vtables), and anywhere.
+        let mut rng = fastrand::Rng::with_seed(0x5afe);
+        for i in 0..40 {
+            let mut bad = good.clone();
+            let at = if i < 20 {
+                rng.usize(..1024)
+            } else {
+                rng.usize(..bad.len())
+            };
+            bad[at] ^= rng.u8(1..);
+            try_import(format!("{file} byte {at} flipped"), &bad);
+        }
+    }
+    try_import("nothing".into(), &[]);
+    try_import("a PNG".into(), &huge_png(8, 8));
+    println!("{errors} import errors, panics: {panics:?}");
+    assert!(panics.is_empty(), "the importer panicked on: {panics:?}");
+    assert!(errors >= 20, "damaged files were accepted");
+}

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
             // A config that parsed must also pass validation (from_toml_str validates).
             cfg.validate()
                 .expect("from_toml_str returned a config that does not validate");
-            let _ = cfg.night_window();
+            let _ = cfg.gallery.night_window();
         }
     }
 });
