@@ -158,9 +158,9 @@ else
     fi
 fi
 
-grep -q '^backend = "framebuffer"' "$root/etc/styleframe/styleframe.toml" &&
-    ok "installed config selects the framebuffer (the system unit's mode)" ||
-    fail "installed config does not set backend = \"framebuffer\""
+grep -Eq '^backend = "(auto|framebuffer)"' "$root/etc/styleframe/styleframe.toml" &&
+    ok "installed config reaches the framebuffer without a desktop (auto or framebuffer)" ||
+    fail "installed config does not use backend = \"auto\" or \"framebuffer\""
 grep -q '^WorkingDirectory=/usr/share/styleframe$' "$unit" && [ -d "$root/usr/share/styleframe/models" ] &&
     ok "unit's working directory holds models/ (relative config paths)" ||
     fail "unit WorkingDirectory does not hold models/"

@@ -71,16 +71,9 @@ install -d "$stage/DEBIAN" "$models_dst" "$stage/usr/bin" "$stage/etc/styleframe
 install -m 0755 "$bin" "$stage/usr/bin/styleframe"
 install -m 0644 "$repo/systemd/styleframe.service" "$stage/lib/systemd/system/"
 install -m 0644 "$repo/systemd/styleframe-kiosk.service" "$stage/usr/lib/systemd/user/"
-# The system unit is the framebuffer mode (Pi OS Lite): the installed config
-# says so; the repo's config keeps the built-in default (window) for desktops.
-n=$(grep -c '^backend = "window"$' "$config" || true)
-if [ "$n" = 1 ]; then
-    sed 's/^backend = "window"$/backend = "framebuffer"/' "$config" >"$stage/etc/styleframe/styleframe.toml"
-    chmod 0644 "$stage/etc/styleframe/styleframe.toml"
-else
-    echo "note: $config has no single 'backend = \"window\"' line; installed unchanged"
-    install -m 0644 "$config" "$stage/etc/styleframe/styleframe.toml"
-fi
+# The config's default display backend is "auto": the framebuffer for the system
+# unit (no DISPLAY), a window in the kiosk user unit: installed as shipped.
+install -m 0644 "$config" "$stage/etc/styleframe/styleframe.toml"
 install -m 0644 "$meta/styles.json" "$meta/manifest.toml" "$models_dst/"
 
 # The unit's DeviceAllow=char-video4linux only takes effect if the class exists when
