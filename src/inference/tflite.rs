@@ -487,34 +487,8 @@ impl<'a> Importer<'a> {
             BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D => {
                 need(2)?;
                 let depthwise = BuiltinOperator(code) == BuiltinOperator::DEPTHWISE_CONV_2D;
-                let (padding, sh, sw, dh, dw, act) = if depthwise {
-                    let o = op
-                        .builtin_options_as_depthwise_conv_2_doptions()
-                        .ok_or_else(|| unsupported("missing options"))?;
-                    if o.depth_multiplier() > 1 {
-                        return Err(unsupported("depth multiplier > 1"));
-                    }
-                    (
-                        o.padding(),
-                        o.stride_h(),
-                        o.stride_w(),
-                        o.dilation_h_factor(),
-                        o.dilation_w_factor(),
-                        o.fused_activation_function(),
-                    )
-                } else {
-                    let o = op
-                        .builtin_options_as_conv_2_doptions()
-                        .ok_or_else(|| unsupported("missing options"))?;
-                    (
-                        o.padding(),
-                        o.stride_h(),
-                        o.stride_w(),
-                        o.dilation_h_factor(),
-                        o.dilation_w_factor(),
-                        o.fused_activation_function(),
-                    )
-                };
+                let geo = conv_geometry(op, depthwise).map_err(&unsupported)?;
+                let act = geo.act;
                 let x = self.wire(ins[0])?;
                 let kernel = self.konst(ins[1])?;
                 let ks = kernel.shape().to_vec();
@@ -542,24 +516,7 @@ impl<'a> Importer<'a> {
                         "input has {x_ch} channels, kernel expects {in_ch}"
                     )));
                 }
-                let pool_spec = PoolSpec {
-                    data_format: DataFormat::NHWC,
-                    kernel_shape: tvec!(ks[1], ks[2]),
-                    padding: match padding {
-                        Padding::SAME => PaddingSpec::SameUpper,
-                        _ => PaddingSpec::Valid,
-                    },
-                    dilations: Some(tvec!(dh.max(1) as usize, dw.max(1) as usize)),
-                    strides: Some(tvec!(sh.max(1) as usize, sw.max(1) as usize)),
-                    input_channels: in_ch,
-                    output_channels: out_ch,
-                };
-                let conv = Conv {
-                    pool_spec,
-                    kernel_fmt: KernelFormat::OHWI,
-                    group,
-                    q_params: None,
-                };
+                let conv = geo.conv(&ks, in_ch, out_ch, group);
                 let k = self
                     .target
                     .add_const(self.target.unique_name(format!("{name}.kernel")), kernel)
@@ -1153,34 +1110,10 @@ impl<'a> Importer<'a> {
             return Ok(None);
         }
         let depthwise = BuiltinOperator(code) == BuiltinOperator::DEPTHWISE_CONV_2D;
-        let (padding, sh, sw, dh, dw, act) = if depthwise {
-            let Some(o) = op.builtin_options_as_depthwise_conv_2_doptions() else {
-                return Ok(None);
-            };
-            if o.depth_multiplier() > 1 {
-                return Ok(None);
-            }
-            (
-                o.padding(),
-                o.stride_h(),
-                o.stride_w(),
-                o.dilation_h_factor(),
-                o.dilation_w_factor(),
-                o.fused_activation_function(),
-            )
-        } else {
-            let Some(o) = op.builtin_options_as_conv_2_doptions() else {
-                return Ok(None);
-            };
-            (
-                o.padding(),
-                o.stride_h(),
-                o.stride_w(),
-                o.dilation_h_factor(),
-                o.dilation_w_factor(),
-                o.fused_activation_function(),
-            )
+        let Ok(geo) = conv_geometry(op, depthwise) else {
+            return Ok(None);
         };
+        let act = geo.act;
         let Some((si, _)) = self.qparams(ins[0])? else {
             return Ok(None);
         };
@@ -1275,24 +1208,7 @@ impl<'a> Importer<'a> {
         if *self.shape_of(x)?.last().unwrap_or(&0) != in_ch {
             return Ok(None);
         }
-        let pool_spec = PoolSpec {
-            data_format: DataFormat::NHWC,
-            kernel_shape: tvec!(ks[1], ks[2]),
-            padding: match padding {
-                Padding::SAME => PaddingSpec::SameUpper,
-                _ => PaddingSpec::Valid,
-            },
-            dilations: Some(tvec!(dh.max(1) as usize, dw.max(1) as usize)),
-            strides: Some(tvec!(sh.max(1) as usize, sw.max(1) as usize)),
-            input_channels: in_ch,
-            output_channels: out_ch,
-        };
-        let conv = Conv {
-            pool_spec,
-            kernel_fmt: KernelFormat::OHWI,
-            group,
-            q_params: None,
-        };
+        let conv = geo.conv(&ks, in_ch, out_ch, group);
         let kv: Vec<f64> = kraw.iter().map(|&w| w as f64).collect();
         let kernel = Tensor::from_shape(&ks, &kv).map_err(graph_err)?;
         let kernel = kernel.cast_to_dt(dt).map_err(graph_err)?.into_owned();
@@ -1493,6 +1409,77 @@ impl<'a> Importer<'a> {
             return Ok(x);
         }
         self.node(name.to_owned(), Upsample2d { fh: f[0], fw: f[1] }, &[x])
+    }
+}
+
+/// Padding, strides, dilations and fused activation of a CONV_2D or
+/// DEPTHWISE_CONV_2D operator (shared by the f32 and the exact int8 paths).
+struct ConvGeometry {
+    same: bool,
+    stride: (usize, usize),
+    dilation: (usize, usize),
+    act: ActivationFunctionType,
+}
+
+fn conv_geometry(op: &tflite::Operator, depthwise: bool) -> Result<ConvGeometry, &'static str> {
+    let geo = |p: Padding, sh: i32, sw: i32, dh: i32, dw: i32, act| ConvGeometry {
+        same: p == Padding::SAME,
+        stride: (sh.max(1) as usize, sw.max(1) as usize),
+        dilation: (dh.max(1) as usize, dw.max(1) as usize),
+        act,
+    };
+    if depthwise {
+        let o = op
+            .builtin_options_as_depthwise_conv_2_doptions()
+            .ok_or("missing options")?;
+        if o.depth_multiplier() > 1 {
+            return Err("depth multiplier > 1");
+        }
+        Ok(geo(
+            o.padding(),
+            o.stride_h(),
+            o.stride_w(),
+            o.dilation_h_factor(),
+            o.dilation_w_factor(),
+            o.fused_activation_function(),
+        ))
+    } else {
+        let o = op
+            .builtin_options_as_conv_2_doptions()
+            .ok_or("missing options")?;
+        Ok(geo(
+            o.padding(),
+            o.stride_h(),
+            o.stride_w(),
+            o.dilation_h_factor(),
+            o.dilation_w_factor(),
+            o.fused_activation_function(),
+        ))
+    }
+}
+
+impl ConvGeometry {
+    /// tract's convolution for an OHWI kernel of shape `ks`.
+    fn conv(&self, ks: &[usize], in_ch: usize, out_ch: usize, group: usize) -> Conv {
+        let pool_spec = PoolSpec {
+            data_format: DataFormat::NHWC,
+            kernel_shape: tvec!(ks[1], ks[2]),
+            padding: if self.same {
+                PaddingSpec::SameUpper
+            } else {
+                PaddingSpec::Valid
+            },
+            dilations: Some(tvec!(self.dilation.0, self.dilation.1)),
+            strides: Some(tvec!(self.stride.0, self.stride.1)),
+            input_channels: in_ch,
+            output_channels: out_ch,
+        };
+        Conv {
+            pool_spec,
+            kernel_fmt: KernelFormat::OHWI,
+            group,
+            q_params: None,
+        }
     }
 }
 
