@@ -102,7 +102,8 @@ grep -q '^ExecStart=/usr/bin/styleframe run --config /etc/styleframe/styleframe.
 # copy-on-write view of this machine's root (overlayfs in a private mount
 # namespace, chroot): the host's users, dpkg database and /etc stay untouched.
 # Root only; NO_INSTALL_TEST=1 skips it. Foreign-arch debs install with
-# --force-architecture (the binary is never run, only the scripts).
+# --force-architecture and --force-depends (their libc is not installed here;
+# the binary is never run, only the maintainer scripts).
 if [ -n "${NO_INSTALL_TEST:-}" ]; then
     echo "skipped: install test (NO_INSTALL_TEST)"
 elif [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null; then
@@ -119,7 +120,7 @@ else
         cp "$deb" "$t/m/tmp/styleframe.deb"
         exec chroot "$t/m" sh -c "
             wants=/etc/systemd/system/multi-user.target.wants/styleframe.service
-            dpkg --force-architecture -i /tmp/styleframe.deb >/dev/null || echo RESULT install-failed
+            dpkg --force-architecture \$([ \"\$(dpkg --print-architecture)\" = $debarch ] || echo --force-depends) -i /tmp/styleframe.deb >/dev/null || echo RESULT install-failed
             id styleframe >/dev/null 2>&1 && echo RESULT user
             for g in video gpio render input; do id -nG styleframe | grep -qw \$g && echo RESULT group-\$g; done
             test \"\$(getent passwd styleframe | cut -d: -f7)\" = /usr/sbin/nologin && echo RESULT nologin
