@@ -530,18 +530,7 @@ impl<'a> Importer<'a> {
             }
             BuiltinOperator::ADD | BuiltinOperator::MUL | BuiltinOperator::SUB => {
                 need(2)?;
-                let act = match BuiltinOperator(code) {
-                    BuiltinOperator::ADD => op
-                        .builtin_options_as_add_options()
-                        .map(|o| o.fused_activation_function()),
-                    BuiltinOperator::MUL => op
-                        .builtin_options_as_mul_options()
-                        .map(|o| o.fused_activation_function()),
-                    _ => op
-                        .builtin_options_as_sub_options()
-                        .map(|o| o.fused_activation_function()),
-                }
-                .unwrap_or(ActivationFunctionType::NONE);
+                let act = binary_activation(op, code);
                 let (a, b) = (self.val(ins[0])?, self.val(ins[1])?);
                 if let (Val::Const { t: a, .. }, Val::Const { t: b, .. }) = (&a, &b) {
                     if act == ActivationFunctionType::NONE {
@@ -916,18 +905,7 @@ impl<'a> Importer<'a> {
                 if ins.len() != 2 {
                     return Ok(None);
                 }
-                let act = match BuiltinOperator(code) {
-                    BuiltinOperator::ADD => op
-                        .builtin_options_as_add_options()
-                        .map(|o| o.fused_activation_function()),
-                    BuiltinOperator::MUL => op
-                        .builtin_options_as_mul_options()
-                        .map(|o| o.fused_activation_function()),
-                    _ => op
-                        .builtin_options_as_sub_options()
-                        .map(|o| o.fused_activation_function()),
-                }
-                .unwrap_or(ActivationFunctionType::NONE);
+                let act = binary_activation(op, code);
                 // Two constants fold at load on the generic path.
                 if ins
                     .iter()
@@ -1410,6 +1388,22 @@ impl<'a> Importer<'a> {
         }
         self.node(name.to_owned(), Upsample2d { fh: f[0], fw: f[1] }, &[x])
     }
+}
+
+/// The fused activation of an ADD, MUL or SUB operator (NONE when absent).
+fn binary_activation(op: &tflite::Operator, code: i32) -> ActivationFunctionType {
+    match BuiltinOperator(code) {
+        BuiltinOperator::ADD => op
+            .builtin_options_as_add_options()
+            .map(|o| o.fused_activation_function()),
+        BuiltinOperator::MUL => op
+            .builtin_options_as_mul_options()
+            .map(|o| o.fused_activation_function()),
+        _ => op
+            .builtin_options_as_sub_options()
+            .map(|o| o.fused_activation_function()),
+    }
+    .unwrap_or(ActivationFunctionType::NONE)
 }
 
 /// Padding, strides, dilations and fused activation of a CONV_2D or
