@@ -418,9 +418,16 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
     let mut cfg = cfg;
     let mut ctl = Controller::new(styles, &cfg.styles.start, cfg.gallery.clone(), t0);
     let morph_time = |c: &Config| Duration::from_secs_f32(c.styles.morph_seconds);
+    // Started at night, the camera must not take even one frame before the
+    // display loop first looks at the clock.
+    let start_dark = ctl.is_dark(
+        limits
+            .fixed_local_time
+            .unwrap_or_else(|| chrono::Local::now().time()),
+    );
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
-        paused: AtomicBool::new(false),
+        paused: AtomicBool::new(start_dark),
         captured: LatestSlot::default(),
         stylized: LatestSlot::default(),
         live: Mutex::new(Live {

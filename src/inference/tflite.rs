@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 
+use super::conv::DirectConv;
 use super::ops::{ChannelFn, PerChannel, ReflectPad2d, SpatialSum, Upsample2d};
 use tract_core::internal::*;
 use tract_core::ops::array::{Pad, PadMode};
@@ -515,6 +516,11 @@ impl<'a> Importer<'a> {
                     return Err(unsupported(&format!(
                         "input has {x_ch} channels, kernel expects {in_ch}"
                     )));
+                }
+                if let Some(direct) = geo.direct(&kernel, &ks, &bias, depthwise) {
+                    let y = self.node(name.clone(), direct.map_err(graph_err)?, &[x])?;
+                    self.vals.insert(out, Val::Wire(y));
+                    return Ok(());
                 }
                 let conv = geo.conv(&ks, in_ch, out_ch, group);
                 let k = self
@@ -1453,6 +1459,41 @@ fn conv_geometry(op: &tflite::Operator, depthwise: bool) -> Result<ConvGeometry,
 }
 
 impl ConvGeometry {
+    /// Our [`DirectConv`] for the shapes it takes (unpadded, undilated,
+    /// not depthwise), with the fused activation as its clamp; `None` for
+    /// the others, which go to tract's convolution.
+    fn direct(
+        &self,
+        kernel: &Tensor,
+        ks: &[usize],
+        bias: &Tensor,
+        depthwise: bool,
+    ) -> Option<TractResult<DirectConv>> {
+        let unpadded = !self.same || (ks[1] == 1 && ks[2] == 1 && self.stride == (1, 1));
+        if depthwise || !unpadded || self.dilation != (1, 1) {
+            return None;
+        }
+        let bounds = match self.act {
+            ActivationFunctionType::NONE => (f32::NEG_INFINITY, f32::INFINITY),
+            ActivationFunctionType::RELU => (0.0, f32::INFINITY),
+            ActivationFunctionType::RELU6 => (0.0, 6.0),
+            _ => return None,
+        };
+        let run = || {
+            let k = kernel.cast_to::<f32>()?;
+            let b = bias.cast_to::<f32>()?;
+            let (k, b) = (k.try_as_plain_ram()?, b.try_as_plain_ram()?);
+            DirectConv::new(
+                k.as_slice::<f32>()?,
+                [ks[0], ks[1], ks[2], ks[3]],
+                b.as_slice::<f32>()?,
+                self.stride,
+                bounds,
+            )
+        };
+        Some(run())
+    }
+
     /// tract's convolution for an OHWI kernel of shape `ks`.
     fn conv(&self, ks: &[usize], in_ch: usize, out_ch: usize, group: usize) -> Conv {
         let pool_spec = PoolSpec {
