@@ -10,6 +10,7 @@
 
 pub mod conv;
 mod ops;
+mod quant;
 pub mod tflite;
 
 use std::path::{Path, PathBuf};

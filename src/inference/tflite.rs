@@ -27,6 +27,7 @@ use std::collections::HashMap;
 
 use super::conv::DirectConv;
 use super::ops::{ChannelFn, PerChannel, ReflectPad2d, SpatialSum, Upsample2d};
+use super::quant::{QuantFn, QuantMean, Requant};
 use tract_core::internal::*;
 use tract_core::ops::array::{Pad, PadMode};
 use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
@@ -103,6 +104,11 @@ struct Importer<'a> {
     emulate_int8: bool,
     /// With `emulate_int8`: int8 tensors as integers `q - zp` (in f32).
     ints: HashMap<i32, OutletId>,
+    /// With `emulate_int8`: float tensors known to lie on an int8 grid
+    /// (DEQUANTIZE outputs, then padded or upsampled): their integers and
+    /// (scale, zero point), so a QUANTIZE back onto the same grid costs
+    /// nothing.
+    grid: HashMap<i32, (OutletId, f32, f32)>,
 }
 
 /// Reads the flatbuffer and builds the tract graph.
@@ -120,6 +126,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         vals: HashMap::new(),
         emulate_int8: opts.emulate_int8,
         ints: HashMap::new(),
+        grid: HashMap::new(),
     };
     let inputs = graph.inputs().ok_or(ImportError::Missing("inputs"))?;
     let outputs = graph.outputs().ok_or(ImportError::Missing("outputs"))?;
@@ -823,11 +830,67 @@ impl<'a> Importer<'a> {
                 ))
             }
         };
+        if self.emulate_int8 {
+            self.follow_grid(code, &ins, out, &result)?;
+        }
         let result = match result {
             Val::Wire(w) if self.emulate_int8 => Val::Wire(self.fake_quant(out, w)?),
             r => r,
         };
         self.vals.insert(out, result);
+        Ok(())
+    }
+
+    /// Keeps track of int8 grids through the float plumbing between two
+    /// int8 operators (DEQUANTIZE, MIRROR_PAD, RESIZE_NEAREST_NEIGHBOR,
+    /// QUANTIZE): padding and upsampling move values without changing
+    /// them, so the integers are padded or upsampled alongside, and the
+    /// QUANTIZE at the end (same scale and zero point) is the identity.
+    fn follow_grid(
+        &mut self,
+        code: i32,
+        ins: &[i32],
+        out: i32,
+        result: &Val,
+    ) -> Result<(), ImportError> {
+        let Some(&input) = ins.first() else {
+            return Ok(());
+        };
+        match BuiltinOperator(code) {
+            BuiltinOperator::DEQUANTIZE => {
+                if let (Some(&q), Some((s, z))) = (self.ints.get(&input), self.qparams(input)?) {
+                    self.grid.insert(out, (q, s, z));
+                }
+            }
+            BuiltinOperator::MIRROR_PAD | BuiltinOperator::RESIZE_NEAREST_NEIGHBOR => {
+                let (Some(&(q, s, z)), Val::Wire(w)) = (self.grid.get(&input), result) else {
+                    return Ok(());
+                };
+                let Val::Wire(x) = self.val(input)? else {
+                    return Ok(());
+                };
+                let q = if *w == x {
+                    q
+                } else {
+                    let node = self.target.node(w.node);
+                    if node.inputs != [x] {
+                        return Ok(());
+                    }
+                    let (op, name) = (node.op.clone(), format!("{}.int", node.name));
+                    self.node(name, op, &[q])?
+                };
+                self.grid.insert(out, (q, s, z));
+            }
+            BuiltinOperator::QUANTIZE => {
+                if let (Some(&(q, s, z)), Some(want)) = (self.grid.get(&input), self.qparams(out)?)
+                {
+                    if want == (s, z) {
+                        self.ints.insert(out, q);
+                    }
+                }
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -899,7 +962,6 @@ impl<'a> Importer<'a> {
         out: i32,
         name: &str,
     ) -> Result<Option<OutletId>, ImportError> {
-        use tract_core::ops::math;
         let Some((so, _)) = self.qparams(out)? else {
             return Ok(None);
         };
@@ -926,24 +988,39 @@ impl<'a> Importer<'a> {
                 let (Some(a), Some(b)) = (self.int_wire(ins[0])?, self.int_wire(ins[1])?) else {
                     return Ok(None);
                 };
-                let acc = if BuiltinOperator(code) == BuiltinOperator::MUL {
+                let f = if BuiltinOperator(code) == BuiltinOperator::MUL {
                     // XNNPACK: (a - za) * (b - zb) in int32, times
                     // sa * sb / so in f32.
-                    let p = self.binary(format!("{name}.imul"), math::mul(), a, b)?;
-                    let m = self.scalar(&format!("{name}.m"), sa * sb / so)?;
-                    self.binary(format!("{name}.scale"), math::mul(), p, m)?
+                    QuantFn::Mul(sa * sb / so)
                 } else {
                     let sign = if BuiltinOperator(code) == BuiltinOperator::SUB {
                         -1.0
                     } else {
                         1.0
                     };
-                    match self.int8_add(name, a, b, sa / so, sign * sb / so)? {
-                        Some(acc) => acc,
+                    match int8_add(sa / so, sign * sb / so) {
+                        Some(f) => f,
                         None => return Ok(None),
                     }
                 };
-                let (q, real) = self.requantize(name, out, acc, act)?;
+                // The full picture first; a per-channel operand repeats.
+                let (sa, sb) = (self.shape_of(a)?, self.shape_of(b)?);
+                let (f, a, b) = if Requant::fits(&sa, &sb) {
+                    (f, a, b)
+                } else if Requant::fits(&sb, &sa) {
+                    let f = match f {
+                        QuantFn::Add { ma, mb, shift } => QuantFn::Add {
+                            ma: mb,
+                            mb: ma,
+                            shift,
+                        },
+                        f => f,
+                    };
+                    (f, b, a)
+                } else {
+                    return Ok(None);
+                };
+                let (q, real) = self.requant(name, out, f, &[a, b], act)?;
                 self.ints.insert(out, q);
                 Ok(Some(real))
             }
@@ -975,105 +1052,31 @@ impl<'a> Importer<'a> {
                     .collect();
                 axes.sort();
                 axes.dedup();
-                let count: usize = axes.iter().map(|&a| shape[a]).product();
-                // Summed in f64: 384 x 384 int8 values can pass 2^24.
-                let x = self.node(
-                    format!("{name}.f64"),
-                    tract_core::ops::cast::cast(f64::datum_type()),
-                    &[x],
-                )?;
-                let sum = self.node(
-                    format!("{name}.isum"),
-                    Reduce::new(axes.iter().copied().collect(), Reducer::Sum),
-                    &[x],
-                )?;
+                if axes != [1, 2] || shape.len() != 4 {
+                    return Ok(None);
+                }
+                let count = shape[1] * shape[2];
                 // XNNPACK sums the stored int8 values (zero point
                 // included), converts the sum to f32 and subtracts the zero
                 // point's share after scaling, all in f32: that rounding
                 // decides near-ties (checked on 30k reference means).
-                let zn = zi as f64 * count as f64;
-                let zn = self
-                    .target
-                    .add_const(self.target.unique_name(format!("{name}.zn")), rctensor0(zn))
-                    .map_err(graph_err)?;
-                let raw = self.binary(format!("{name}.raw"), math::add(), sum, zn)?;
-                let raw = self.node(
-                    format!("{name}.f32"),
-                    tract_core::ops::cast::cast(f32::datum_type()),
-                    &[raw],
-                )?;
                 let m = si / so / count.max(1) as f32;
                 let bias = (zi * count as f32) * m;
-                let m = self.scalar(&format!("{name}.m"), m)?;
-                let y = self.binary(format!("{name}.scale"), math::mul(), raw, m)?;
-                let bias = self.scalar(&format!("{name}.bias"), bias)?;
-                let y = self.binary(format!("{name}.unbias"), math::sub(), y, bias)?;
-                let (q, real) = self.requantize(name, out, y, ActivationFunctionType::NONE)?;
+                let (lo, hi) = self.int8_bounds(out, ActivationFunctionType::NONE)?;
+                let op = QuantMean {
+                    zn: zi as i64 * count as i64,
+                    m,
+                    bias,
+                    lo,
+                    hi,
+                };
+                let q = self.node(format!("{name}.q"), op, &[x])?;
+                let real = self.real(name, out, q)?;
                 self.ints.insert(out, q);
                 Ok(Some(real))
             }
             _ => Ok(None),
         }
-    }
-
-    /// XNNPACK's int8 ADD (SUB negates `mb`) in fixed point: multipliers
-    /// `round(m * 2^shift)` with 20 significant bits, then
-    /// `(a * ma' + b * mb' + 2^(shift-1)) >> shift` on int32 (round half
-    /// up). Its f32 equivalent rounds some near-ties the other way (64 of
-    /// 33M reference elements), enough to move the output by 5 dB.
-    fn int8_add(
-        &mut self,
-        name: &str,
-        a: OutletId,
-        b: OutletId,
-        ma: f32,
-        mb: f32,
-    ) -> Result<Option<OutletId>, ImportError> {
-        use tract_core::ops::math;
-        let max = ma.abs().max(mb.abs());
-        let exp = ((max.to_bits() >> 23) & 0xff) as i32 - 127;
-        let shift = 20 - exp;
-        if !(1..31).contains(&shift) {
-            return Ok(None);
-        }
-        let fixed = |m: f32| (m as f64 * 2f64.powi(shift)).round_ties_even();
-        // In f64, where these integers (< 2^31) and the division by
-        // 2^shift are exact, and floor() is the arithmetic shift.
-        let f64_dt = f64::datum_type();
-        let mut terms = vec![];
-        for (x, m, tag) in [(a, ma, "a"), (b, mb, "b")] {
-            let x = self.node(
-                format!("{name}.{tag}.f64"),
-                tract_core::ops::cast::cast(f64_dt),
-                &[x],
-            )?;
-            let mult = self.target.unique_name(format!("{name}.{tag}.mult"));
-            let mult = self
-                .target
-                .add_const(mult, rctensor0(fixed(m)))
-                .map_err(graph_err)?;
-            terms.push(self.binary(format!("{name}.{tag}.scaled"), math::mul(), x, mult)?);
-        }
-        let acc = self.binary(format!("{name}.iadd"), math::add(), terms[0], terms[1])?;
-        let half = self.target.unique_name(format!("{name}.half"));
-        let half = self
-            .target
-            .add_const(half, rctensor0(2f64.powi(shift - 1)))
-            .map_err(graph_err)?;
-        let acc = self.binary(format!("{name}.rounding"), math::add(), acc, half)?;
-        let sh = self.target.unique_name(format!("{name}.shift"));
-        let sh = self
-            .target
-            .add_const(sh, rctensor0(2f64.powi(-shift)))
-            .map_err(graph_err)?;
-        let acc = self.binary(format!("{name}.shr"), math::mul(), acc, sh)?;
-        let acc = self.node(format!("{name}.floor"), math::floor(), &[acc])?;
-        let f32_dt = f32::datum_type();
-        Ok(Some(self.node(
-            format!("{name}.f32"),
-            tract_core::ops::cast::cast(f32_dt),
-            &[acc],
-        )?))
     }
 
     /// CONV_2D / DEPTHWISE_CONV_2D on the integers: int8 kernel (zero
@@ -1267,14 +1270,18 @@ impl<'a> Importer<'a> {
             return Ok(x);
         };
         let name = self.tensor(ix)?.name().unwrap_or("t").to_owned();
-        let inv = self.scalar(&format!("{name}.q.inv"), 1.0 / s)?;
-        let y = self.binary(
-            format!("{name}.q.div"),
-            tract_core::ops::math::mul(),
-            x,
-            inv,
-        )?;
-        let (y, real) = self.requantize(&name, ix, y, ActivationFunctionType::NONE)?;
+        // SQUARED_DIFFERENCE then QUANTIZE (the instance norms' variance
+        // term) in one pass.
+        let node = self.target.node(x.node);
+        let sq = PerChannel {
+            f: ChannelFn::SquaredDiff,
+            relu: false,
+        };
+        let (f, inputs) = match node.op_as::<PerChannel>() {
+            Some(op) if *op == sq => (QuantFn::SqDiff(1.0 / s), node.inputs.clone()),
+            _ => (QuantFn::Scale(vec![1.0 / s]), vec![x]),
+        };
+        let (y, real) = self.requant(&name, ix, f, &inputs, ActivationFunctionType::NONE)?;
         self.ints.insert(ix, y);
         Ok(real)
     }
@@ -1293,9 +1300,13 @@ impl<'a> Importer<'a> {
         let w = match self.val(ix)? {
             Val::Wire(w) => {
                 let name = format!("{}.int", self.tensor(ix)?.name().unwrap_or("t"));
-                let inv = self.scalar(&format!("{name}.inv"), 1.0 / s)?;
-                let y = self.binary(format!("{name}.div"), tract_core::ops::math::mul(), w, inv)?;
-                self.node(name, tract_core::ops::math::round_half_to_even(), &[y])?
+                let (lo, hi) = self.int8_bounds(ix, ActivationFunctionType::NONE)?;
+                let op = Requant {
+                    f: QuantFn::Scale(vec![1.0 / s]),
+                    lo,
+                    hi,
+                };
+                self.node(name, op, &[w])?
             }
             Val::Const { .. } => {
                 let Some(raw) = self.file_ints(ix)? else {
@@ -1337,10 +1348,61 @@ impl<'a> Importer<'a> {
         Ok(Some(v))
     }
 
-    /// Integers `acc` (in f32, exact) to the int8 grid of `out`, as XNNPACK
-    /// requantizes: clamp to the output range (narrowed by a fused RELU or
-    /// RELU6) and round half to even. The caller has already multiplied by
-    /// the requantization scale. Returns (integers `q - zp`, real values).
+    /// The output range of int8 tensor `out` as integers `q - zp`,
+    /// narrowed by a fused RELU or RELU6.
+    fn int8_bounds(
+        &self,
+        out: i32,
+        act: ActivationFunctionType,
+    ) -> Result<(i32, i32), ImportError> {
+        let (s, z) = self
+            .qparams(out)?
+            .ok_or_else(|| self.tensor_err(out, "expected a per-tensor int8 tensor"))?;
+        let z = z as i32;
+        let (mut lo, mut hi) = (-128 - z, 127 - z);
+        match act {
+            ActivationFunctionType::NONE => {}
+            ActivationFunctionType::RELU => lo = lo.max(0),
+            ActivationFunctionType::RELU6 => {
+                lo = lo.max(0);
+                hi = hi.min((6.0 / s).round() as i32);
+            }
+            other => {
+                return Err(self.tensor_err(out, format!("fused activation {other:?}")));
+            }
+        }
+        Ok((lo, hi))
+    }
+
+    /// The real values `q * s` of int8 tensor `out`'s integers `q` (a
+    /// separate node, which tract drops when nothing reads it).
+    fn real(&mut self, name: &str, out: i32, q: OutletId) -> Result<OutletId, ImportError> {
+        let (s, _) = self
+            .qparams(out)?
+            .ok_or_else(|| self.tensor_err(out, "expected a per-tensor int8 tensor"))?;
+        let sc = self.scalar(&format!("{name}.q.s"), s)?;
+        self.binary(format!("{name}.q.mul"), tract_core::ops::math::mul(), q, sc)
+    }
+
+    /// `f(inputs)` onto the int8 grid of `out` in one pass ([`Requant`]:
+    /// rounded half to even, clamped to the range, as XNNPACK
+    /// requantizes). Returns (integers `q - zp`, real values).
+    fn requant(
+        &mut self,
+        name: &str,
+        out: i32,
+        f: QuantFn,
+        inputs: &[OutletId],
+        act: ActivationFunctionType,
+    ) -> Result<(OutletId, OutletId), ImportError> {
+        let (lo, hi) = self.int8_bounds(out, act)?;
+        let q = self.node(format!("{name}.q"), Requant { f, lo, hi }, inputs)?;
+        let real = self.real(name, out, q)?;
+        Ok((q, real))
+    }
+
+    /// Integers `acc` (in f32, exact, already scaled) to the int8 grid of
+    /// `out`: [`Self::requant`] with nothing left to compute.
     fn requantize(
         &mut self,
         name: &str,
@@ -1348,36 +1410,7 @@ impl<'a> Importer<'a> {
         acc: OutletId,
         act: ActivationFunctionType,
     ) -> Result<(OutletId, OutletId), ImportError> {
-        use tract_core::ops::math;
-        let (s, z) = self
-            .qparams(out)?
-            .ok_or_else(|| self.tensor_err(out, "expected a per-tensor int8 tensor"))?;
-        let (mut lo, mut hi) = (-128.0 - z, 127.0 - z);
-        match act {
-            ActivationFunctionType::NONE => {}
-            ActivationFunctionType::RELU => lo = lo.max(0.0),
-            ActivationFunctionType::RELU6 => {
-                lo = lo.max(0.0);
-                hi = hi.min((6.0 / s).round());
-            }
-            other => {
-                return Err(ImportError::Graph(format!(
-                    "{name}: fused activation {other:?}"
-                )))
-            }
-        }
-        let y = self.node(
-            format!("{name}.q.round"),
-            math::round_half_to_even(),
-            &[acc],
-        )?;
-        let lo = self.scalar(&format!("{name}.q.lo"), lo)?;
-        let y = self.binary(format!("{name}.q.lo"), math::max(), y, lo)?;
-        let hi = self.scalar(&format!("{name}.q.hi"), hi)?;
-        let y = self.binary(format!("{name}.q.hi"), math::min(), y, hi)?;
-        let sc = self.scalar(&format!("{name}.q.s"), s)?;
-        let real = self.binary(format!("{name}.q.mul"), math::mul(), y, sc)?;
-        Ok((y, real))
+        self.requant(name, out, QuantFn::Scale(vec![1.0]), &[acc], act)
     }
 
     /// Nearest-neighbour upsampling by whole factors: each pixel becomes an
@@ -1394,6 +1427,26 @@ impl<'a> Importer<'a> {
         }
         self.node(name.to_owned(), Upsample2d { fh: f[0], fw: f[1] }, &[x])
     }
+}
+
+/// XNNPACK's int8 ADD (SUB negates `mb`) in fixed point: multipliers
+/// `round(m * 2^shift)` with 20 significant bits, then
+/// `(a * ma' + b * mb' + 2^(shift-1)) >> shift` on int32 (round half
+/// up). Its f32 equivalent rounds some near-ties the other way (64 of
+/// 33M reference elements), enough to move the output by 5 dB.
+fn int8_add(ma: f32, mb: f32) -> Option<QuantFn> {
+    let max = ma.abs().max(mb.abs());
+    let exp = ((max.to_bits() >> 23) & 0xff) as i32 - 127;
+    let shift = 20 - exp;
+    if !(1..31).contains(&shift) {
+        return None;
+    }
+    let fixed = |m: f32| (m as f64 * 2f64.powi(shift)).round_ties_even() as i64;
+    Some(QuantFn::Add {
+        ma: fixed(ma),
+        mb: fixed(mb),
+        shift: shift as u32,
+    })
 }
 
 /// The fused activation of an ADD, MUL or SUB operator (NONE when absent).

@@ -1,0 +1,476 @@
+//! Fused element-wise steps of the exact int8 emulation.
+//!
+//! The int8 networks' values travel as f32 integers `q - zero_point`
+//! (exact). Each int8 operator ends with a requantization: scale, round
+//! half to even, clamp to the output range. Built from tract's generic ops
+//! that was four to nine passes over the picture per operator, several in
+//! f64 (`perf`: 35% of an int8 frame in binary ops, 15% in rounding, 12% in
+//! the f64 reductions of MEAN). [`Requant`] does one operator's arithmetic
+//! and its requantization in one pass; [`QuantMean`] sums a picture's
+//! integers exactly in i32 and requantizes the mean. The arithmetic is the
+//! one the importer used before, step for step, so the outputs stay
+//! bit-identical to the reference runtime.
+
+use tract_core::internal::*;
+
+/// What [`Requant`] computes before rounding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuantFn {
+    /// `x * m[c]`, with one `m` or one per channel (rounded once in f32).
+    Scale(Vec<f32>),
+    /// `(a * b) * m` (the product is exact: |a|, |b| <= 255).
+    Mul(f32),
+    /// XNNPACK's fixed-point ADD/SUB: `(a * ma + b * mb + 2^(shift-1)) >> shift`
+    /// on integers (an arithmetic shift: the floor).
+    Add { ma: i64, mb: i64, shift: u32 },
+    /// `((a - b)^2) * m` on real values: SQUARED_DIFFERENCE in f32
+    /// followed by QUANTIZE's multiplication by the reciprocal scale.
+    SqDiff(f32),
+}
+
+impl Eq for QuantFn {}
+
+impl std::hash::Hash for QuantFn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+    }
+}
+
+impl QuantFn {
+    fn arity(&self) -> usize {
+        if matches!(self, QuantFn::Scale(_)) {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// `clamp(round_half_even(f(a, b)), lo, hi)`, element-wise; `b` may be a
+/// full picture like `a`, one value per channel (the last axis), or one
+/// value. `lo` and `hi` are integers (the int8 range less the zero point,
+/// narrowed by a fused ReLU).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Requant {
+    pub f: QuantFn,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+/// Round half to even of a value already clamped into the int8 range: for
+/// |x| < 2^22, adding and removing 1.5 * 2^23 leaves the integer that the
+/// float addition rounded to, and float addition rounds half to even. (No
+/// SSE4.1 `roundps` needed, so it vectorizes on every target.)
+#[inline(always)]
+fn rne_small(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
+}
+
+impl Requant {
+    /// Whether `b` (shape) can go with `a` (shape) here.
+    pub fn fits(a: &[usize], b: &[usize]) -> bool {
+        let (na, nb): (usize, usize) = (a.iter().product(), b.iter().product());
+        b.len() <= a.len()
+            && (nb == na && a == b
+                || nb == 1
+                || (nb == a.last().copied().unwrap_or(0) && b.last() == a.last()))
+    }
+
+    /// Whether `a * ma + b * mb + half` cannot overflow i32 for int8
+    /// operands (|a|, |b| <= 255 once the zero point is taken off).
+    fn fits_i32(ma: i64, mb: i64, half: i64) -> bool {
+        255 * (ma.abs() + mb.abs()) + half <= i32::MAX as i64
+    }
+
+    fn apply(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
+        let (lo, hi) = (self.lo as f32, self.hi as f32);
+        // The clamp comes first: rounding commutes with it (lo and hi are
+        // integers) and keeps `rne_small` in range.
+        let q = |v: f32| rne_small(v.max(lo).min(hi));
+        // The second operand repeats every `period` values.
+        let period = b.len().max(1);
+        match &self.f {
+            QuantFn::Scale(m) => {
+                if m.len() == 1 {
+                    let m = m[0];
+                    y.iter_mut().zip(a).for_each(|(y, &a)| *y = q(a * m));
+                } else {
+                    for (ys, xs) in y.chunks_exact_mut(m.len()).zip(a.chunks_exact(m.len())) {
+                        for ((y, &x), &m) in ys.iter_mut().zip(xs).zip(m) {
+                            *y = q(x * m);
+                        }
+                    }
+                }
+            }
+            QuantFn::Mul(m) => {
+                each(a, b, period, y, |a, b| q((a * b) * m));
+            }
+            QuantFn::SqDiff(m) => {
+                each(a, b, period, y, |a, b| q(((a - b) * (a - b)) * m));
+            }
+            &QuantFn::Add { ma, mb, shift } => {
+                let half = 1i64 << (shift - 1);
+                if Self::fits_i32(ma, mb, half) {
+                    // The same sums in i32, which vectorizes.
+                    let (ma, mb, half) = (ma as i32, mb as i32, half as i32);
+                    each(a, b, period, y, |a, b| {
+                        let acc = (a as i32 * ma + b as i32 * mb + half) >> shift;
+                        (acc as f32).max(lo).min(hi)
+                    });
+                } else {
+                    each(a, b, period, y, |a, b| {
+                        let acc = (a as i64 * ma + b as i64 * mb + half) >> shift;
+                        (acc as f32).max(lo).min(hi)
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `y[i] = f(a[i], b[i % period])`, with the common cases as plain loops.
+#[inline(always)]
+fn each(a: &[f32], b: &[f32], period: usize, y: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    if period == a.len() {
+        y.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(y, (&a, &b))| *y = f(a, b));
+    } else if period == 1 {
+        let b = b[0];
+        y.iter_mut().zip(a).for_each(|(y, &a)| *y = f(a, b));
+    } else {
+        for (ys, xs) in y.chunks_exact_mut(period).zip(a.chunks_exact(period)) {
+            for ((y, &a), &b) in ys.iter_mut().zip(xs).zip(b) {
+                *y = f(a, b);
+            }
+        }
+    }
+}
+
+fn f32_slice(t: &Tensor) -> TractResult<&[f32]> {
+    ensure!(
+        t.datum_type() == f32::datum_type(),
+        "expected f32, got {:?}",
+        t.datum_type()
+    );
+    t.try_as_plain_ram()?.as_slice::<f32>()
+}
+
+impl Op for Requant {
+    fn name(&self) -> StaticName {
+        "Requant".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("{:?} to [{}, {}]", self.f, self.lo, self.hi)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Requant {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(
+            inputs.len() == self.f.arity(),
+            "Requant {:?}: {} inputs",
+            self.f,
+            inputs.len()
+        );
+        let a = &inputs[0];
+        let b = inputs.get(1).unwrap_or(a);
+        ensure!(
+            Self::fits(a.shape(), b.shape()),
+            "Requant: {:?} does not go with {:?}",
+            b.shape(),
+            a.shape()
+        );
+        if let QuantFn::Scale(m) = &self.f {
+            ensure!(
+                m.len() == 1 || a.shape().last() == Some(&m.len()),
+                "Requant: {} scales for {:?}",
+                m.len(),
+                a.shape()
+            );
+        }
+        let mut out = unsafe { Tensor::uninitialized::<f32>(a.shape())? };
+        {
+            let mut yr = out.try_as_plain_ram_mut()?;
+            self.apply(f32_slice(a)?, f32_slice(b)?, yr.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for Requant {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == self.f.arity(), "Requant: wrong input count");
+        for i in inputs {
+            ensure!(
+                i.datum_type == f32::datum_type(),
+                "Requant: {i:?} is not f32"
+            );
+        }
+        if let (Some(a), Some(b)) = (
+            inputs[0].shape.as_concrete(),
+            inputs[inputs.len() - 1].shape.as_concrete(),
+        ) {
+            ensure!(Self::fits(a, b), "Requant: {b:?} does not go with {a:?}");
+        }
+        Ok(tvec!(inputs[0].without_value()))
+    }
+}
+
+/// MEAN over H and W of an NHWC int8 picture, requantized as XNNPACK does:
+/// the stored integers (zero point included: `zn` = zero point x count)
+/// summed exactly, converted to f32 once, times `m`, less `bias`, then
+/// rounded half to even and clamped to `[lo, hi]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantMean {
+    pub zn: i64,
+    pub m: f32,
+    pub bias: f32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl Eq for QuantMean {}
+
+impl std::hash::Hash for QuantMean {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.zn, self.lo, self.hi).hash(state);
+    }
+}
+
+impl QuantMean {
+    fn mean(&self, x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
+        let (lo, hi) = (self.lo as f32, self.hi as f32);
+        // i32 holds the sums of up to 8M values of at most 255 in size.
+        let mut acc = vec![0i32; c];
+        for b in 0..n {
+            acc.iter_mut().for_each(|a| *a = 0);
+            for px in x[b * h * w * c..][..h * w * c].chunks_exact(c) {
+                for (a, &v) in acc.iter_mut().zip(px) {
+                    *a += v as i32;
+                }
+            }
+            for (o, &s) in y[b * c..][..c].iter_mut().zip(&acc) {
+                let raw = (s as i64 + self.zn) as f32;
+                let v = raw * self.m - self.bias;
+                *o = rne_small(v.max(lo).min(hi));
+            }
+        }
+    }
+}
+
+impl Op for QuantMean {
+    fn name(&self) -> StaticName {
+        "QuantMean".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QuantMean {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = args_1!(inputs);
+        let s = x.shape();
+        ensure!(s.len() == 4, "QuantMean: input {s:?} (expected NHWC)");
+        let (n, h, w, c) = (s[0], s[1], s[2], s[3]);
+        ensure!(
+            h * w <= 8 << 20,
+            "QuantMean: {h}x{w} is too large for exact i32 sums"
+        );
+        let mut out = Tensor::zero::<f32>(&[n, 1, 1, c])?;
+        {
+            let mut yr = out.try_as_plain_ram_mut()?;
+            self.mean(f32_slice(&x)?, [n, h, w, c], yr.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for QuantMean {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut fact = inputs[0].without_value();
+        ensure!(
+            fact.rank() == 4 && fact.datum_type == f32::datum_type(),
+            "QuantMean: input {fact:?} (expected NHWC f32)"
+        );
+        fact.shape.set(1, 1.to_dim());
+        fact.shape.set(2, 1.to_dim());
+        Ok(tvec!(fact))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(op: &dyn TypedOp, inputs: &[Tensor]) -> Vec<f32> {
+        let out = op
+            .eval_out_of_plan(inputs.iter().map(|t| t.clone().into_tvalue()).collect())
+            .unwrap()
+            .unwrap();
+        f32_slice(&out[0]).unwrap().to_vec()
+    }
+
+    fn t(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor::from_shape(shape, v).unwrap()
+    }
+
+    #[test]
+    fn rounding_is_half_to_even_and_clamped() {
+        let op = Requant {
+            f: QuantFn::Scale(vec![0.5]),
+            lo: -128,
+            hi: 127,
+        };
+        let x = [1.0, 3.0, 5.0, -1.0, -3.0, 7.0, 1000.0, -1000.0, 0.2];
+        let got = run(&op, &[t(&[9], &x)]);
+        assert_eq!(got, [0.0, 2.0, 2.0, -0.0, -2.0, 4.0, 127.0, -128.0, 0.0]);
+        // The magic-number rounding is the library's on every representable
+        // half in range.
+        for i in -512..512 {
+            let v = i as f32 * 0.25;
+            assert_eq!(rne_small(v), v.round_ties_even(), "{v}");
+        }
+    }
+
+    #[test]
+    fn per_channel_scales_follow_the_last_axis() {
+        let op = Requant {
+            f: QuantFn::Scale(vec![1.0, 10.0]),
+            lo: -128,
+            hi: 127,
+        };
+        let got = run(&op, &[t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0])]);
+        assert_eq!(got, [1.0, 20.0, 3.0, 40.0]);
+    }
+
+    #[test]
+    fn multiply_broadcasts_a_per_channel_operand() {
+        let op = Requant {
+            f: QuantFn::Mul(0.5),
+            lo: 0,
+            hi: 127,
+        };
+        let a = t(&[1, 2, 1, 2], &[3.0, -4.0, 5.0, 6.0]);
+        let b = t(&[1, 1, 1, 2], &[1.0, 3.0]);
+        // 1.5 -> 2, -6 -> 0 (ReLU floor), 2.5 -> 2, 9 -> 9
+        assert_eq!(run(&op, &[a, b]), [2.0, 0.0, 2.0, 9.0]);
+    }
+
+    #[test]
+    fn fixed_point_add_floors_after_the_rounding_half() {
+        // (a * 3 + b * -1 + 2) >> 2
+        let op = Requant {
+            f: QuantFn::Add {
+                ma: 3,
+                mb: -1,
+                shift: 2,
+            },
+            lo: -10,
+            hi: 10,
+        };
+        let a = t(&[4], &[1.0, -1.0, 100.0, 2.0]);
+        let b = t(&[4], &[1.0, 0.0, 0.0, -1.0]);
+        // 4>>2 = 1; -1>>2 = -1 (floor); 302>>2 = 75 -> 10; 9>>2 = 2
+        assert_eq!(run(&op, &[a, b]), [1.0, -1.0, 10.0, 2.0]);
+    }
+
+    #[test]
+    fn fixed_point_add_is_the_same_in_i32_and_i64() {
+        // Multipliers of up to 21 bits, as the importer makes them, take
+        // the i32 path; larger ones the i64 path. Both are the definition.
+        let mut rng = fastrand::Rng::with_seed(5);
+        let a: Vec<f32> = (0..4096).map(|_| rng.i32(-255..=255) as f32).collect();
+        let b: Vec<f32> = (0..4096).map(|_| rng.i32(-255..=255) as f32).collect();
+        assert!(Requant::fits_i32(2_097_151, -2_097_151, 1 << 29));
+        assert!(!Requant::fits_i32(1 << 22, 1 << 22, 1 << 29));
+        for (ma, mb, shift) in [
+            (1_500_000, -1_048_577, 21),
+            (2_097_151, 2_097_151, 30),
+            (1 << 22, -(1 << 22) - 7, 30),
+        ] {
+            let op = Requant {
+                f: QuantFn::Add { ma, mb, shift },
+                lo: -1 << 30,
+                hi: 1 << 30,
+            };
+            let got = run(&op, &[t(&[4096], &a), t(&[4096], &b)]);
+            for i in 0..4096 {
+                let want = (a[i] as i64 * ma + b[i] as i64 * mb + (1 << (shift - 1))) >> shift;
+                assert_eq!(got[i], want as f32, "{} {} {ma} {mb}", a[i], b[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn squared_difference_then_scale() {
+        let op = Requant {
+            f: QuantFn::SqDiff(2.0),
+            lo: -128,
+            hi: 127,
+        };
+        let a = t(&[1, 1, 2, 2], &[1.0, 2.0, 3.5, 0.0]);
+        let b = t(&[1, 1, 1, 2], &[0.5, 1.0]);
+        // (0.5^2)*2 = 0.5 -> 0; (1)*2 = 2; (3^2)*2 = 18; (1)*2 = 2
+        assert_eq!(run(&op, &[a, b]), [0.0, 2.0, 18.0, 2.0]);
+    }
+
+    #[test]
+    fn a_full_operand_of_another_shape_is_refused() {
+        let op = Requant {
+            f: QuantFn::Mul(1.0),
+            lo: -128,
+            hi: 127,
+        };
+        let a = t(&[1, 2, 2, 1], &[0.0; 4]);
+        let b = t(&[1, 4, 1, 1], &[0.0; 4]);
+        assert!(op
+            .eval_out_of_plan(tvec!(a.into_tvalue(), b.into_tvalue()))
+            .is_err());
+    }
+
+    #[test]
+    fn mean_sums_exactly_past_f32_precision() {
+        // 2^24 + 1 is not an f32: a float sum of 65794 values of 255 would
+        // drift, the i32 sum does not.
+        let (h, w) = (2, 32897);
+        let x = vec![255f32; h * w];
+        let op = QuantMean {
+            zn: 1,
+            m: 1.0 / 16_777_216.0,
+            bias: 0.0,
+            lo: -128,
+            hi: 127,
+        };
+        let got = run(&op, &[t(&[1, h, w, 1], &x)]);
+        let exact = (255 * h * w + 1) as f32 / 16_777_216.0;
+        assert_eq!(got, [exact.round_ties_even()]);
+    }
+
+    #[test]
+    fn mean_subtracts_the_zero_point_share_after_scaling() {
+        // channel 0: values 1,3 -> sum 4, + zn 2 = 6, * 0.5 = 3, - 0.5 = 2.5 -> 2
+        // channel 1: values 2,4 -> sum 6, + 2 = 8, * 0.5 = 4, - 0.5 = 3.5 -> 4
+        let op = QuantMean {
+            zn: 2,
+            m: 0.5,
+            bias: 0.5,
+            lo: -128,
+            hi: 127,
+        };
+        let got = run(&op, &[t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0])]);
+        assert_eq!(got, [2.0, 4.0]);
+    }
+}
