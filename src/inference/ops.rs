@@ -50,27 +50,38 @@ pub struct ReflectPad2d {
     pub bottom: usize,
     pub left: usize,
     pub right: usize,
+    /// A per-channel op applied first, fused (the instance norm's scale,
+    /// offset and ReLU before the next layer's padding): its vector
+    /// inputs follow the picture. Saves a pass over the picture.
+    pub pre: Option<PerChannel>,
 }
 
 impl ReflectPad2d {
-    fn pad(&self, x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
+    fn pad(&self, x: &[f32], [n, h, w, c]: [usize; 4], vs: [&[f32]; 2], y: &mut [f32]) {
         let (oh, ow) = (h + self.top + self.bottom, w + self.left + self.right);
         let (row, orow) = (w * c, ow * c);
         for b in 0..n {
             let src = &x[b * h * row..][..h * row];
             let dst = &mut y[b * oh * orow..][..oh * orow];
-            // Interior rows: left reflection, the row itself, right reflection.
+            // Interior rows: the row itself (through `pre`), then its left
+            // and right reflections copied from the finished row.
             for r in 0..h {
                 let s = &src[r * row..][..row];
                 let d = &mut dst[(r + self.top) * orow..][..orow];
+                match &self.pre {
+                    Some(f) => {
+                        let (v, o) = (pick(vs[0], b, c), pick(vs[1], b, c));
+                        f.apply_pixels(s, c, v, o, &mut d[self.left * c..][..row]);
+                    }
+                    None => d[self.left * c..][..row].copy_from_slice(s),
+                }
                 for i in 0..self.left {
                     let sx = self.left - i;
-                    d[i * c..][..c].copy_from_slice(&s[sx * c..][..c]);
+                    d.copy_within((self.left + sx) * c..(self.left + sx + 1) * c, i * c);
                 }
-                d[self.left * c..][..row].copy_from_slice(s);
                 for i in 0..self.right {
-                    let sx = w - 2 - i;
-                    d[(self.left + w + i) * c..][..c].copy_from_slice(&s[sx * c..][..c]);
+                    let sx = self.left + w - 2 - i;
+                    d.copy_within(sx * c..(sx + 1) * c, (self.left + w + i) * c);
                 }
             }
             // Padded rows are whole copies of already padded interior rows.
@@ -106,18 +117,38 @@ impl EvalOp for ReflectPad2d {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let ([n, h, w, c], t) = nhwc_input(&input, "ReflectPad2d")?;
+        let arity = 1 + self.pre.as_ref().map_or(0, |p| p.arity() - 1);
+        ensure!(
+            inputs.len() == arity,
+            "ReflectPad2d: {} inputs",
+            inputs.len()
+        );
+        let ([n, h, w, c], t) = nhwc_input(&inputs[0], "ReflectPad2d")?;
         ensure!(
             self.top < h && self.bottom < h && self.left < w && self.right < w,
             "ReflectPad2d: pads {self:?} need a picture larger than {h}x{w}"
         );
+        for v in &inputs[1..] {
+            ensure!(
+                PerChannel::fits(t.shape(), v.shape()),
+                "ReflectPad2d: {:?} is not per channel of {:?}",
+                v.shape(),
+                t.shape()
+            );
+        }
         let shape = [n, h + self.top + self.bottom, w + self.left + self.right, c];
         let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        {
+        if c > 0 {
             let x = t.try_as_plain_ram()?;
+            let vr = inputs[inputs.len().min(2) - 1].try_as_plain_ram()?;
+            let or = inputs[inputs.len() - 1].try_as_plain_ram()?;
             let mut y = out.try_as_plain_ram_mut()?;
-            self.pad(x.as_slice::<f32>()?, [n, h, w, c], y.as_slice_mut::<f32>()?);
+            self.pad(
+                x.as_slice::<f32>()?,
+                [n, h, w, c],
+                [vr.as_slice::<f32>()?, or.as_slice::<f32>()?],
+                y.as_slice_mut::<f32>()?,
+            );
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -209,23 +240,42 @@ impl TypedOp for Upsample2d {
 }
 
 /// Sum over H and W keeping the dimensions: [N,H,W,C] -> [N,1,1,C], in one
-/// pass over the input with one accumulator per channel.
+/// pass over the input with one accumulator per channel. `centred`: the sum
+/// of `(x - m)^2` for a second, per-channel input `m` (the instance norm's
+/// variance: SQUARED_DIFFERENCE then MEAN, without writing the squares out).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct SpatialSum;
+pub struct SpatialSum {
+    pub centred: bool,
+}
 
 impl SpatialSum {
     /// `row_acc` (C floats) sums one row in f32, which vectorizes; the row
     /// sums are added in f64 so a 100k-pixel picture loses no precision.
-    fn sum(x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
+    /// The squares are `(a - m) * (a - m)`, as [`ChannelFn::SquaredDiff`]
+    /// computes them, so the fused sum equals the two ops'.
+    fn sum(x: &[f32], [n, h, w, c]: [usize; 4], centre: Option<&[f32]>, y: &mut [f32]) {
         let mut row_acc = vec![0f32; c];
         let mut total = vec![0f64; c];
         for b in 0..n {
             total.iter_mut().for_each(|t| *t = 0.0);
             for r in 0..h {
                 row_acc.iter_mut().for_each(|a| *a = 0.0);
-                for px in x[(b * h + r) * w * c..][..w * c].chunks_exact(c) {
-                    for (a, &v) in row_acc.iter_mut().zip(px) {
-                        *a += v;
+                let row = x[(b * h + r) * w * c..][..w * c].chunks_exact(c);
+                match centre {
+                    None => row.for_each(|px| {
+                        row_acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+                    }),
+                    Some(m) => {
+                        let m = if m.len() > c {
+                            &m[b * c..][..c]
+                        } else {
+                            &m[..c]
+                        };
+                        row.for_each(|px| {
+                            for ((a, &v), &k) in row_acc.iter_mut().zip(px).zip(m) {
+                                *a += (v - k) * (v - k);
+                            }
+                        });
                     }
                 }
                 for (t, &a) in total.iter_mut().zip(&row_acc) {
@@ -244,6 +294,12 @@ impl Op for SpatialSum {
         "SpatialSum".into()
     }
 
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![
+            if self.centred { "of (x - m)^2" } else { "of x" }.into()
+        ])
+    }
+
     op_as_typed_op!();
 }
 
@@ -251,13 +307,35 @@ impl EvalOp for SpatialSum {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let ([n, h, w, c], t) = nhwc_input(&input, "SpatialSum")?;
+        let arity = if self.centred { 2 } else { 1 };
+        ensure!(inputs.len() == arity, "SpatialSum: {} inputs", inputs.len());
+        let ([n, h, w, c], t) = nhwc_input(&inputs[0], "SpatialSum")?;
+        let centre = if self.centred {
+            let (_, m) = nhwc_input(&inputs[1], "SpatialSum")?;
+            ensure!(
+                PerChannel::fits(t.shape(), m.shape()),
+                "SpatialSum: {:?} is not per channel of {:?}",
+                m.shape(),
+                t.shape()
+            );
+            Some(m.try_as_plain_ram()?)
+        } else {
+            None
+        };
         let mut out = Tensor::zero::<f32>(&[n, 1, 1, c])?;
         if c > 0 {
             let x = t.try_as_plain_ram()?;
             let mut y = out.try_as_plain_ram_mut()?;
-            Self::sum(x.as_slice::<f32>()?, [n, h, w, c], y.as_slice_mut::<f32>()?);
+            let centre = match &centre {
+                Some(m) => Some(m.as_slice::<f32>()?),
+                None => None,
+            };
+            Self::sum(
+                x.as_slice::<f32>()?,
+                [n, h, w, c],
+                centre,
+                y.as_slice_mut::<f32>()?,
+            );
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -317,46 +395,53 @@ impl PerChannel {
     }
 
     fn apply(&self, x: &[f32], [n, h, w, c]: [usize; 4], vs: [&[f32]; 2], y: &mut [f32]) {
-        // A vector is [1,1,1,C] (shared) or [N,1,1,C] (one per picture).
-        fn pick(v: &[f32], b: usize, c: usize) -> &[f32] {
-            if v.len() > c {
-                &v[b * c..][..c]
-            } else {
-                &v[..c]
-            }
-        }
         for b in 0..n {
             let (v, o) = (pick(vs[0], b, c), pick(vs[1], b, c));
             let xs = &x[b * h * w * c..][..h * w * c];
             let ys = &mut y[b * h * w * c..][..h * w * c];
-            for (xp, yp) in xs.chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
-                match self.f {
-                    ChannelFn::Add => yp
-                        .iter_mut()
-                        .zip(xp)
-                        .zip(v)
-                        .for_each(|((y, a), k)| *y = a + k),
-                    ChannelFn::Mul => yp
-                        .iter_mut()
-                        .zip(xp)
-                        .zip(v)
-                        .for_each(|((y, a), k)| *y = a * k),
-                    ChannelFn::SquaredDiff => yp
-                        .iter_mut()
-                        .zip(xp)
-                        .zip(v)
-                        .for_each(|((y, a), k)| *y = (a - k) * (a - k)),
-                    ChannelFn::MulAdd => yp
-                        .iter_mut()
-                        .zip(xp)
-                        .zip(v.iter().zip(o))
-                        .for_each(|((y, a), (k, o))| *y = a * k + o),
-                }
-            }
-            if self.relu {
-                ys.iter_mut().for_each(|o| *o = o.max(0.0));
+            self.apply_pixels(xs, c, v, o, ys);
+        }
+    }
+
+    /// `ys = f(xs, v[, o])` (then ReLU) for whole pixels of `c` channels.
+    fn apply_pixels(&self, xs: &[f32], c: usize, v: &[f32], o: &[f32], ys: &mut [f32]) {
+        for (xp, yp) in xs.chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
+            match self.f {
+                ChannelFn::Add => yp
+                    .iter_mut()
+                    .zip(xp)
+                    .zip(v)
+                    .for_each(|((y, a), k)| *y = a + k),
+                ChannelFn::Mul => yp
+                    .iter_mut()
+                    .zip(xp)
+                    .zip(v)
+                    .for_each(|((y, a), k)| *y = a * k),
+                ChannelFn::SquaredDiff => yp
+                    .iter_mut()
+                    .zip(xp)
+                    .zip(v)
+                    .for_each(|((y, a), k)| *y = (a - k) * (a - k)),
+                ChannelFn::MulAdd => yp
+                    .iter_mut()
+                    .zip(xp)
+                    .zip(v.iter().zip(o))
+                    .for_each(|((y, a), (k, o))| *y = a * k + o),
             }
         }
+        if self.relu {
+            ys.iter_mut().for_each(|o| *o = o.max(0.0));
+        }
+    }
+}
+
+/// A per-channel vector's values for picture `b`: a vector is [1,1,1,C]
+/// (shared) or [N,1,1,C] (one per picture).
+fn pick(v: &[f32], b: usize, c: usize) -> &[f32] {
+    if v.len() > c {
+        &v[b * c..][..c]
+    } else {
+        &v[..c]
     }
 }
 
@@ -485,6 +570,7 @@ mod tests {
                     bottom: b,
                     left: l,
                     right: r,
+                    pre: None,
                 },
                 &x,
             );
@@ -517,6 +603,7 @@ mod tests {
                 bottom: b,
                 left: l,
                 right: r,
+                pre: None,
             },
             &x,
         ));
@@ -544,6 +631,7 @@ mod tests {
             bottom: 0,
             left: 0,
             right: 0,
+            pre: None,
         };
         assert!(op.eval_out_of_plan(tvec!(x.into_tvalue())).is_err());
     }
@@ -579,7 +667,7 @@ mod tests {
     fn spatial_sum_matches_tract_reduce_sum() {
         for shape in [[1, 7, 9, 5], [2, 3, 1, 4], [1, 1, 13, 1], [1, 31, 17, 32]] {
             let x = picture(shape);
-            let ours = eval1(&SpatialSum, &x);
+            let ours = eval1(&SpatialSum::default(), &x);
             let generic = eval1(&Reduce::new(tvec![1, 2], Reducer::Sum), &x);
             assert_eq!(ours.shape(), generic.shape(), "{shape:?}");
             for (a, b) in floats(&ours).iter().zip(floats(&generic)) {
@@ -597,11 +685,62 @@ mod tests {
         // drifts by ~1e-3 here; per-row partials stay within a few ulps.
         let (h, w) = (384, 384);
         let x = Tensor::from_shape(&[1, h, w, 2], &vec![0.1f32; h * w * 2]).unwrap();
-        let y = floats(&eval1(&SpatialSum, &x));
+        let y = floats(&eval1(&SpatialSum::default(), &x));
         let want = 0.1f32 as f64 * (h * w) as f64;
         for v in y {
             assert!(((v as f64 - want) / want).abs() < 1e-6, "{v} vs {want}");
         }
+    }
+
+    #[test]
+    fn padding_with_a_fused_per_channel_op_equals_the_op_then_padding() {
+        let x = picture([1, 6, 5, 4]);
+        let v = Tensor::from_shape(&[1, 1, 1, 4], &[0.5f32, -1.0, 2.0, 0.0]).unwrap();
+        let o = Tensor::from_shape(&[1, 1, 1, 4], &[1.0f32, 0.25, -3.0, 0.5]).unwrap();
+        let f = PerChannel {
+            f: ChannelFn::MulAdd,
+            relu: true,
+        };
+        let pad = |pre| ReflectPad2d {
+            top: 2,
+            bottom: 1,
+            left: 1,
+            right: 3,
+            pre,
+        };
+        let inputs = || {
+            tvec!(
+                x.clone().into_tvalue(),
+                v.clone().into_tvalue(),
+                o.clone().into_tvalue()
+            )
+        };
+        let normed = f.eval_out_of_plan(inputs()).unwrap().unwrap().remove(0);
+        let two_ops = floats(&eval1(&pad(None), &normed.into_tensor()));
+        let fused = pad(Some(f)).eval_out_of_plan(inputs()).unwrap().unwrap();
+        assert_eq!(floats(&fused[0]), two_ops);
+    }
+
+    #[test]
+    fn centred_sum_equals_squared_difference_then_sum() {
+        let x = picture([2, 5, 7, 3]);
+        let m = Tensor::from_shape(&[2, 1, 1, 3], &[0.5f32, -1.0, 2.0, 0.0, 1.5, -0.25]).unwrap();
+        let sq = PerChannel {
+            f: ChannelFn::SquaredDiff,
+            relu: false,
+        };
+        let squares = sq
+            .eval_out_of_plan(tvec!(x.clone().into_tvalue(), m.clone().into_tvalue()))
+            .unwrap()
+            .unwrap()
+            .remove(0)
+            .into_tensor();
+        let two_ops = floats(&eval1(&SpatialSum::default(), &squares));
+        let fused = SpatialSum { centred: true }
+            .eval_out_of_plan(tvec!(x.into_tvalue(), m.into_tvalue()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(floats(&fused[0]), two_ops);
     }
 
     /// The three ops inside an optimized plan, against the generic ops.
@@ -619,6 +758,7 @@ mod tests {
                         bottom: 1,
                         left: 3,
                         right: 2,
+                        pre: None,
                     },
                     &[x],
                 )
@@ -635,7 +775,7 @@ mod tests {
             }
             .unwrap();
             let s = if custom {
-                m.wire_node("sum", SpatialSum, &p).unwrap()
+                m.wire_node("sum", SpatialSum::default(), &p).unwrap()
             } else {
                 m.wire_node("sum", Reduce::new(tvec![1, 2], Reducer::Sum), &p)
                     .unwrap()

@@ -675,7 +675,22 @@ impl<'a> Importer<'a> {
                 // A sum then one multiply: exact float mean (tract-tflite's
                 // MEAN rounds floats through its quantized path).
                 let s = if axes == [1, 2] && shape.len() == 4 {
-                    self.node(format!("{name}.sum"), SpatialSum, &[x])?
+                    // The mean of a per-channel squared difference that
+                    // nothing else reads: one pass, no picture of squares.
+                    let node = self.target.node(x.node);
+                    let sq = PerChannel {
+                        f: ChannelFn::SquaredDiff,
+                        relu: false,
+                    };
+                    let single = self.readers(ins[0]) == 1;
+                    match node.op_as::<PerChannel>() {
+                        Some(op) if *op == sq && single => {
+                            let inputs = node.inputs.clone();
+                            let op = SpatialSum { centred: true };
+                            self.node(format!("{name}.sum"), op, &inputs)?
+                        }
+                        _ => self.node(format!("{name}.sum"), SpatialSum::default(), &[x])?,
+                    }
                 } else {
                     self.node(
                         format!("{name}.sum"),
@@ -718,19 +733,33 @@ impl<'a> Importer<'a> {
                 }
                 // The transfer network pads H and W only: a direct NHWC loop
                 // instead of tract's generic rank-N ndarray slicing.
+                let mut inputs = vec![x];
                 let op: Box<dyn TypedOp> = match pads[..] {
-                    [(0, 0), (top, bottom), (left, right), (0, 0)] => Box::new(ReflectPad2d {
-                        top,
-                        bottom,
-                        left,
-                        right,
-                    }),
+                    [(0, 0), (top, bottom), (left, right), (0, 0)] => {
+                        // A per-channel op that only feeds this padding is
+                        // done while padding.
+                        let node = self.target.node(x.node);
+                        let pre = match node.op_as::<PerChannel>() {
+                            Some(p) if self.readers(ins[0]) == 1 => {
+                                inputs = node.inputs.to_vec();
+                                Some(p.clone())
+                            }
+                            _ => None,
+                        };
+                        Box::new(ReflectPad2d {
+                            top,
+                            bottom,
+                            left,
+                            right,
+                            pre,
+                        })
+                    }
                     _ => Box::new(Pad {
                         pads,
                         mode: PadMode::Reflect,
                     }),
                 };
-                Val::Wire(self.node(name, op, &[x])?)
+                Val::Wire(self.node(name, op, &inputs)?)
             }
             BuiltinOperator::RESIZE_NEAREST_NEIGHBOR => {
                 need(2)?;
@@ -925,16 +954,22 @@ impl<'a> Importer<'a> {
         {
             return None;
         }
-        let ops = self.graph.operators()?;
-        let readers = ops
-            .iter()
-            .filter(|o| o.inputs().is_some_and(|i| i.iter().any(|t| t == ix)))
-            .count();
+        (self.readers(ix) == 1).then_some((node.inputs[0], node.inputs[1]))
+    }
+
+    /// How many operators read tensor `ix` (a graph output counts as one
+    /// more reader).
+    fn readers(&self, ix: i32) -> usize {
+        let ops = self.graph.operators().map(|ops| {
+            ops.iter()
+                .filter(|o| o.inputs().is_some_and(|i| i.iter().any(|t| t == ix)))
+                .count()
+        });
         let is_output = self
             .graph
             .outputs()
             .is_some_and(|o| o.iter().any(|t| t == ix));
-        (readers == 1 && !is_output).then_some((node.inputs[0], node.inputs[1]))
+        ops.unwrap_or(usize::MAX).saturating_add(is_output as usize)
     }
 
     fn unsupported(&self, index: usize, code: i32, why: &str) -> ImportError {
