@@ -23,9 +23,11 @@ pub enum QuantFn {
     /// XNNPACK's fixed-point ADD/SUB: `(a * ma + b * mb + 2^(shift-1)) >> shift`
     /// on integers (an arithmetic shift: the floor).
     Add { ma: i64, mb: i64, shift: u32 },
-    /// `((a - b)^2) * m` on real values: SQUARED_DIFFERENCE in f32
-    /// followed by QUANTIZE's multiplication by the reciprocal scale.
-    SqDiff(f32),
+    /// `((a * sa - b * sb)^2) * m`: SQUARED_DIFFERENCE of the real values
+    /// `a * sa`, `b * sb` of two int8 tensors (or of real values, with
+    /// `sa = sb = 1`), in f32, followed by QUANTIZE's multiplication by
+    /// the reciprocal scale.
+    SqDiff { sa: f32, sb: f32, m: f32 },
 }
 
 impl Eq for QuantFn {}
@@ -83,7 +85,25 @@ impl Requant {
         255 * (ma.abs() + mb.abs()) + half <= i32::MAX as i64
     }
 
+    /// [`Self::apply_portable`] compiled for AVX2 when the CPU has it (the
+    /// same arithmetic: Rust never fuses a multiply and an add by itself).
     fn apply(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.apply_avx2(a, b, y) };
+        }
+        self.apply_portable(a, b, y)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_avx2(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
+        self.apply_portable(a, b, y)
+    }
+
+    #[inline(always)]
+    fn apply_portable(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
         let (lo, hi) = (self.lo as f32, self.hi as f32);
         // The clamp comes first: rounding commutes with it (lo and hi are
         // integers) and keeps `rne_small` in range.
@@ -106,8 +126,11 @@ impl Requant {
             QuantFn::Mul(m) => {
                 each(a, b, period, y, |a, b| q((a * b) * m));
             }
-            QuantFn::SqDiff(m) => {
-                each(a, b, period, y, |a, b| q(((a - b) * (a - b)) * m));
+            &QuantFn::SqDiff { sa, sb, m } => {
+                each(a, b, period, y, |a, b| {
+                    let d = a * sa - b * sb;
+                    q((d * d) * m)
+                });
             }
             &QuantFn::Add { ma, mb, shift } => {
                 let half = 1i64 << (shift - 1);
@@ -145,6 +168,26 @@ fn each(a: &[f32], b: &[f32], period: usize, y: &mut [f32], f: impl Fn(f32, f32)
                 *y = f(a, b);
             }
         }
+    }
+}
+
+/// Runs `f(start, band)` over bands of `y` (multiples of `unit` values) on
+/// tract's thread pool when the network runs on several threads and the
+/// picture is large enough to be worth it; in one go otherwise.
+fn in_bands(y: &mut [f32], unit: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    use tract_core::tract_linalg::multithread::{current_tract_executor, Executor};
+    match current_tract_executor() {
+        Executor::MultiThread(pool) if y.len() >= 1 << 16 => {
+            let bands = 2 * pool.current_num_threads();
+            let band = y.len().div_ceil(bands).next_multiple_of(unit);
+            let f = &f;
+            pool.scope(|s| {
+                for (i, chunk) in y.chunks_mut(band).enumerate() {
+                    s.spawn(move |_| f(i * band, chunk));
+                }
+            });
+        }
+        _ => f(0, y),
     }
 }
 
@@ -198,7 +241,15 @@ impl EvalOp for Requant {
         let mut out = unsafe { Tensor::uninitialized::<f32>(a.shape())? };
         {
             let mut yr = out.try_as_plain_ram_mut()?;
-            self.apply(f32_slice(a)?, f32_slice(b)?, yr.as_slice_mut::<f32>()?);
+            let (a, b, y) = (f32_slice(a)?, f32_slice(b)?, yr.as_slice_mut::<f32>()?);
+            let full = b.len() == a.len();
+            // Bands hold whole pixels, so per-channel operands line up.
+            let pixel = inputs[0].shape().last().copied().unwrap_or(1).max(1);
+            in_bands(y, pixel, |start, y| {
+                let a = &a[start..][..y.len()];
+                let b = if full { &b[start..][..y.len()] } else { b };
+                self.apply(a, b, y)
+            });
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -417,14 +468,29 @@ mod tests {
     #[test]
     fn squared_difference_then_scale() {
         let op = Requant {
-            f: QuantFn::SqDiff(2.0),
+            f: QuantFn::SqDiff {
+                sa: 1.0,
+                sb: 1.0,
+                m: 2.0,
+            },
             lo: -128,
             hi: 127,
         };
         let a = t(&[1, 1, 2, 2], &[1.0, 2.0, 3.5, 0.0]);
         let b = t(&[1, 1, 1, 2], &[0.5, 1.0]);
         // (0.5^2)*2 = 0.5 -> 0; (1)*2 = 2; (3^2)*2 = 18; (1)*2 = 2
-        assert_eq!(run(&op, &[a, b]), [0.0, 2.0, 18.0, 2.0]);
+        assert_eq!(run(&op, &[a.clone(), b.clone()]), [0.0, 2.0, 18.0, 2.0]);
+        let op = Requant {
+            f: QuantFn::SqDiff {
+                sa: 0.5,
+                sb: 2.0,
+                m: 4.0,
+            },
+            lo: -128,
+            hi: 127,
+        };
+        // d = 0.5-1 = -0.5 -> 1; 1-2 = -1 -> 4; 1.75-1 = 0.75 -> 2.25 -> 2; 0-2 -> 16
+        assert_eq!(run(&op, &[a, b]), [1.0, 4.0, 2.0, 16.0]);
     }
 
     #[test]
@@ -439,6 +505,39 @@ mod tests {
         assert!(op
             .eval_out_of_plan(tvec!(a.into_tvalue(), b.into_tvalue()))
             .is_err());
+    }
+
+    #[test]
+    fn two_threads_give_the_same_integers() {
+        use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+        let mut rng = fastrand::Rng::with_seed(9);
+        let shape = [1, 97, 89, 24];
+        let n: usize = shape.iter().product();
+        let a: Vec<f32> = (0..n).map(|_| rng.i32(-255..=255) as f32).collect();
+        let full: Vec<f32> = (0..n).map(|_| rng.i32(-255..=255) as f32).collect();
+        let per_channel: Vec<f32> = (0..24).map(|_| rng.i32(-255..=255) as f32).collect();
+        let cases = [
+            (QuantFn::Mul(0.013), t(&[1, 1, 1, 24], &per_channel)),
+            (
+                QuantFn::Add {
+                    ma: 1_234_567,
+                    mb: -987_654,
+                    shift: 22,
+                },
+                t(&shape, &full),
+            ),
+        ];
+        for (f, b) in cases {
+            let op = Requant {
+                f,
+                lo: -100,
+                hi: 90,
+            };
+            let inputs = [t(&shape, &a), b];
+            let one = run(&op, &inputs);
+            let two = multithread_tract_scope(Executor::multithread(2), || run(&op, &inputs));
+            assert_eq!(one, two, "{:?}", op.f);
+        }
     }
 
     #[test]

@@ -109,6 +109,9 @@ struct Importer<'a> {
     /// (scale, zero point), so a QUANTIZE back onto the same grid costs
     /// nothing.
     grid: HashMap<i32, (OutletId, f32, f32)>,
+    /// With `emulate_int8`: real-value wires `q * s` made from integer
+    /// wires, so later ops can read the integers and the scale instead.
+    reals: HashMap<OutletId, (OutletId, f32)>,
 }
 
 /// Reads the flatbuffer and builds the tract graph.
@@ -127,6 +130,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         emulate_int8: opts.emulate_int8,
         ints: HashMap::new(),
         grid: HashMap::new(),
+        reals: HashMap::new(),
     };
     let inputs = graph.inputs().ok_or(ImportError::Missing("inputs"))?;
     let outputs = graph.outputs().ok_or(ImportError::Missing("outputs"))?;
@@ -1313,7 +1317,24 @@ impl<'a> Importer<'a> {
             relu: false,
         };
         let (f, inputs) = match node.op_as::<PerChannel>() {
-            Some(op) if *op == sq => (QuantFn::SqDiff(1.0 / s), node.inputs.clone()),
+            Some(op) if *op == sq => {
+                let (a, b) = (node.inputs[0], node.inputs[1]);
+                // From the integers when both sides are int8 tensors'
+                // real values: their `q * s` pictures need not exist.
+                match (self.reals.get(&a), self.reals.get(&b)) {
+                    (Some(&(qa, sa)), Some(&(qb, sb))) => {
+                        (QuantFn::SqDiff { sa, sb, m: 1.0 / s }, vec![qa, qb])
+                    }
+                    _ => (
+                        QuantFn::SqDiff {
+                            sa: 1.0,
+                            sb: 1.0,
+                            m: 1.0 / s,
+                        },
+                        vec![a, b],
+                    ),
+                }
+            }
             _ => (QuantFn::Scale(vec![1.0 / s]), vec![x]),
         };
         let (y, real) = self.requant(&name, ix, f, &inputs, ActivationFunctionType::NONE)?;
@@ -1416,7 +1437,9 @@ impl<'a> Importer<'a> {
             .qparams(out)?
             .ok_or_else(|| self.tensor_err(out, "expected a per-tensor int8 tensor"))?;
         let sc = self.scalar(&format!("{name}.q.s"), s)?;
-        self.binary(format!("{name}.q.mul"), tract_core::ops::math::mul(), q, sc)
+        let real = self.binary(format!("{name}.q.mul"), tract_core::ops::math::mul(), q, sc)?;
+        self.reals.insert(real, (q, s));
+        Ok(real)
     }
 
     /// `f(inputs)` onto the int8 grid of `out` in one pass ([`Requant`]:
