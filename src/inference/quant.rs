@@ -162,6 +162,20 @@ fn each(a: &[f32], b: &[f32], period: usize, y: &mut [f32], f: impl Fn(f32, f32)
     } else if period == 1 {
         let b = b[0];
         y.iter_mut().zip(a).for_each(|(y, &a)| *y = f(a, b));
+    } else if period <= TILE / 2 {
+        // A per-channel operand of 8-32 values makes inner loops too short
+        // to vectorize well: repeat it to a run of about TILE values.
+        let run = TILE / period * period;
+        let mut tiled = [0f32; TILE];
+        for (i, t) in tiled[..run].iter_mut().enumerate() {
+            *t = b[i % period];
+        }
+        let tiled = &tiled[..run];
+        for (ys, xs) in y.chunks_mut(run).zip(a.chunks(run)) {
+            for ((y, &a), &b) in ys.iter_mut().zip(xs).zip(tiled) {
+                *y = f(a, b);
+            }
+        }
     } else {
         for (ys, xs) in y.chunks_exact_mut(period).zip(a.chunks_exact(period)) {
             for ((y, &a), &b) in ys.iter_mut().zip(xs).zip(b) {
@@ -170,6 +184,9 @@ fn each(a: &[f32], b: &[f32], period: usize, y: &mut [f32], f: impl Fn(f32, f32)
         }
     }
 }
+
+/// Values in a repeated per-channel operand (see [`each`]).
+const TILE: usize = 256;
 
 /// Runs `f(start, band)` over bands of `y` (multiples of `unit` values) on
 /// tract's thread pool when the network runs on several threads and the
@@ -300,22 +317,47 @@ impl std::hash::Hash for QuantMean {
 impl QuantMean {
     fn mean(&self, x: &[f32], [n, h, w, c]: [usize; 4], y: &mut [f32]) {
         let (lo, hi) = (self.lo as f32, self.hi as f32);
-        // i32 holds the sums of up to 8M values of at most 255 in size.
-        let mut acc = vec![0i32; c];
+        let mut acc = vec![0i64; c];
+        let mut part = vec![0f32; c];
         for b in 0..n {
             acc.iter_mut().for_each(|a| *a = 0);
-            for px in x[b * h * w * c..][..h * w * c].chunks_exact(c) {
-                for (a, &v) in acc.iter_mut().zip(px) {
-                    *a += v as i32;
+            // f32 sums of integers are exact below 2^24: segments of at most
+            // 65536 pixels of |v| <= 255 stay below, and vectorize; their
+            // totals add up exactly in i64.
+            for seg in x[b * h * w * c..][..h * w * c].chunks(c * 65536) {
+                part.iter_mut().for_each(|p| *p = 0.0);
+                match c {
+                    8 => sum_pixels::<8>(seg, &mut part),
+                    16 => sum_pixels::<16>(seg, &mut part),
+                    32 => sum_pixels::<32>(seg, &mut part),
+                    _ => {
+                        for px in seg.chunks_exact(c) {
+                            part.iter_mut().zip(px).for_each(|(p, &v)| *p += v);
+                        }
+                    }
+                }
+                for (a, &p) in acc.iter_mut().zip(&part) {
+                    *a += p as i64;
                 }
             }
             for (o, &s) in y[b * c..][..c].iter_mut().zip(&acc) {
-                let raw = (s as i64 + self.zn) as f32;
+                let raw = (s + self.zn) as f32;
                 let v = raw * self.m - self.bias;
                 *o = rne_small(v.max(lo).min(hi));
             }
         }
     }
+}
+
+/// Per-channel sums of `C`-channel pixels into `part`, with the channel
+/// count known to the compiler so the pixel loop vectorizes.
+#[inline(always)]
+fn sum_pixels<const C: usize>(seg: &[f32], part: &mut [f32]) {
+    let mut acc = [0f32; C];
+    for px in seg.chunks_exact(C) {
+        acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+    }
+    part[..C].copy_from_slice(&acc);
 }
 
 impl Op for QuantMean {
@@ -334,10 +376,6 @@ impl EvalOp for QuantMean {
         let s = x.shape();
         ensure!(s.len() == 4, "QuantMean: input {s:?} (expected NHWC)");
         let (n, h, w, c) = (s[0], s[1], s[2], s[3]);
-        ensure!(
-            h * w <= 8 << 20,
-            "QuantMean: {h}x{w} is too large for exact i32 sums"
-        );
         let mut out = Tensor::zero::<f32>(&[n, 1, 1, c])?;
         {
             let mut yr = out.try_as_plain_ram_mut()?;
@@ -556,6 +594,34 @@ mod tests {
         let got = run(&op, &[t(&[1, h, w, 1], &x)]);
         let exact = (255 * h * w + 1) as f32 / 16_777_216.0;
         assert_eq!(got, [exact.round_ties_even()]);
+    }
+
+    #[test]
+    fn mean_is_the_exact_integer_mean_for_every_channel_count() {
+        // Long rows (more than one 65536-pixel segment) of random integers:
+        // the result is the definition computed in i64.
+        let mut rng = fastrand::Rng::with_seed(11);
+        for c in [8, 16, 32, 5] {
+            let (h, w) = (2, 70_001);
+            let x: Vec<f32> = (0..h * w * c).map(|_| rng.i32(-255..=255) as f32).collect();
+            let op = QuantMean {
+                zn: -3 * (h * w) as i64,
+                m: 0.37 / (h * w) as f32,
+                bias: 1.5,
+                lo: -128,
+                hi: 127,
+            };
+            let got = run(&op, &[t(&[1, h, w, c], &x)]);
+            for (ch, &got) in got.iter().enumerate() {
+                let s: i64 = x.iter().skip(ch).step_by(c).map(|&v| v as i64).sum();
+                let v = (s + op.zn) as f32 * op.m - op.bias;
+                assert_eq!(
+                    got,
+                    v.round_ties_even().clamp(-128.0, 127.0),
+                    "c {c} ch {ch}"
+                );
+            }
+        }
     }
 
     #[test]
