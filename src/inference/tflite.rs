@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 
 use super::ops::{ChannelFn, PerChannel, ReflectPad2d, SpatialSum, Upsample2d};
+use super::qconv::{Kernel, QConv, QConvParams};
 use tract_core::internal::*;
 use tract_core::ops::array::{Pad, PadMode};
 use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
@@ -1092,7 +1093,7 @@ impl<'a> Importer<'a> {
             return Ok(None);
         };
         let act = geo.act;
-        let Some((si, _)) = self.qparams(ins[0])? else {
+        let Some((si, zi)) = self.qparams(ins[0])? else {
             return Ok(None);
         };
         let kt = self.tensor(ins[1])?;
@@ -1185,6 +1186,45 @@ impl<'a> Importer<'a> {
         };
         if *self.shape_of(x)?.last().unwrap_or(&0) != in_ch {
             return Ok(None);
+        }
+        // The integer convolution with its requantization fused (same
+        // arithmetic, i32 sums); the tract convolution below stays for what
+        // it cannot take.
+        if let Some((_, zo)) = self.qparams(out)? {
+            let (mut lo, mut hi) = (-128.0 - zo, 127.0 - zo);
+            match act {
+                ActivationFunctionType::NONE => {}
+                ActivationFunctionType::RELU => lo = lo.max(0.0),
+                ActivationFunctionType::RELU6 => {
+                    lo = lo.max(0.0);
+                    hi = hi.min((6.0 / so).round());
+                }
+                _ => (lo, hi) = (f32::NAN, f32::NAN),
+            }
+            let params = QConvParams {
+                kh: ks[1],
+                kw: ks[2],
+                cin: in_ch,
+                cout: out_ch,
+                stride: geo.stride,
+                dilation: geo.dilation,
+                same: geo.same,
+                depthwise,
+                zp_in: zi as i32,
+                weights: kraw.iter().map(|&w| w as i8).collect(),
+                bias: bias.clone(),
+                scale: m.clone(),
+                lo,
+                hi,
+                s_out: so,
+            };
+            let exact = zi.fract() == 0.0 && lo <= hi;
+            if let Some(qc) = exact.then(|| QConv::new(params, Kernel::Auto)).flatten() {
+                let node = self.target.unique_name(format!("{name}.qconv"));
+                let outs = self.target.wire_node(node, qc, &[x]).map_err(graph_err)?;
+                self.ints.insert(out, outs[0]);
+                return Ok(Some(outs[1]));
+            }
         }
         let conv = geo.conv(&ks, in_ch, out_ch, group);
         let kv: Vec<f64> = kraw.iter().map(|&w| w as f64).collect();
