@@ -9,7 +9,8 @@
 //! up front with the bias, so padding with the byte `off` stands for
 //! `x = 0` exactly as the float path's zero padding did. The result is then
 //! requantized in place as XNNPACK does: `y = clamp(rne((acc as f32) · m[c]),
-//! lo, hi)`, and the op outputs both `y` and the real value `y · s_out`.
+//! lo, hi)`. The importer multiplies by the output scale in a node of its
+//! own, which tract drops when only the integers are used (conv -> conv).
 //!
 //! Kernels, picked at load from the CPU: AVX-512 VNNI (`vpdpbusd`, four
 //! u8 x s8 products per i32 lane), AVX2 (`vpmaddwd` on i16, exact), and a
@@ -96,8 +97,6 @@ pub struct QConvParams {
     /// Output range as integers `q - zp_out` (narrowed by a fused RELU/RELU6).
     pub lo: f32,
     pub hi: f32,
-    /// Output scale: the second output is `y * s_out`.
-    pub s_out: f32,
 }
 
 /// Sizes of one evaluation, derived from the input shape.
@@ -148,8 +147,8 @@ struct Packed {
 }
 
 /// The exact int8 convolution, requantized (see the module doc).
-/// Input: NHWC f32 integers `q - zp_in`. Outputs: NHWC f32 integers
-/// `q - zp_out`, and the real values `(q - zp_out) * s_out`.
+/// Input: NHWC f32 integers `q - zp_in`. Output: NHWC f32 integers
+/// `q - zp_out`.
 #[derive(Clone, Debug)]
 pub struct QConv {
     p: Arc<QConvParams>,
@@ -386,14 +385,12 @@ impl QConv {
         })
     }
 
-    /// Runs the convolution on `x` (NHWC `shape`), filling `y` (integers)
-    /// and `r` (real values), both NHWC [n, ho, wo, cout].
-    fn run(&self, x: &[f32], shape: &[usize], y: &mut [f32], r: &mut [f32]) -> TractResult<()> {
+    /// Runs the convolution on `x` (NHWC `shape`), filling `y` (NHWC
+    /// [n, ho, wo, cout]).
+    fn run(&self, x: &[f32], shape: &[usize], y: &mut [f32]) -> TractResult<()> {
         let g = self.geo(shape)?;
         let out_len = g.n * g.ho * g.wo * self.p.cout;
-        ensure!(
-            y.len() == out_len && r.len() == out_len && x.len() == g.n * g.h * g.w * self.p.cin
-        );
+        ensure!(y.len() == out_len && x.len() == g.n * g.h * g.w * self.p.cin);
         if out_len == 0 {
             return Ok(());
         }
@@ -403,7 +400,7 @@ impl QConv {
             (Kernel::Avx2, false) => {
                 let (u, ok) = self.pack_input::<i16>(x, &g, off);
                 if ok {
-                    self.gemm(&g, &u, y, r, macs);
+                    self.gemm(&g, &u, y, macs);
                 }
                 ok
             }
@@ -411,9 +408,9 @@ impl QConv {
                 let (u, ok) = self.pack_input::<u8>(x, &g, off);
                 if ok {
                     if self.p.depthwise {
-                        self.depthwise(&g, &u, y, r, macs);
+                        self.depthwise(&g, &u, y, macs);
                     } else {
-                        self.gemm(&g, &u, y, r, macs);
+                        self.gemm(&g, &u, y, macs);
                     }
                 }
                 ok
@@ -422,7 +419,7 @@ impl QConv {
         if !ok {
             // Some input is not an integer on the int8 grid (never produced
             // by the importer's integer wires): the exact float fallback.
-            self.run_f64(x, &g, y, r);
+            self.run_f64(x, &g, y);
         }
         Ok(())
     }
@@ -463,36 +460,23 @@ impl QConv {
     }
 
     /// Splits the output rows over the executor's threads; `f` fills the
-    /// rows `range` of both outputs (given as their slices of those rows).
+    /// rows `range` (given as their slice of the output).
     fn par_rows(
         &self,
         g: &Geo,
         y: &mut [f32],
-        r: &mut [f32],
         macs: usize,
-        f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync + Send,
+        f: impl Fn(Range<usize>, &mut [f32]) + Sync + Send,
     ) {
         let row = g.wo * self.p.cout;
-        let rp = SendPtr(r.as_mut_ptr());
         // Threading pays past ~100k MACs (a few microseconds of work).
         let _ = par_chunks_mut(y, row, macs / 4, |r0, chunk| {
-            let n = chunk.len() / row;
-            // SAFETY: the chunks of `y` are disjoint whole rows, and `r` has
-            // the same shape, so the same rows of `r` are disjoint too.
-            let rc = unsafe { std::slice::from_raw_parts_mut(rp.get().add(r0 * row), n * row) };
-            f(r0..r0 + n, chunk, rc);
+            f(r0..r0 + chunk.len() / row, chunk);
             Ok(())
         });
     }
 
-    fn gemm<T: Copy + Send + Sync>(
-        &self,
-        g: &Geo,
-        u: &[T],
-        y: &mut [f32],
-        r: &mut [f32],
-        macs: usize,
-    ) {
+    fn gemm<T: Copy + Send + Sync>(&self, g: &Geo, u: &[T], y: &mut [f32], macs: usize) {
         let p = &*self.p;
         let pk = &*self.packed;
         let (cin, cout) = (p.cin, p.cout);
@@ -508,18 +492,13 @@ impl QConv {
                 .collect()
         };
         let ps = p.stride.1 * cin;
-        let rq = Rq {
-            lo: p.lo,
-            hi: p.hi,
-            s: p.s_out,
-        };
-        self.par_rows(g, y, r, macs, |rows, yc, rc| {
+        let rq = Rq { lo: p.lo, hi: p.hi };
+        self.par_rows(g, y, macs, |rows, yc| {
             for pn in &pk.panels {
                 for (i, ro) in rows.clone().enumerate() {
                     let (b, yo) = (ro / g.ho, ro % g.ho);
                     let base = (b * g.hp + yo * p.stride.0) * g.wp * cin;
                     let yrow = &mut yc[i * g.wo * cout..][..g.wo * cout];
-                    let rrow = &mut rc[i * g.wo * cout..][..g.wo * cout];
                     let job = Job {
                         u,
                         base,
@@ -532,28 +511,28 @@ impl QConv {
                         pk,
                         rq: &rq,
                     };
-                    job.row(yrow, rrow);
+                    job.row(yrow);
                 }
             }
         });
     }
 
-    fn depthwise(&self, g: &Geo, u: &[u8], y: &mut [f32], r: &mut [f32], macs: usize) {
+    fn depthwise(&self, g: &Geo, u: &[u8], y: &mut [f32], macs: usize) {
         let kernel = self.packed.kernel;
-        self.par_rows(g, y, r, macs, |rows, yc, rc| {
+        self.par_rows(g, y, macs, |rows, yc| {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: the kernel was resolved against this CPU's features.
                 match kernel {
-                    Kernel::Avx512Vnni => unsafe { x86::dw_avx512(self, g, u, rows, yc, rc) },
-                    Kernel::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc, rc) },
-                    _ => self.dw_rows(g, u, rows, yc, rc),
+                    Kernel::Avx512Vnni => unsafe { x86::dw_avx512(self, g, u, rows, yc) },
+                    Kernel::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc) },
+                    _ => self.dw_rows(g, u, rows, yc),
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
                 let _ = kernel;
-                self.dw_rows(g, u, rows, yc, rc)
+                self.dw_rows(g, u, rows, yc)
             }
         });
     }
@@ -561,7 +540,7 @@ impl QConv {
     /// Depthwise rows, vectorized over channels (inlined into each
     /// target-feature variant).
     #[inline(always)]
-    fn dw_rows(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32], rc: &mut [f32]) {
+    fn dw_rows(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32]) {
         let p = &*self.p;
         let pk = &*self.packed;
         let c = p.cout;
@@ -583,11 +562,8 @@ impl QConv {
                     }
                 }
                 let o = (i * g.wo + xo) * c;
-                let (yo_, ro_) = (&mut yc[o..][..c], &mut rc[o..][..c]);
-                for (((yv, rv), &a), &m) in yo_.iter_mut().zip(ro_).zip(&acc).zip(&pk.m) {
-                    let q = requant(a, m, p.lo, p.hi);
-                    *yv = q;
-                    *rv = q * p.s_out;
+                for ((yv, &a), &m) in yc[o..][..c].iter_mut().zip(&acc).zip(&pk.m) {
+                    *yv = requant(a, m, p.lo, p.hi);
                 }
             }
         }
@@ -595,7 +571,7 @@ impl QConv {
 
     /// Exact fallback for inputs off the int8 grid: sums in f64 (exact for
     /// integers), rounded once to f32 like the i32 paths.
-    fn run_f64(&self, x: &[f32], g: &Geo, y: &mut [f32], r: &mut [f32]) {
+    fn run_f64(&self, x: &[f32], g: &Geo, y: &mut [f32]) {
         let p = &*self.p;
         let (cin, cout) = (p.cin, p.cout);
         for b in 0..g.n {
@@ -630,7 +606,6 @@ impl QConv {
                         let q = requant_f32((acc as f32) * p.scale[co], p.lo, p.hi);
                         let o = ((b * g.ho + yo) * g.wo + xo) * cout + co;
                         y[o] = q;
-                        r[o] = q * p.s_out;
                     }
                 }
             }
@@ -644,12 +619,11 @@ impl QConv {
 
     /// Evaluates on a plain NHWC slice.
     #[cfg(test)]
-    fn eval_slice(&self, x: &[f32], shape: &[usize]) -> TractResult<(Vec<f32>, Vec<f32>)> {
+    fn eval_slice(&self, x: &[f32], shape: &[usize]) -> TractResult<Vec<f32>> {
         let os = self.output_shape(shape)?;
-        let len = os.iter().product();
-        let (mut y, mut r) = (vec![0f32; len], vec![0f32; len]);
-        self.run(x, shape, &mut y, &mut r)?;
-        Ok((y, r))
+        let mut y = vec![0f32; os.iter().product()];
+        self.run(x, shape, &mut y)?;
+        Ok(y)
     }
 }
 
@@ -682,17 +656,6 @@ fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> boo
     bad == 0
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to hand disjoint rows of one output to worker threads.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// XNNPACK's fp32 requantization: i32 -> f32 (round to nearest even), scale,
 /// round half to even, clamp.
 #[inline(always)]
@@ -708,7 +671,6 @@ fn requant_f32(v: f32, lo: f32, hi: f32) -> f32 {
 struct Rq {
     lo: f32,
     hi: f32,
-    s: f32,
 }
 
 /// One output row of one panel of a GEMM convolution.
@@ -729,20 +691,20 @@ struct Job<'a, T> {
 }
 
 impl<T: Copy> Job<'_, T> {
-    fn row(&self, y: &mut [f32], r: &mut [f32]) {
+    fn row(&self, y: &mut [f32]) {
         match self.pk.kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni | Kernel::Avx2 => unsafe {
                 // SAFETY: the kernel was resolved against this CPU's features,
                 // and `u` holds u8 for VNNI, i16 for AVX2 (see `run`).
-                x86::row(self, y, r)
+                x86::row(self, y)
             },
-            _ => self.row_portable(y, r),
+            _ => self.row_portable(y),
         }
     }
 
     /// Portable kernel: 4 pixels x 16 channels of i32 accumulators.
-    fn row_portable(&self, y: &mut [f32], r: &mut [f32]) {
+    fn row_portable(&self, y: &mut [f32]) {
         const MR: usize = 4;
         const NR: usize = 16;
         let Weights::I16(w) = &self.pk.weights else {
@@ -781,9 +743,7 @@ impl<T: Copy> Job<'_, T> {
             for (p, a) in acc.iter().enumerate().take(np) {
                 let o = (x0 + p) * self.cout + pn.c0;
                 for c in 0..nc {
-                    let q = requant(a[c], m[c], self.rq.lo, self.rq.hi);
-                    y[o + c] = q;
-                    r[o + c] = q * self.rq.s;
+                    y[o + c] = requant(a[c], m[c], self.rq.lo, self.rq.hi);
                 }
             }
         }
@@ -802,21 +762,13 @@ mod x86 {
         u: &[u8],
         rows: Range<usize>,
         yc: &mut [f32],
-        rc: &mut [f32],
     ) {
-        q.dw_rows(g, u, rows, yc, rc)
+        q.dw_rows(g, u, rows, yc)
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dw_avx2(
-        q: &QConv,
-        g: &Geo,
-        u: &[u8],
-        rows: Range<usize>,
-        yc: &mut [f32],
-        rc: &mut [f32],
-    ) {
-        q.dw_rows(g, u, rows, yc, rc)
+    pub(super) unsafe fn dw_avx2(q: &QConv, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32]) {
+        q.dw_rows(g, u, rows, yc)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -829,16 +781,16 @@ mod x86 {
     }
 
     /// One output row of one panel, in blocks of MR pixels.
-    pub(super) unsafe fn row<T: Copy>(job: &Job<T>, y: &mut [f32], r: &mut [f32]) {
+    pub(super) unsafe fn row<T: Copy>(job: &Job<T>, y: &mut [f32]) {
         let pn = job.panel;
         match (job.pk.kernel, job.pk.weights_lanes(job.cout), pn.j) {
-            (Kernel::Avx512Vnni, 8, _) => blocks::<T, 16>(job, y, r, vnni256::<16>),
-            (Kernel::Avx512Vnni, _, 1) => blocks::<T, 16>(job, y, r, vnni512::<16, 1>),
-            (Kernel::Avx512Vnni, _, 2) => blocks::<T, 12>(job, y, r, vnni512::<12, 2>),
-            (Kernel::Avx512Vnni, _, 3) => blocks::<T, 8>(job, y, r, vnni512::<8, 3>),
-            (Kernel::Avx512Vnni, _, _) => blocks::<T, 6>(job, y, r, vnni512::<6, 4>),
-            (_, _, 1) => blocks::<T, 12>(job, y, r, avx2::<12, 1>),
-            _ => blocks::<T, 6>(job, y, r, avx2::<6, 2>),
+            (Kernel::Avx512Vnni, 8, _) => blocks::<T, 16>(job, y, vnni256::<16>),
+            (Kernel::Avx512Vnni, _, 1) => blocks::<T, 16>(job, y, vnni512::<16, 1>),
+            (Kernel::Avx512Vnni, _, 2) => blocks::<T, 12>(job, y, vnni512::<12, 2>),
+            (Kernel::Avx512Vnni, _, 3) => blocks::<T, 8>(job, y, vnni512::<8, 3>),
+            (Kernel::Avx512Vnni, _, _) => blocks::<T, 6>(job, y, vnni512::<6, 4>),
+            (_, _, 1) => blocks::<T, 12>(job, y, avx2::<12, 1>),
+            _ => blocks::<T, 6>(job, y, avx2::<6, 2>),
         }
     }
 
@@ -857,20 +809,13 @@ mod x86 {
         nc: usize,
         lo: f32,
         hi: f32,
-        s: f32,
         y: *mut f32,
-        r: *mut f32,
         ops: usize,
     }
 
     type Micro<const MR: usize> = unsafe fn(&Tile<MR>);
 
-    unsafe fn blocks<T: Copy, const MR: usize>(
-        job: &Job<T>,
-        y: &mut [f32],
-        r: &mut [f32],
-        micro: Micro<MR>,
-    ) {
+    unsafe fn blocks<T: Copy, const MR: usize>(job: &Job<T>, y: &mut [f32], micro: Micro<MR>) {
         let pk = job.pk;
         let pn = job.panel;
         let esz = std::mem::size_of::<T>();
@@ -894,9 +839,7 @@ mod x86 {
                 nc,
                 lo: job.rq.lo,
                 hi: job.rq.hi,
-                s: job.rq.s,
                 y: y.as_mut_ptr().add(x0 * job.cout + pn.c0),
-                r: r.as_mut_ptr().add(x0 * job.cout + pn.c0),
                 ops: job.cout,
             };
             micro(&tile);
@@ -951,7 +894,6 @@ mod x86 {
         }
         let lo = _mm512_set1_ps(t.lo);
         let hi = _mm512_set1_ps(t.hi);
-        let s = _mm512_set1_ps(t.s);
         for j in 0..J {
             let left = t.nc.saturating_sub(16 * j);
             if left == 0 {
@@ -968,7 +910,6 @@ mod x86 {
                     let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
                     let o = p * t.ops + 16 * j;
                     _mm512_mask_storeu_ps(t.y.add(o), mk, f);
-                    _mm512_mask_storeu_ps(t.r.add(o), mk, _mm512_mul_ps(f, s));
                 }
             }
         }
@@ -993,7 +934,6 @@ mod x86 {
         }
         let lo = _mm256_set1_ps(t.lo);
         let hi = _mm256_set1_ps(t.hi);
-        let s = _mm256_set1_ps(t.s);
         let mk = mask8(t.nc);
         let m = _mm256_maskz_loadu_ps(mk, t.m);
         for (p, a) in acc.iter().enumerate() {
@@ -1003,7 +943,6 @@ mod x86 {
                 let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
                 let o = p * t.ops;
                 _mm256_mask_storeu_ps(t.y.add(o), mk, f);
-                _mm256_mask_storeu_ps(t.r.add(o), mk, _mm256_mul_ps(f, s));
             }
         }
     }
@@ -1040,9 +979,7 @@ mod x86 {
         }
         let lo = _mm256_set1_ps(t.lo);
         let hi = _mm256_set1_ps(t.hi);
-        let s = _mm256_set1_ps(t.s);
         let mut yb = [0f32; 8];
-        let mut rb = [0f32; 8];
         for j in 0..J {
             let left = t.nc.saturating_sub(8 * j);
             if left == 0 {
@@ -1054,17 +991,13 @@ mod x86 {
                     let f = _mm256_mul_ps(_mm256_cvtepi32_ps(a[j]), m);
                     let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
                     let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
-                    let rr = _mm256_mul_ps(f, s);
                     let o = p * t.ops + 8 * j;
                     if left >= 8 {
                         _mm256_storeu_ps(t.y.add(o), f);
-                        _mm256_storeu_ps(t.r.add(o), rr);
                     } else {
                         _mm256_storeu_ps(yb.as_mut_ptr(), f);
-                        _mm256_storeu_ps(rb.as_mut_ptr(), rr);
                         for c in 0..left {
                             *t.y.add(o + c) = yb[c];
-                            *t.r.add(o + c) = rb[c];
                         }
                     }
                 }
@@ -1122,19 +1055,12 @@ impl EvalOp for QConv {
         let shape = input.shape().to_vec();
         let os = self.output_shape(&shape)?;
         let mut y = unsafe { Tensor::uninitialized::<f32>(&os)? };
-        let mut r = unsafe { Tensor::uninitialized::<f32>(&os)? };
         {
             let x = input.try_as_plain_ram()?;
             let mut yv = y.try_as_plain_ram_mut()?;
-            let mut rv = r.try_as_plain_ram_mut()?;
-            self.run(
-                x.as_slice::<f32>()?,
-                &shape,
-                yv.as_slice_mut::<f32>()?,
-                rv.as_slice_mut::<f32>()?,
-            )?;
+            self.run(x.as_slice::<f32>()?, &shape, yv.as_slice_mut::<f32>()?)?;
         }
-        Ok(tvec!(y.into_tvalue(), r.into_tvalue()))
+        Ok(tvec!(y.into_tvalue()))
     }
 }
 
@@ -1153,7 +1079,7 @@ impl TypedOp for QConv {
             .as_concrete()
             .context("QConv needs a concrete input shape")?;
         let os = self.output_shape(shape)?;
-        Ok(tvec!(f32::fact(os), f32::fact(os)))
+        Ok(tvec!(f32::fact(os)))
     }
 }
 
@@ -1286,7 +1212,6 @@ mod tests {
             scale,
             lo,
             hi,
-            s_out: 0.0123,
         }
     }
 
@@ -1312,7 +1237,7 @@ mod tests {
         let op = QConv::new(p.clone(), kernel).expect("op builds");
         assert_eq!(op.kernel(), kernel);
         assert_eq!(op.output_shape(&shape).unwrap(), os, "{what}");
-        let (y, r) = op.eval_slice(x, &shape).unwrap();
+        let y = op.eval_slice(x, &shape).unwrap();
         for (i, (&a, &b)) in y.iter().zip(&want).enumerate() {
             assert!(
                 a.to_bits() == b.to_bits() || (a == 0.0 && b == 0.0),
@@ -1320,9 +1245,6 @@ mod tests {
                 i / p.cout,
                 i % p.cout
             );
-        }
-        for (&yv, &rv) in y.iter().zip(&r) {
-            assert_eq!(rv, yv * p.s_out);
         }
         // Both clamps are reached, so saturation is exercised.
         if want.len() > 200 {
@@ -1438,7 +1360,7 @@ mod tests {
                 let shape = [1, 7, 6, 16];
                 let x = input(&p, shape, &mut rng);
                 check(&p, &x, shape, kernel, "dead channels");
-                let (y, _) = QConv::new(p.clone(), kernel)
+                let y = QConv::new(p.clone(), kernel)
                     .unwrap()
                     .eval_slice(&x, &shape)
                     .unwrap();
@@ -1504,8 +1426,5 @@ mod tests {
         });
         let y = res[0].try_as_plain_ram().unwrap();
         assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
-        let r = res[1].try_as_plain_ram().unwrap();
-        let scaled: Vec<f32> = want.iter().map(|v| v * p.s_out).collect();
-        assert_eq!(r.as_slice::<f32>().unwrap(), &scaled[..]);
     }
 }

@@ -1216,14 +1216,18 @@ impl<'a> Importer<'a> {
                 scale: m.clone(),
                 lo,
                 hi,
-                s_out: so,
             };
             let exact = zi.fract() == 0.0 && lo <= hi;
             if let Some(qc) = exact.then(|| QConv::new(params, Kernel::Auto)).flatten() {
-                let node = self.target.unique_name(format!("{name}.qconv"));
-                let outs = self.target.wire_node(node, qc, &[x]).map_err(graph_err)?;
-                self.ints.insert(out, outs[0]);
-                return Ok(Some(outs[1]));
+                let q = self.node(format!("{name}.qconv"), qc, &[x])?;
+                self.ints.insert(out, q);
+                let sc = self.scalar(&format!("{name}.q.s"), so)?;
+                return Ok(Some(self.binary(
+                    format!("{name}.q.mul"),
+                    math::mul(),
+                    q,
+                    sc,
+                )?));
             }
         }
         let conv = geo.conv(&ks, in_ch, out_ch, group);
