@@ -996,9 +996,7 @@ mod x86 {
                         _mm256_storeu_ps(t.y.add(o), f);
                     } else {
                         _mm256_storeu_ps(yb.as_mut_ptr(), f);
-                        for c in 0..left {
-                            *t.y.add(o + c) = yb[c];
-                        }
+                        std::ptr::copy_nonoverlapping(yb.as_ptr(), t.y.add(o), left);
                     }
                 }
             }
