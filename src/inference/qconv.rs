@@ -139,7 +139,9 @@ struct Packed {
     seg_len: usize,
     panels: Vec<Panel>,
     weights: Weights,
-    /// Depthwise: weights widened to i32, `[tap][c]`.
+    /// Depthwise: weights widened to i32, `[tap][c]`; for the AVX-512
+    /// kernel `[tap][c rounded up to 16]`, each as an i16 pair (w, 0) so
+    /// that `vpmaddwd` with a zero-extended input byte is one exact product.
     dw: Vec<i32>,
     /// `bias - off * Σw` and `m`, per (padded) lane.
     init: Vec<i32>,
@@ -244,12 +246,21 @@ impl QConv {
         }
         let w_of = |co: usize, i: usize| weights[widx(co, i)] as i32;
         let packed = if p.depthwise {
-            let mut dw = vec![0i32; taps * cout];
-            for (t, row) in dw.chunks_exact_mut(cout).enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = w_of(c, t);
+            // The format of the AVX-512 kernel, which takes 3x3 only.
+            let vnni = kernel == Kernel::Avx512Vnni && taps == 9;
+            let stride = if vnni {
+                cout.next_multiple_of(16)
+            } else {
+                cout
+            };
+            let mut dw = vec![0i32; taps * stride];
+            for (t, row) in dw.chunks_exact_mut(stride).enumerate() {
+                for (c, v) in row.iter_mut().enumerate().take(cout) {
+                    let w = w_of(c, t);
+                    *v = if vnni { w as i16 as u16 as i32 } else { w };
                 }
             }
+            init.resize(stride, 0);
             Packed {
                 kernel,
                 seg_len: 0,
@@ -257,7 +268,11 @@ impl QConv {
                 weights: Weights::I8(vec![]),
                 dw,
                 init,
-                m: p.scale.clone(),
+                m: {
+                    let mut m = p.scale.clone();
+                    m.resize(stride, 0.0);
+                    m
+                },
             }
         } else {
             Self::pack_gemm(&p, &weights, kernel, &init)
@@ -440,7 +455,8 @@ impl QConv {
         let mut u = vec![fill; rows * row + 16];
         let bad = AtomicBool::new(false);
         let offf = off as f32;
-        let _ = par_chunks_mut(&mut u[..rows * row], row, rows * row, |r0, chunk| {
+        // A memory-bound pass: threads only for large inputs.
+        let _ = par_chunks_mut(&mut u[..rows * row], row, rows * row / 8, |r0, chunk| {
             let mut ok = true;
             for (i, dst) in chunk.chunks_exact_mut(row).enumerate() {
                 let (b, yp) = ((r0 + i) / g.hp, (r0 + i) % g.hp);
@@ -469,8 +485,9 @@ impl QConv {
         f: impl Fn(Range<usize>, &mut [f32]) + Sync + Send,
     ) {
         let row = g.wo * self.p.cout;
-        // Threading pays past ~100k MACs (a few microseconds of work).
-        let _ = par_chunks_mut(y, row, macs / 4, |r0, chunk| {
+        // Threading pays past ~2M MACs (tens of microseconds of work): waking
+        // the pool's other thread costs several.
+        let _ = par_chunks_mut(y, row, macs / 64, |r0, chunk| {
             f(r0..r0 + chunk.len() / row, chunk);
             Ok(())
         });
@@ -524,7 +541,9 @@ impl QConv {
             {
                 // SAFETY: the kernel was resolved against this CPU's features.
                 match kernel {
-                    Kernel::Avx512Vnni => unsafe { x86::dw_avx512(self, g, u, rows, yc) },
+                    Kernel::Avx512Vnni if self.p.kh * self.p.kw == 9 => unsafe {
+                        x86::dw3x3_avx512(self, g, u, rows, yc)
+                    },
                     Kernel::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc) },
                     _ => self.dw_rows(g, u, rows, yc),
                 }
@@ -550,7 +569,7 @@ impl QConv {
         for (i, ro) in rows.enumerate() {
             let (b, yo) = (ro / g.ho, ro % g.ho);
             for xo in 0..g.wo {
-                acc.copy_from_slice(&pk.init);
+                acc.copy_from_slice(&pk.init[..c]);
                 for ty in 0..p.kh {
                     let rowp = ((b * g.hp + yo * sh + ty * dh) * g.wp + xo * sw) * c;
                     for tx in 0..p.kw {
@@ -630,6 +649,18 @@ impl QConv {
 /// `dst = src + off` as integers; `false` unless each is an integer in
 /// [0, 255].
 fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 1
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+    {
+        // SAFETY: `T` is one byte, `u8` by `From<u8>`; the features are present.
+        return unsafe {
+            let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len());
+            x86::to_grid_u8_avx512(src, off, dst)
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present.
@@ -755,15 +786,84 @@ mod x86 {
     use super::*;
     use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn dw_avx512(
+    /// Depthwise 3x3: 16 channels per vector, the nine weight vectors kept
+    /// in registers along a row of output pixels.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) unsafe fn dw3x3_avx512(
         q: &QConv,
         g: &Geo,
         u: &[u8],
         rows: Range<usize>,
         yc: &mut [f32],
     ) {
-        q.dw_rows(g, u, rows, yc)
+        let p = &*q.p;
+        let pk = &*q.packed;
+        let c = p.cout;
+        let cpad = c.next_multiple_of(16);
+        let (sh, sw) = p.stride;
+        let (dh, dw) = p.dilation;
+        let lo = _mm512_set1_ps(p.lo);
+        let hi = _mm512_set1_ps(p.hi);
+        let up = u.as_ptr();
+        for (i, ro) in rows.enumerate() {
+            let (b, yo) = (ro / g.ho, ro % g.ho);
+            let yrow = yc.as_mut_ptr().add(i * g.wo * c);
+            for c0 in (0..c).step_by(16) {
+                let mk = mask16(c - c0);
+                let w: [__m512i; 9] = std::array::from_fn(|t| {
+                    _mm512_loadu_si512(pk.dw.as_ptr().add(t * cpad + c0) as *const _)
+                });
+                let init = _mm512_loadu_si512(pk.init.as_ptr().add(c0) as *const _);
+                let m = _mm512_loadu_ps(pk.m.as_ptr().add(c0));
+                // Byte offsets of the nine taps from a pixel's first tap.
+                let taps: [usize; 9] =
+                    std::array::from_fn(|t| ((t / 3) * dh * g.wp + (t % 3) * dw) * c);
+                let row0 = (b * g.hp + yo * sh) * g.wp * c + c0;
+                for xo in 0..g.wo {
+                    let src = up.add(row0 + xo * sw * c);
+                    let mut acc = init;
+                    for t in 0..9 {
+                        let x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(
+                            mk,
+                            src.add(taps[t]) as *const _,
+                        ));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, w[t]));
+                    }
+                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
+                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        f,
+                    );
+                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                    _mm512_mask_storeu_ps(yrow.add(xo * c + c0), mk, f);
+                }
+            }
+        }
+    }
+
+    /// [`to_grid`] for bytes, 16 values at a time.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) unsafe fn to_grid_u8_avx512(src: &[f32], off: f32, dst: &mut [u8]) -> bool {
+        let n = src.len().min(dst.len());
+        let offv = _mm512_set1_ps(off);
+        let top = _mm512_set1_epi32(255);
+        let mut bad: __mmask16 = 0;
+        let mut i = 0;
+        while i < n {
+            let mk = mask16(n - i);
+            let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src.as_ptr().add(i)), offv);
+            // Round to nearest (out of range gives i32::MIN): exact only if
+            // converting back gives the same float (NaN never does).
+            let q = _mm512_cvtps_epi32(v);
+            bad |= _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(mk, _mm512_cvtepi32_ps(q), v);
+            bad |= _mm512_mask_cmpgt_epu32_mask(mk, q, top);
+            _mm_mask_storeu_epi8(
+                dst.as_mut_ptr().add(i) as *mut _,
+                mk,
+                _mm512_cvtepi32_epi8(q),
+            );
+            i += 16;
+        }
+        bad == 0
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -1335,6 +1435,16 @@ mod tests {
                 Case {
                     dilation: 2,
                     ..dw(24, 1, true, 9, 9)
+                },
+                // Other kernel sizes take the generic depthwise loop.
+                Case {
+                    kh: 5,
+                    kw: 5,
+                    ..dw(20, 1, true, 8, 9)
+                },
+                Case {
+                    kh: 1,
+                    ..dw(17, 2, true, 15, 16)
                 },
             ],
             3,
