@@ -1013,10 +1013,11 @@ mod x86 {
                         idx,
                         _mm512_loadu_si512(base2.add(4 * g + 64) as *const _),
                     );
-                    for c in 0..NC {
+                    let [a0, a1] = &mut acc;
+                    for (c, (s0, s1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
                         let wv = _mm512_set1_epi32(wp.add(c).read_unaligned());
-                        acc[0][c] = _mm512_dpbusd_epi32(acc[0][c], xv, wv);
-                        acc[1][c] = _mm512_dpbusd_epi32(acc[1][c], xv2, wv);
+                        *s0 = _mm512_dpbusd_epi32(*s0, xv, wv);
+                        *s1 = _mm512_dpbusd_epi32(*s1, xv2, wv);
                     }
                     wp = wp.add(NC);
                 }
