@@ -10,6 +10,7 @@
 
 pub mod conv;
 mod ops;
+mod qconv;
 mod quant;
 pub mod tflite;
 
@@ -336,7 +337,11 @@ impl PredictNet {
 
 /// Checks that the transfer network can run at `h` x `w`.
 pub fn check_size(h: usize, w: usize) -> Result<(), EngineError> {
-    if h % SIZE_MULTIPLE != 0 || w % SIZE_MULTIPLE != 0 || h < MIN_SIDE || w < MIN_SIDE {
+    if !h.is_multiple_of(SIZE_MULTIPLE)
+        || !w.is_multiple_of(SIZE_MULTIPLE)
+        || h < MIN_SIDE
+        || w < MIN_SIDE
+    {
         return Err(EngineError::BadSize { h, w });
     }
     Ok(())

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 
 use super::conv::DirectConv;
 use super::ops::{ChannelFn, PerChannel, ReflectPad2d, SpatialSum, Upsample2d};
+use super::qconv::{Kernel, QConv, QConvParams};
 use super::quant::{QuantFn, QuantMean, Requant};
 use tract_core::internal::*;
 use tract_core::ops::array::{Pad, PadMode};
@@ -1140,7 +1141,7 @@ impl<'a> Importer<'a> {
             return Ok(None);
         };
         let act = geo.act;
-        let Some((si, _)) = self.qparams(ins[0])? else {
+        let Some((si, zi)) = self.qparams(ins[0])? else {
             return Ok(None);
         };
         let kt = self.tensor(ins[1])?;
@@ -1233,6 +1234,34 @@ impl<'a> Importer<'a> {
         };
         if *self.shape_of(x)?.last().unwrap_or(&0) != in_ch {
             return Ok(None);
+        }
+        // The integer convolution with its requantization fused (same
+        // arithmetic, i32 sums); the tract convolution below stays for what
+        // it cannot take.
+        if let Ok((lo, hi)) = self.int8_bounds(out, act) {
+            let (lo, hi) = (lo as f32, hi as f32);
+            let params = QConvParams {
+                kh: ks[1],
+                kw: ks[2],
+                cin: in_ch,
+                cout: out_ch,
+                stride: geo.stride,
+                dilation: geo.dilation,
+                same: geo.same,
+                depthwise,
+                zp_in: zi as i32,
+                weights: kraw.iter().map(|&w| w as i8).collect(),
+                bias: bias.clone(),
+                scale: m.clone(),
+                lo,
+                hi,
+            };
+            let exact = zi.fract() == 0.0 && lo <= hi;
+            if let Some(qc) = exact.then(|| QConv::new(params, Kernel::Auto)).flatten() {
+                let q = self.node(format!("{name}.qconv"), qc, &[x])?;
+                self.ints.insert(out, q);
+                return Ok(Some(self.real(name, out, q)?));
+            }
         }
         let conv = geo.conv(&ks, in_ch, out_ch, group);
         let kv: Vec<f64> = kraw.iter().map(|&w| w as f64).collect();

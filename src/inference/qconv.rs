@@ -1,0 +1,1658 @@
+//! Exact int8 convolution with fused requantization ([`QConv`]).
+//!
+//! The importer's exact int8 path used to run each int8 CONV_2D as a tract
+//! f32 (or, past 2^24, f64) convolution over integer-valued floats, then
+//! four element-wise passes (scale, round, clamp, dequantize). This op does
+//! the same arithmetic on integers: the input `x = q - zp_in` becomes the
+//! byte `u = x + zp_in + 128` (the int8 value `q` shifted to u8), the sum
+//! `Σ w·u` runs in i32, and `off · Σw` (`off = zp_in + 128`) is subtracted
+//! up front with the bias, so padding with the byte `off` stands for
+//! `x = 0` exactly as the float path's zero padding did. The result is then
+//! requantized in place as XNNPACK does: `y = clamp(rne((acc as f32) · m[c]),
+//! lo, hi)`. The importer multiplies by the output scale in a node of its
+//! own, which tract drops when only the integers are used (conv -> conv).
+//!
+//! Kernels, picked at load from the CPU: AVX-512 VNNI (`vpdpbusd`, four
+//! u8 x s8 products per i32 lane), AVX2 (`vpmaddwd` on i16, exact), and a
+//! portable one the compiler vectorizes. `Auto` does not pick the portable
+//! one: on x86-64 without AVX2 it measured slower than tract's f32 path
+//! (predict 141 vs 97 ms), and on the Pi's NEON it has not been measured, so
+//! there the importer keeps tract's convolution until it is. Convolutions with
+//! groups = 1 run as a GEMM: each output pixel reads, for each kernel row,
+//! one contiguous run of `kw · cin` input bytes (dilation 1), so a 1x1, a
+//! 3x3 over 32 channels and a 9x9 over 3 channels all have the same inner
+//! loop. Depthwise convolutions vectorize over channels.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tract_core::internal::*;
+use tract_core::tract_linalg::multithread::par_chunks_mut;
+
+/// Which kernel runs the convolution; `Auto` picks the fastest this CPU has
+/// among the SIMD ones (none: [`QConv::new`] declines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Auto,
+    /// Only when asked for (tests): see the module doc.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Portable,
+    Avx2,
+    Avx512Vnni,
+}
+
+impl Kernel {
+    fn resolve(self) -> Option<Kernel> {
+        let k = match self {
+            Kernel::Auto => {
+                if Kernel::Avx512Vnni.available() {
+                    Kernel::Avx512Vnni
+                } else if Kernel::Avx2.available() {
+                    Kernel::Avx2
+                } else {
+                    return None;
+                }
+            }
+            k => k,
+        };
+        k.available().then_some(k)
+    }
+
+    fn available(self) -> bool {
+        match self {
+            Kernel::Auto | Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// What the importer knows about one int8 convolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QConvParams {
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+    /// SAME (TFLite's, = tract's SameUpper: the odd pixel goes at the end)
+    /// or VALID padding.
+    pub same: bool,
+    /// Depthwise (groups = channels, multiplier 1) or groups = 1.
+    pub depthwise: bool,
+    /// Input zero point: the op's input holds `q - zp_in`.
+    pub zp_in: i32,
+    /// OHWI for groups = 1, `[1, kh, kw, c]` for depthwise.
+    pub weights: Vec<i8>,
+    /// Per output channel.
+    pub bias: Vec<i64>,
+    /// Requantization scales `si * sw[c] / so` (per output channel).
+    pub scale: Vec<f32>,
+    /// Output range as integers `q - zp_out` (narrowed by a fused RELU/RELU6).
+    pub lo: f32,
+    pub hi: f32,
+}
+
+/// Sizes of one evaluation, derived from the input shape.
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    n: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    pad_t: usize,
+    pad_l: usize,
+    hp: usize,
+    wp: usize,
+}
+
+/// One block of output channels of a GEMM kernel: `j` vectors of the
+/// kernel's lane count, starting at channel `c0`.
+#[derive(Clone, Debug, PartialEq)]
+struct Panel {
+    c0: usize,
+    j: usize,
+    /// Offset of its packed weights (elements) and of its lanes in `init`/`m`.
+    w_off: usize,
+    lane_off: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Weights {
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+}
+
+/// Weights and per-channel constants laid out for one kernel.
+#[derive(Clone, Debug, PartialEq)]
+struct Packed {
+    kernel: Kernel,
+    /// Groups = 1: output channels per vector (lanes) of the GEMM kernel.
+    lanes: usize,
+    /// Groups = 1, VNNI, up to 4 channels: lanes over 16 output pixels, one
+    /// accumulator per channel, weights `[row][K/4][c]` as i32 broadcasts.
+    narrow: bool,
+    /// Groups = 1: length of the contiguous input runs (one per kernel row,
+    /// or per tap when dilated).
+    seg_len: usize,
+    panels: Vec<Panel>,
+    weights: Weights,
+    /// Depthwise: weights widened to i32, `[tap][c]`; for the AVX-512
+    /// kernel `[tap][c rounded up to 16]`, each as an i16 pair (w, 0) so
+    /// that `vpmaddwd` with a zero-extended input byte is one exact product.
+    dw: Vec<i32>,
+    /// `bias - off * Σw` and `m`, per (padded) lane.
+    init: Vec<i32>,
+    m: Vec<f32>,
+}
+
+/// The exact int8 convolution, requantized (see the module doc).
+/// Input: NHWC f32 integers `q - zp_in`. Output: NHWC f32 integers
+/// `q - zp_out`.
+#[derive(Clone, Debug)]
+pub struct QConv {
+    p: Arc<QConvParams>,
+    packed: Arc<Packed>,
+}
+
+impl PartialEq for QConv {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.p, &other.p)
+            || (self.p == other.p && self.packed.kernel == other.packed.kernel)
+    }
+}
+
+// tract wants Eq; the parameters hold floats, but never NaN for an op that
+// was built (a NaN scale just compares unequal, which only stops merging).
+impl Eq for QConv {}
+
+/// Lanes per vector and K elements per lane of each GEMM kernel, and how
+/// many output pixels one call handles for a given number of vectors.
+fn gemm_shape(kernel: Kernel, p: &QConvParams) -> (usize, usize, usize) {
+    // (lanes, group, max vectors per panel)
+    let cout = p.cout;
+    match kernel {
+        // Up to 4 channels, when 16 consecutive pixels start within 128
+        // bytes at a multiple of 4 bytes, lanes go over pixels instead
+        // ([`Packed::narrow`]): the transfer network's last layer (9x9, 8 ->
+        // 3) would fill 3 lanes of 8.
+        _ if narrow(kernel, p) => (cout, 4, 1),
+        // Up to 8 channels use 256-bit vectors: no wasted lanes for the
+        // transfer network's 8-channel layers.
+        Kernel::Avx512Vnni if cout <= 8 => (8, 4, 1),
+        Kernel::Avx512Vnni => (16, 4, 4),
+        Kernel::Avx2 => (8, 2, 2),
+        _ => (16, 1, 1),
+    }
+}
+
+impl QConv {
+    /// `None` when the op cannot be exact for these parameters (an i32 sum
+    /// could overflow, the zero point is out of range), or the kernel is not
+    /// available on this CPU (`Auto`: no SIMD kernel).
+    pub fn new(p: QConvParams, kernel: Kernel) -> Option<QConv> {
+        let kernel = kernel.resolve()?;
+        let (kh, kw, cin, cout) = (p.kh, p.kw, p.cin, p.cout);
+        if kh == 0 || kw == 0 || cin == 0 || cout == 0 {
+            return None;
+        }
+        if p.stride.0 == 0 || p.stride.1 == 0 || p.dilation.0 == 0 || p.dilation.1 == 0 {
+            return None;
+        }
+        if p.depthwise && cin != cout {
+            return None;
+        }
+        let taps = kh * kw;
+        let per_out = if p.depthwise { taps } else { taps * cin };
+        if p.weights.len() != per_out * cout || p.bias.len() != cout || p.scale.len() != cout {
+            return None;
+        }
+        let off = p.zp_in + 128;
+        if !(0..=255).contains(&off) {
+            return None;
+        }
+        let widx = |co: usize, i: usize| {
+            if p.depthwise {
+                i * cout + co
+            } else {
+                co * per_out + i
+            }
+        };
+        // Every partial sum of `init + Σ w·u` (u in [0, 255]) is bounded by
+        // |bias| + 2 · 255 · Σ|w|: below 2^31, nothing can overflow.
+        let mut weights = p.weights.clone();
+        let mut init = vec![0i32; cout];
+        for co in 0..cout {
+            let (mut sum, mut abs) = (0i64, 0i64);
+            for i in 0..per_out {
+                let w = weights[widx(co, i)] as i64;
+                sum += w;
+                abs += w.abs();
+            }
+            let b = p.bias[co];
+            if b.abs() + 2 * 255 * abs >= 1 << 31 {
+                // Dead channels (bias near +-2^31) saturate whatever the
+                // input: when both ends of the reachable sums requantize to
+                // the same value, the channel is that constant, which the
+                // bias alone (an i32) gives with zero weights.
+                let bound = 255 * abs;
+                let rq = |a: i64| requant_f32((a as f32) * p.scale[co], p.lo, p.hi);
+                if b.abs() >= 1 << 31 || rq(b - bound).to_bits() != rq(b + bound).to_bits() {
+                    return None;
+                }
+                for i in 0..per_out {
+                    weights[widx(co, i)] = 0;
+                }
+                init[co] = b as i32;
+                continue;
+            }
+            init[co] = (b - off as i64 * sum) as i32;
+        }
+        let w_of = |co: usize, i: usize| weights[widx(co, i)] as i32;
+        let packed = if p.depthwise {
+            // The format of the AVX-512 kernel, which takes 3x3 only.
+            let vnni = kernel == Kernel::Avx512Vnni && taps == 9;
+            let stride = if vnni {
+                cout.next_multiple_of(16)
+            } else {
+                cout
+            };
+            let mut dw = vec![0i32; taps * stride];
+            for (t, row) in dw.chunks_exact_mut(stride).enumerate() {
+                for (c, v) in row.iter_mut().enumerate().take(cout) {
+                    let w = w_of(c, t);
+                    *v = if vnni { w as i16 as u16 as i32 } else { w };
+                }
+            }
+            init.resize(stride, 0);
+            Packed {
+                kernel,
+                lanes: 0,
+                narrow: false,
+                seg_len: 0,
+                panels: vec![],
+                weights: Weights::I8(vec![]),
+                dw,
+                init,
+                m: {
+                    let mut m = p.scale.clone();
+                    m.resize(stride, 0.0);
+                    m
+                },
+            }
+        } else {
+            Self::pack_gemm(&p, &weights, kernel, &init)
+        };
+        Some(QConv {
+            p: Arc::new(p),
+            packed: Arc::new(packed),
+        })
+    }
+
+    fn pack_gemm(p: &QConvParams, weights: &[i8], kernel: Kernel, init: &[i32]) -> Packed {
+        let (kh, kw, cin, cout) = (p.kh, p.kw, p.cin, p.cout);
+        let (lanes, group, max_j) = gemm_shape(kernel, p);
+        // Kernel rows become segments of kw * cin contiguous input values;
+        // with dilation each tap is its own segment of cin values.
+        let (nseg, seg_len) = if p.dilation.1 == 1 {
+            (kh, kw * cin)
+        } else {
+            (kh * kw, cin)
+        };
+        let ngroups = seg_len.div_ceil(group);
+        let mut panels = vec![];
+        let (mut c0, mut w_off, mut lane_off) = (0, 0, 0);
+        while c0 < cout {
+            let j = (cout - c0).div_ceil(lanes).min(max_j);
+            panels.push(Panel {
+                c0,
+                j,
+                w_off,
+                lane_off,
+            });
+            c0 += j * lanes;
+            w_off += nseg * ngroups * j * lanes * group;
+            lane_off += j * lanes;
+        }
+        let mut w = vec![0i16; w_off];
+        let mut pinit = vec![0i32; lane_off];
+        let mut pm = vec![0f32; lane_off];
+        let per_out = kh * kw * cin;
+        for pn in &panels {
+            let mut ix = pn.w_off;
+            for seg in 0..nseg {
+                for g in 0..ngroups {
+                    for lane in 0..pn.j * lanes {
+                        let co = pn.c0 + lane;
+                        for e in 0..group {
+                            let k = g * group + e;
+                            if co < cout && k < seg_len {
+                                w[ix] = weights[co * per_out + seg * seg_len + k] as i16;
+                            }
+                            ix += 1;
+                        }
+                    }
+                }
+            }
+            for lane in 0..pn.j * lanes {
+                let co = pn.c0 + lane;
+                if co < cout {
+                    pinit[pn.lane_off + lane] = init[co];
+                    pm[pn.lane_off + lane] = p.scale[co];
+                }
+            }
+        }
+        let weights = match kernel {
+            Kernel::Avx512Vnni => Weights::I8(w.iter().map(|&v| v as i8).collect()),
+            _ => Weights::I16(w),
+        };
+        Packed {
+            kernel,
+            lanes,
+            narrow: narrow(kernel, p),
+            seg_len,
+            panels,
+            weights,
+            dw: vec![],
+            init: pinit,
+            m: pm,
+        }
+    }
+
+    /// The kernel this op runs.
+    #[cfg(test)]
+    fn kernel(&self) -> Kernel {
+        self.packed.kernel
+    }
+
+    fn geo(&self, shape: &[usize]) -> TractResult<Geo> {
+        ensure!(
+            shape.len() == 4 && shape[3] == self.p.cin,
+            "QConv: input shape {shape:?}, expected NHWC with {} channels",
+            self.p.cin
+        );
+        let (n, h, w) = (shape[0], shape[1], shape[2]);
+        let eff = |k: usize, d: usize| (k - 1) * d + 1;
+        let (ekh, ekw) = (
+            eff(self.p.kh, self.p.dilation.0),
+            eff(self.p.kw, self.p.dilation.1),
+        );
+        let (sh, sw) = self.p.stride;
+        let (ho, wo, pad_t, pad_l, hp, wp);
+        if self.p.same {
+            ho = h.div_ceil(sh);
+            wo = w.div_ceil(sw);
+            let th = ((ho.max(1) - 1) * sh + ekh).saturating_sub(h);
+            let tw = ((wo.max(1) - 1) * sw + ekw).saturating_sub(w);
+            (pad_t, pad_l) = (th / 2, tw / 2);
+            (hp, wp) = (h + th, w + tw);
+        } else {
+            ensure!(
+                h >= ekh && w >= ekw,
+                "QConv: {h}x{w} input smaller than the {ekh}x{ekw} kernel"
+            );
+            ho = (h - ekh) / sh + 1;
+            wo = (w - ekw) / sw + 1;
+            (pad_t, pad_l, hp, wp) = (0, 0, h, w);
+        }
+        Ok(Geo {
+            n,
+            h,
+            w,
+            ho,
+            wo,
+            pad_t,
+            pad_l,
+            hp,
+            wp,
+        })
+    }
+
+    /// Runs the convolution on `x` (NHWC `shape`), filling `y` (NHWC
+    /// [n, ho, wo, cout]).
+    fn run(&self, x: &[f32], shape: &[usize], y: &mut [f32]) -> TractResult<()> {
+        let g = self.geo(shape)?;
+        let out_len = g.n * g.ho * g.wo * self.p.cout;
+        ensure!(y.len() == out_len && x.len() == g.n * g.h * g.w * self.p.cin);
+        if out_len == 0 {
+            return Ok(());
+        }
+        let off = self.p.zp_in + 128;
+        let macs = out_len * self.p.kh * self.p.kw * if self.p.depthwise { 1 } else { self.p.cin };
+        let ok = match (self.packed.kernel, self.p.depthwise) {
+            (Kernel::Avx2, false) => {
+                let (u, ok) = self.pack_input::<i16>(x, &g, off);
+                if ok {
+                    self.gemm(&g, &u, y, macs);
+                }
+                ok
+            }
+            _ => {
+                let (u, ok) = self.pack_input::<u8>(x, &g, off);
+                if ok {
+                    if self.p.depthwise {
+                        self.depthwise(&g, &u, y, macs);
+                    } else {
+                        self.gemm(&g, &u, y, macs);
+                    }
+                }
+                ok
+            }
+        };
+        if !ok {
+            // Some input is not an integer on the int8 grid (never produced
+            // by the importer's integer wires): the exact float fallback.
+            self.run_f64(x, &g, y);
+        }
+        Ok(())
+    }
+
+    /// The input as padded `u = x + off` values (padding = `off`, i.e.
+    /// x = 0), plus slack for the kernels' reads past the last pixel.
+    /// `false` when some value is not an integer with `u` in [0, 255].
+    fn pack_input<T: Copy + Send + Sync + From<u8>>(
+        &self,
+        x: &[f32],
+        g: &Geo,
+        off: i32,
+    ) -> (Vec<T>, bool) {
+        let c = self.p.cin;
+        let row = g.wp * c;
+        let rows = g.n * g.hp;
+        let fill = T::from(off as u8);
+        // Slack: the narrow kernel reads up to 31 * 8 + 128 bytes past the
+        // last pixel it stores.
+        let mut u = vec![fill; rows * row + 512];
+        let bad = AtomicBool::new(false);
+        let offf = off as f32;
+        // A memory-bound pass: threads only for large inputs.
+        let _ = par_chunks_mut(&mut u[..rows * row], row, rows * row / 8, |r0, chunk| {
+            let mut ok = true;
+            for (i, dst) in chunk.chunks_exact_mut(row).enumerate() {
+                let (b, yp) = ((r0 + i) / g.hp, (r0 + i) % g.hp);
+                if yp < g.pad_t || yp >= g.pad_t + g.h {
+                    continue; // already `off`
+                }
+                let src = &x[(b * g.h + yp - g.pad_t) * g.w * c..][..g.w * c];
+                let dst = &mut dst[g.pad_l * c..][..g.w * c];
+                ok &= to_grid(src, offf, dst);
+            }
+            if !ok {
+                bad.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        });
+        (u, !bad.load(Ordering::Relaxed))
+    }
+
+    /// Splits the output rows over the executor's threads; `f` fills the
+    /// rows `range` (given as their slice of the output).
+    fn par_rows(
+        &self,
+        g: &Geo,
+        y: &mut [f32],
+        macs: usize,
+        f: impl Fn(Range<usize>, &mut [f32]) + Sync + Send,
+    ) {
+        let row = g.wo * self.p.cout;
+        // Threading pays past ~2M MACs (tens of microseconds of work): waking
+        // the pool's other thread costs several.
+        let _ = par_chunks_mut(y, row, macs / 64, |r0, chunk| {
+            f(r0..r0 + chunk.len() / row, chunk);
+            Ok(())
+        });
+    }
+
+    fn gemm<T: Copy + Send + Sync>(&self, g: &Geo, u: &[T], y: &mut [f32], macs: usize) {
+        let p = &*self.p;
+        let pk = &*self.packed;
+        let (cin, cout) = (p.cin, p.cout);
+        let (kh, kw) = (p.kh, p.kw);
+        let (dh, dw) = p.dilation;
+        // Byte offsets of the runs from a pixel's first tap.
+        let esz = std::mem::size_of::<T>();
+        let segs: Vec<usize> = if dw == 1 {
+            (0..kh).map(|i| i * dh * g.wp * cin * esz).collect()
+        } else {
+            (0..kh * kw)
+                .map(|t| ((t / kw) * dh * g.wp + (t % kw) * dw) * cin * esz)
+                .collect()
+        };
+        let ps = p.stride.1 * cin;
+        let rq = Rq { lo: p.lo, hi: p.hi };
+        self.par_rows(g, y, macs, |rows, yc| {
+            for pn in &pk.panels {
+                for (i, ro) in rows.clone().enumerate() {
+                    let (b, yo) = (ro / g.ho, ro % g.ho);
+                    let base = (b * g.hp + yo * p.stride.0) * g.wp * cin;
+                    let yrow = &mut yc[i * g.wo * cout..][..g.wo * cout];
+                    let job = Job {
+                        u,
+                        base,
+                        ps,
+                        wo: g.wo,
+                        segs: &segs,
+                        seg_len: pk.seg_len,
+                        cout,
+                        panel: pn,
+                        pk,
+                        rq: &rq,
+                    };
+                    job.row(yrow);
+                }
+            }
+        });
+    }
+
+    fn depthwise(&self, g: &Geo, u: &[u8], y: &mut [f32], macs: usize) {
+        let kernel = self.packed.kernel;
+        self.par_rows(g, y, macs, |rows, yc| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: the kernel was resolved against this CPU's features.
+                match kernel {
+                    Kernel::Avx512Vnni if self.p.kh * self.p.kw == 9 => unsafe {
+                        x86::dw3x3_avx512(self, g, u, rows, yc)
+                    },
+                    Kernel::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc) },
+                    _ => self.dw_rows(g, u, rows, yc),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = kernel;
+                self.dw_rows(g, u, rows, yc)
+            }
+        });
+    }
+
+    /// Depthwise rows, vectorized over channels (inlined into each
+    /// target-feature variant).
+    #[inline(always)]
+    fn dw_rows(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32]) {
+        let p = &*self.p;
+        let pk = &*self.packed;
+        let c = p.cout;
+        let mut acc = vec![0i32; c];
+        let (sh, sw) = p.stride;
+        let (dh, dw) = p.dilation;
+        for (i, ro) in rows.enumerate() {
+            let (b, yo) = (ro / g.ho, ro % g.ho);
+            for xo in 0..g.wo {
+                acc.copy_from_slice(&pk.init[..c]);
+                for ty in 0..p.kh {
+                    let rowp = ((b * g.hp + yo * sh + ty * dh) * g.wp + xo * sw) * c;
+                    for tx in 0..p.kw {
+                        let src = &u[rowp + tx * dw * c..][..c];
+                        let wt = &pk.dw[(ty * p.kw + tx) * c..][..c];
+                        for ((a, &s), &w) in acc.iter_mut().zip(src).zip(wt) {
+                            *a += s as i32 * w;
+                        }
+                    }
+                }
+                let o = (i * g.wo + xo) * c;
+                for ((yv, &a), &m) in yc[o..][..c].iter_mut().zip(&acc).zip(&pk.m) {
+                    *yv = requant(a, m, p.lo, p.hi);
+                }
+            }
+        }
+    }
+
+    /// Exact fallback for inputs off the int8 grid: sums in f64 (exact for
+    /// integers), rounded once to f32 like the i32 paths.
+    fn run_f64(&self, x: &[f32], g: &Geo, y: &mut [f32]) {
+        let p = &*self.p;
+        let (cin, cout) = (p.cin, p.cout);
+        for b in 0..g.n {
+            for yo in 0..g.ho {
+                for xo in 0..g.wo {
+                    for co in 0..cout {
+                        let mut acc = p.bias[co] as f64;
+                        for ty in 0..p.kh {
+                            let iy =
+                                (yo * p.stride.0 + ty * p.dilation.0) as isize - g.pad_t as isize;
+                            if iy < 0 || iy >= g.h as isize {
+                                continue;
+                            }
+                            for tx in 0..p.kw {
+                                let ix = (xo * p.stride.1 + tx * p.dilation.1) as isize
+                                    - g.pad_l as isize;
+                                if ix < 0 || ix >= g.w as isize {
+                                    continue;
+                                }
+                                let px = ((b * g.h + iy as usize) * g.w + ix as usize) * cin;
+                                if p.depthwise {
+                                    let w = p.weights[(ty * p.kw + tx) * cout + co];
+                                    acc += x[px + co] as f64 * w as f64;
+                                } else {
+                                    let wrow = &p.weights[((co * p.kh + ty) * p.kw + tx) * cin..];
+                                    for ci in 0..cin {
+                                        acc += x[px + ci] as f64 * wrow[ci] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        let q = requant_f32((acc as f32) * p.scale[co], p.lo, p.hi);
+                        let o = ((b * g.ho + yo) * g.wo + xo) * cout + co;
+                        y[o] = q;
+                    }
+                }
+            }
+        }
+    }
+
+    fn output_shape(&self, shape: &[usize]) -> TractResult<[usize; 4]> {
+        let g = self.geo(shape)?;
+        Ok([g.n, g.ho, g.wo, self.p.cout])
+    }
+
+    /// Evaluates on a plain NHWC slice.
+    #[cfg(test)]
+    fn eval_slice(&self, x: &[f32], shape: &[usize]) -> TractResult<Vec<f32>> {
+        let os = self.output_shape(shape)?;
+        let mut y = vec![0f32; os.iter().product()];
+        self.run(x, shape, &mut y)?;
+        Ok(y)
+    }
+}
+
+/// `dst = src + off` as integers; `false` unless each is an integer in
+/// [0, 255].
+fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 1
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+    {
+        // SAFETY: `T` is one byte, `u8` by `From<u8>`; the features are present.
+        return unsafe {
+            let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len());
+            x86::to_grid_u8_avx512(src, off, dst)
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { x86::to_grid_avx2(src, off, dst) };
+    }
+    to_grid_body(src, off, dst)
+}
+
+/// Branch-free, so that it vectorizes.
+#[inline(always)]
+fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
+    let mut bad = 0u32;
+    for (d, &s) in dst.iter_mut().zip(src) {
+        let v = s + off;
+        // Clamped first (NaN -> -1) so the conversion needs no saturation
+        // logic; anything clamped then fails the comparison. (`clamp` would
+        // keep NaN.)
+        // SAFETY: the clamped value is finite and within i32.
+        #[allow(clippy::manual_clamp)]
+        let q: i32 = unsafe { v.max(-1.0).min(256.0).to_int_unchecked() };
+        bad |= ((q as f32 != v) as u32) | (q as u32 >> 8);
+        *d = T::from(q as u8);
+    }
+    bad == 0
+}
+
+/// XNNPACK's fp32 requantization: i32 -> f32 (round to nearest even), scale,
+/// round half to even, clamp.
+#[inline(always)]
+fn requant(acc: i32, m: f32, lo: f32, hi: f32) -> f32 {
+    requant_f32((acc as f32) * m, lo, hi)
+}
+
+#[inline(always)]
+fn requant_f32(v: f32, lo: f32, hi: f32) -> f32 {
+    v.round_ties_even().max(lo).min(hi)
+}
+
+struct Rq {
+    lo: f32,
+    hi: f32,
+}
+
+/// One output row of one panel of a GEMM convolution.
+struct Job<'a, T> {
+    u: &'a [T],
+    /// Offset in `u` of the first tap of the row's first pixel, and the
+    /// offset between consecutive pixels (elements).
+    base: usize,
+    ps: usize,
+    wo: usize,
+    /// Byte offsets of the contiguous runs from a pixel's first tap.
+    segs: &'a [usize],
+    seg_len: usize,
+    cout: usize,
+    panel: &'a Panel,
+    pk: &'a Packed,
+    rq: &'a Rq,
+}
+
+impl<T: Copy> Job<'_, T> {
+    fn row(&self, y: &mut [f32]) {
+        match self.pk.kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni | Kernel::Avx2 => unsafe {
+                // SAFETY: the kernel was resolved against this CPU's features,
+                // and `u` holds u8 for VNNI, i16 for AVX2 (see `run`).
+                x86::row(self, y)
+            },
+            _ => self.row_portable(y),
+        }
+    }
+
+    /// Portable kernel: 4 pixels x 16 channels of i32 accumulators.
+    fn row_portable(&self, y: &mut [f32]) {
+        const MR: usize = 4;
+        const NR: usize = 16;
+        let Weights::I16(w) = &self.pk.weights else {
+            unreachable!("portable kernel packs i16 weights")
+        };
+        assert_eq!(std::mem::size_of::<T>(), 1, "portable kernel on u8 input");
+        // SAFETY: `T` is one byte: the portable path packs u8 input (`run`).
+        let u: &[u8] =
+            unsafe { std::slice::from_raw_parts(self.u.as_ptr() as *const u8, self.u.len()) };
+        let pn = self.panel;
+        let w = &w[pn.w_off..];
+        let init = &self.pk.init[pn.lane_off..][..NR];
+        let m = &self.pk.m[pn.lane_off..][..NR];
+        let nc = (self.cout - pn.c0).min(NR);
+        let l = self.seg_len;
+        for x0 in (0..self.wo).step_by(MR) {
+            let np = (self.wo - x0).min(MR);
+            let mut acc = [[0i32; NR]; MR];
+            for a in acc.iter_mut() {
+                a.copy_from_slice(init);
+            }
+            let offs: [usize; MR] =
+                std::array::from_fn(|p| self.base + (x0 + p.min(np - 1)) * self.ps);
+            for (si, &seg) in self.segs.iter().enumerate() {
+                let ws = &w[si * l * NR..][..l * NR];
+                let src: [&[u8]; MR] = std::array::from_fn(|p| &u[offs[p] + seg..][..l]);
+                for (k, wk) in ws.chunks_exact(NR).enumerate() {
+                    for p in 0..MR {
+                        let v = src[p][k] as i32;
+                        for (a, &wv) in acc[p].iter_mut().zip(wk) {
+                            *a += v * wv as i32;
+                        }
+                    }
+                }
+            }
+            for (p, a) in acc.iter().enumerate().take(np) {
+                let o = (x0 + p) * self.cout + pn.c0;
+                for c in 0..nc {
+                    y[o + c] = requant(a[c], m[c], self.rq.lo, self.rq.hi);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Depthwise 3x3: 16 channels per vector, the nine weight vectors kept
+    /// in registers along a row of output pixels.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) unsafe fn dw3x3_avx512(
+        q: &QConv,
+        g: &Geo,
+        u: &[u8],
+        rows: Range<usize>,
+        yc: &mut [f32],
+    ) {
+        let p = &*q.p;
+        let pk = &*q.packed;
+        let c = p.cout;
+        let cpad = c.next_multiple_of(16);
+        let (sh, sw) = p.stride;
+        let (dh, dw) = p.dilation;
+        let lo = _mm512_set1_ps(p.lo);
+        let hi = _mm512_set1_ps(p.hi);
+        let up = u.as_ptr();
+        for (i, ro) in rows.enumerate() {
+            let (b, yo) = (ro / g.ho, ro % g.ho);
+            let yrow = yc.as_mut_ptr().add(i * g.wo * c);
+            for c0 in (0..c).step_by(16) {
+                let mk = mask16(c - c0);
+                let w: [__m512i; 9] = std::array::from_fn(|t| {
+                    _mm512_loadu_si512(pk.dw.as_ptr().add(t * cpad + c0) as *const _)
+                });
+                let init = _mm512_loadu_si512(pk.init.as_ptr().add(c0) as *const _);
+                let m = _mm512_loadu_ps(pk.m.as_ptr().add(c0));
+                // Byte offsets of the nine taps from a pixel's first tap.
+                let taps: [usize; 9] =
+                    std::array::from_fn(|t| ((t / 3) * dh * g.wp + (t % 3) * dw) * c);
+                let row0 = (b * g.hp + yo * sh) * g.wp * c + c0;
+                for xo in 0..g.wo {
+                    let src = up.add(row0 + xo * sw * c);
+                    let mut acc = init;
+                    for t in 0..9 {
+                        let x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(
+                            mk,
+                            src.add(taps[t]) as *const _,
+                        ));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, w[t]));
+                    }
+                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
+                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        f,
+                    );
+                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                    _mm512_mask_storeu_ps(yrow.add(xo * c + c0), mk, f);
+                }
+            }
+        }
+    }
+
+    /// [`to_grid`] for bytes, 16 values at a time.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) unsafe fn to_grid_u8_avx512(src: &[f32], off: f32, dst: &mut [u8]) -> bool {
+        let n = src.len().min(dst.len());
+        let offv = _mm512_set1_ps(off);
+        let top = _mm512_set1_epi32(255);
+        let mut bad: __mmask16 = 0;
+        let mut i = 0;
+        while i < n {
+            let mk = mask16(n - i);
+            let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src.as_ptr().add(i)), offv);
+            // Round to nearest (out of range gives i32::MIN): exact only if
+            // converting back gives the same float (NaN never does).
+            let q = _mm512_cvtps_epi32(v);
+            bad |= _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(mk, _mm512_cvtepi32_ps(q), v);
+            bad |= _mm512_mask_cmpgt_epu32_mask(mk, q, top);
+            _mm_mask_storeu_epi8(
+                dst.as_mut_ptr().add(i) as *mut _,
+                mk,
+                _mm512_cvtepi32_epi8(q),
+            );
+            i += 16;
+        }
+        bad == 0
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dw_avx2(q: &QConv, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32]) {
+        q.dw_rows(g, u, rows, yc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn to_grid_avx2<T: Copy + From<u8>>(
+        src: &[f32],
+        off: f32,
+        dst: &mut [T],
+    ) -> bool {
+        to_grid_body(src, off, dst)
+    }
+
+    /// One output row of one panel, in blocks of MR pixels.
+    pub(super) unsafe fn row<T: Copy>(job: &Job<T>, y: &mut [f32]) {
+        let pn = job.panel;
+        if job.pk.narrow {
+            return match job.cout {
+                1 => narrow_row::<T, 1>(job, y),
+                2 => narrow_row::<T, 2>(job, y),
+                3 => narrow_row::<T, 3>(job, y),
+                _ => narrow_row::<T, 4>(job, y),
+            };
+        }
+        match (job.pk.kernel, job.pk.lanes, pn.j) {
+            (Kernel::Avx512Vnni, 8, _) => blocks::<T, 16>(job, y, vnni256::<16>),
+            (Kernel::Avx512Vnni, _, 1) => blocks::<T, 16>(job, y, vnni512::<16, 1>),
+            (Kernel::Avx512Vnni, _, 2) => blocks::<T, 12>(job, y, vnni512::<12, 2>),
+            (Kernel::Avx512Vnni, _, 3) => blocks::<T, 8>(job, y, vnni512::<8, 3>),
+            (Kernel::Avx512Vnni, _, _) => blocks::<T, 6>(job, y, vnni512::<6, 4>),
+            (_, _, 1) => blocks::<T, 12>(job, y, avx2::<12, 1>),
+            _ => blocks::<T, 6>(job, y, avx2::<6, 2>),
+        }
+    }
+
+    /// Arguments of one micro-kernel call (pointers are valid for the reads
+    /// the packing allows: segments, padded K, slack at the end).
+    pub(super) struct Tile<const MR: usize> {
+        a: *const u8,
+        offs: [usize; MR],
+        np: usize,
+        segs: *const usize,
+        nseg: usize,
+        ngroups: usize,
+        w: *const u8,
+        init: *const i32,
+        m: *const f32,
+        nc: usize,
+        lo: f32,
+        hi: f32,
+        y: *mut f32,
+        ops: usize,
+    }
+
+    type Micro<const MR: usize> = unsafe fn(&Tile<MR>);
+
+    unsafe fn blocks<T: Copy, const MR: usize>(job: &Job<T>, y: &mut [f32], micro: Micro<MR>) {
+        let pk = job.pk;
+        let pn = job.panel;
+        let esz = std::mem::size_of::<T>();
+        let (group, w): (usize, *const u8) = match &pk.weights {
+            Weights::I8(w) => (4, w.as_ptr().add(pn.w_off) as *const u8),
+            Weights::I16(w) => (2, w.as_ptr().add(pn.w_off) as *const u8),
+        };
+        let nc = (job.cout - pn.c0).min(pn.j * pk.lanes);
+        for x0 in (0..job.wo).step_by(MR) {
+            let np = (job.wo - x0).min(MR);
+            let tile = Tile::<MR> {
+                a: (job.u.as_ptr().add(job.base)) as *const u8,
+                offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps * esz),
+                np,
+                segs: job.segs.as_ptr(),
+                nseg: job.segs.len(),
+                ngroups: job.seg_len.div_ceil(group),
+                w,
+                init: pk.init.as_ptr().add(pn.lane_off),
+                m: pk.m.as_ptr().add(pn.lane_off),
+                nc,
+                lo: job.rq.lo,
+                hi: job.rq.hi,
+                y: y.as_mut_ptr().add(x0 * job.cout + pn.c0),
+                ops: job.cout,
+            };
+            micro(&tile);
+        }
+    }
+
+    /// VNNI with lanes over 16 output pixels (see [`Packed::narrow`]): the
+    /// pixels' 4-byte groups sit every `ps` = 4 or 8 bytes, so two loads
+    /// and one `vpermt2d` gather them; each channel's weights are a
+    /// broadcast.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn narrow_row<T: Copy, const NC: usize>(job: &Job<T>, y: &mut [f32]) {
+        let pk = job.pk;
+        let Weights::I8(w) = &pk.weights else {
+            unreachable!("VNNI packs i8 weights")
+        };
+        let q = (job.ps / 4) as i32;
+        let idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(q),
+        );
+        let ngroups = job.seg_len.div_ceil(4);
+        let lo = _mm512_set1_ps(job.rq.lo);
+        let hi = _mm512_set1_ps(job.rq.hi);
+        let a = job.u.as_ptr().add(job.base) as *const u8;
+        // Two blocks of 16 pixels at a time: 2 * NC independent sums hide
+        // the latency of `vpdpbusd` (a block past the row end is computed
+        // from slack bytes and not stored).
+        let mut out = [[0f32; 32]; NC];
+        for x0 in (0..job.wo).step_by(32) {
+            let np = (job.wo - x0).min(32);
+            let mut acc: [[__m512i; NC]; 2] =
+                [std::array::from_fn(|c| _mm512_set1_epi32(pk.init[c])); 2];
+            let mut wp = w.as_ptr() as *const i32;
+            for &seg in job.segs {
+                let base = a.add(x0 * job.ps + seg);
+                let base2 = base.add(16 * job.ps);
+                for g in 0..ngroups {
+                    let xv = _mm512_permutex2var_epi32(
+                        _mm512_loadu_si512(base.add(4 * g) as *const _),
+                        idx,
+                        _mm512_loadu_si512(base.add(4 * g + 64) as *const _),
+                    );
+                    let xv2 = _mm512_permutex2var_epi32(
+                        _mm512_loadu_si512(base2.add(4 * g) as *const _),
+                        idx,
+                        _mm512_loadu_si512(base2.add(4 * g + 64) as *const _),
+                    );
+                    let [a0, a1] = &mut acc;
+                    for (c, (s0, s1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
+                        let wv = _mm512_set1_epi32(wp.add(c).read_unaligned());
+                        *s0 = _mm512_dpbusd_epi32(*s0, xv, wv);
+                        *s1 = _mm512_dpbusd_epi32(*s1, xv2, wv);
+                    }
+                    wp = wp.add(NC);
+                }
+            }
+            for (h, block) in acc.iter().enumerate() {
+                for (c, a) in block.iter().enumerate() {
+                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(*a), _mm512_set1_ps(pk.m[c]));
+                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        f,
+                    );
+                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                    _mm512_storeu_ps(out[c].as_mut_ptr().add(16 * h), f);
+                }
+            }
+            let yo = &mut y[x0 * NC..][..np * NC];
+            for (x, px) in yo.chunks_exact_mut(NC).enumerate() {
+                for (c, v) in px.iter_mut().enumerate() {
+                    *v = out[c][x];
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn mask16(n: usize) -> __mmask16 {
+        if n >= 16 {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    }
+
+    #[inline(always)]
+    fn mask8(n: usize) -> __mmask8 {
+        if n >= 8 {
+            0xff
+        } else {
+            ((1u32 << n) - 1) as __mmask8
+        }
+    }
+
+    /// VNNI, 512-bit: MR pixels x J*16 channels, 4 K-bytes per lane.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn vnni512<const MR: usize, const J: usize>(t: &Tile<MR>) {
+        let mut acc = [[_mm512_setzero_si512(); J]; MR];
+        for j in 0..J {
+            let v = _mm512_loadu_si512(t.init.add(16 * j) as *const _);
+            for a in acc.iter_mut() {
+                a[j] = v;
+            }
+        }
+        let mut wp = t.w as *const i8;
+        for si in 0..t.nseg {
+            let ap = t.a.add(*t.segs.add(si));
+            let pix: [*const u8; MR] = std::array::from_fn(|p| ap.add(t.offs[p]));
+            for k in 0..t.ngroups {
+                let mut wv = [_mm512_setzero_si512(); J];
+                for (j, v) in wv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_si512(wp.add(64 * j) as *const _);
+                }
+                for p in 0..MR {
+                    let b = _mm512_set1_epi32((pix[p].add(4 * k) as *const i32).read_unaligned());
+                    for j in 0..J {
+                        acc[p][j] = _mm512_dpbusd_epi32(acc[p][j], b, wv[j]);
+                    }
+                }
+                wp = wp.add(64 * J);
+            }
+        }
+        let lo = _mm512_set1_ps(t.lo);
+        let hi = _mm512_set1_ps(t.hi);
+        for j in 0..J {
+            let left = t.nc.saturating_sub(16 * j);
+            if left == 0 {
+                break;
+            }
+            let mk = mask16(left);
+            let m = _mm512_maskz_loadu_ps(mk, t.m.add(16 * j));
+            for (p, a) in acc.iter().enumerate() {
+                if p < t.np {
+                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(a[j]), m);
+                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        f,
+                    );
+                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                    let o = p * t.ops + 16 * j;
+                    _mm512_mask_storeu_ps(t.y.add(o), mk, f);
+                }
+            }
+        }
+    }
+
+    /// VNNI, 256-bit, for up to 8 output channels: MR pixels x 8 channels.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn vnni256<const MR: usize>(t: &Tile<MR>) {
+        let mut acc = [_mm256_loadu_si256(t.init as *const _); MR];
+        let mut wp = t.w as *const i8;
+        for si in 0..t.nseg {
+            let ap = t.a.add(*t.segs.add(si));
+            let pix: [*const u8; MR] = std::array::from_fn(|p| ap.add(t.offs[p]));
+            for k in 0..t.ngroups {
+                let wv = _mm256_loadu_si256(wp as *const _);
+                for p in 0..MR {
+                    let b = _mm256_set1_epi32((pix[p].add(4 * k) as *const i32).read_unaligned());
+                    acc[p] = _mm256_dpbusd_epi32(acc[p], b, wv);
+                }
+                wp = wp.add(32);
+            }
+        }
+        let lo = _mm256_set1_ps(t.lo);
+        let hi = _mm256_set1_ps(t.hi);
+        let mk = mask8(t.nc);
+        let m = _mm256_maskz_loadu_ps(mk, t.m);
+        for (p, a) in acc.iter().enumerate() {
+            if p < t.np {
+                let f = _mm256_mul_ps(_mm256_cvtepi32_ps(*a), m);
+                let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+                let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
+                let o = p * t.ops;
+                _mm256_mask_storeu_ps(t.y.add(o), mk, f);
+            }
+        }
+    }
+
+    /// AVX2: i16 input and weights, `vpmaddwd` (two exact products per i32
+    /// lane): MR pixels x J*8 channels.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<const MR: usize, const J: usize>(t: &Tile<MR>) {
+        let mut acc = [[_mm256_setzero_si256(); J]; MR];
+        for j in 0..J {
+            let v = _mm256_loadu_si256(t.init.add(8 * j) as *const _);
+            for a in acc.iter_mut() {
+                a[j] = v;
+            }
+        }
+        let mut wp = t.w as *const i16;
+        for si in 0..t.nseg {
+            let ap = t.a.add(*t.segs.add(si));
+            let pix: [*const u8; MR] = std::array::from_fn(|p| ap.add(t.offs[p]));
+            for k in 0..t.ngroups {
+                let mut wv = [_mm256_setzero_si256(); J];
+                for (j, v) in wv.iter_mut().enumerate() {
+                    *v = _mm256_loadu_si256(wp.add(16 * j) as *const _);
+                }
+                for p in 0..MR {
+                    // Two consecutive i16 inputs = one i32 to broadcast.
+                    let b = _mm256_set1_epi32((pix[p].add(4 * k) as *const i32).read_unaligned());
+                    for j in 0..J {
+                        acc[p][j] = _mm256_add_epi32(acc[p][j], _mm256_madd_epi16(b, wv[j]));
+                    }
+                }
+                wp = wp.add(16 * J);
+            }
+        }
+        let lo = _mm256_set1_ps(t.lo);
+        let hi = _mm256_set1_ps(t.hi);
+        let mut yb = [0f32; 8];
+        for j in 0..J {
+            let left = t.nc.saturating_sub(8 * j);
+            if left == 0 {
+                break;
+            }
+            let m = _mm256_loadu_ps(t.m.add(8 * j));
+            for (p, a) in acc.iter().enumerate() {
+                if p < t.np {
+                    let f = _mm256_mul_ps(_mm256_cvtepi32_ps(a[j]), m);
+                    let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+                    let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
+                    let o = p * t.ops + 8 * j;
+                    if left >= 8 {
+                        _mm256_storeu_ps(t.y.add(o), f);
+                    } else {
+                        _mm256_storeu_ps(yb.as_mut_ptr(), f);
+                        std::ptr::copy_nonoverlapping(yb.as_ptr(), t.y.add(o), left);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the VNNI kernel with lanes over pixels ([`Packed::narrow`])
+/// takes this convolution.
+fn narrow(kernel: Kernel, p: &QConvParams) -> bool {
+    kernel == Kernel::Avx512Vnni
+        && !p.depthwise
+        && p.cout <= 4
+        && p.dilation.1 == 1
+        && matches!(p.stride.1 * p.cin, 4 | 8)
+}
+
+impl Op for QConv {
+    fn name(&self) -> StaticName {
+        "QConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let p = &self.p;
+        Ok(vec![format!(
+            "{}x{} {}->{} stride {:?} {} {}{:?}",
+            p.kh,
+            p.kw,
+            p.cin,
+            p.cout,
+            p.stride,
+            if p.same { "SAME" } else { "VALID" },
+            if p.depthwise { "depthwise " } else { "" },
+            self.packed.kernel
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        ensure!(
+            input.datum_type() == f32::datum_type(),
+            "QConv: input is {:?}, not f32",
+            input.datum_type()
+        );
+        let shape = input.shape().to_vec();
+        let os = self.output_shape(&shape)?;
+        let mut y = unsafe { Tensor::uninitialized::<f32>(&os)? };
+        {
+            let x = input.try_as_plain_ram()?;
+            let mut yv = y.try_as_plain_ram_mut()?;
+            self.run(x.as_slice::<f32>()?, &shape, yv.as_slice_mut::<f32>()?)?;
+        }
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for QConv {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let fact = inputs[0];
+        ensure!(
+            fact.datum_type == f32::datum_type(),
+            "QConv: input is {:?}, not f32",
+            fact.datum_type
+        );
+        let shape = fact
+            .shape
+            .as_concrete()
+            .context("QConv needs a concrete input shape")?;
+        let os = self.output_shape(shape)?;
+        Ok(tvec!(f32::fact(os)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+
+    /// Plain NHWC convolution with zero padding, summed in i64, then
+    /// requantized (`i64 as f32` rounds once, like the i32 paths).
+    fn reference(p: &QConvParams, x: &[f32], [n, h, w, _]: [usize; 4]) -> (Vec<f32>, [usize; 4]) {
+        let eff = |k: usize, d: usize| (k - 1) * d + 1;
+        let (ekh, ekw) = (eff(p.kh, p.dilation.0), eff(p.kw, p.dilation.1));
+        let (ho, wo, pt, pl) = if p.same {
+            let (ho, wo) = (h.div_ceil(p.stride.0), w.div_ceil(p.stride.1));
+            let th = ((ho - 1) * p.stride.0 + ekh).saturating_sub(h);
+            let tw = ((wo - 1) * p.stride.1 + ekw).saturating_sub(w);
+            (ho, wo, th / 2, tw / 2)
+        } else {
+            ((h - ekh) / p.stride.0 + 1, (w - ekw) / p.stride.1 + 1, 0, 0)
+        };
+        let (cin, cout) = (p.cin, p.cout);
+        let mut y = vec![0f32; n * ho * wo * cout];
+        for b in 0..n {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for co in 0..cout {
+                        let mut acc = p.bias[co];
+                        for ty in 0..p.kh {
+                            for tx in 0..p.kw {
+                                let iy = (oy * p.stride.0 + ty * p.dilation.0) as i64 - pt as i64;
+                                let ix = (ox * p.stride.1 + tx * p.dilation.1) as i64 - pl as i64;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                let px = ((b * h + iy as usize) * w + ix as usize) * cin;
+                                if p.depthwise {
+                                    let wv = p.weights[(ty * p.kw + tx) * cout + co] as i64;
+                                    acc += x[px + co] as i64 * wv;
+                                } else {
+                                    for ci in 0..cin {
+                                        let wv = p.weights
+                                            [((co * p.kh + ty) * p.kw + tx) * cin + ci]
+                                            as i64;
+                                        acc += x[px + ci] as i64 * wv;
+                                    }
+                                }
+                            }
+                        }
+                        let v = ((acc as f32) * p.scale[co]).round_ties_even();
+                        y[((b * ho + oy) * wo + ox) * cout + co] = v.max(p.lo).min(p.hi);
+                    }
+                }
+            }
+        }
+        (y, [n, ho, wo, cout])
+    }
+
+    struct Case {
+        kh: usize,
+        kw: usize,
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        dilation: usize,
+        same: bool,
+        depthwise: bool,
+        h: usize,
+        w: usize,
+    }
+
+    fn case(
+        kh: usize,
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        same: bool,
+        h: usize,
+        w: usize,
+    ) -> Case {
+        Case {
+            kh,
+            kw: kh,
+            cin,
+            cout,
+            stride,
+            dilation: 1,
+            same,
+            depthwise: false,
+            h,
+            w,
+        }
+    }
+
+    /// Random int8 weights over the full range, biases and scales that put
+    /// outputs on both sides of the clamps, a random input zero point.
+    fn params(c: &Case, rng: &mut fastrand::Rng) -> QConvParams {
+        let taps = c.kh * c.kw;
+        let nw = if c.depthwise {
+            taps * c.cout
+        } else {
+            taps * c.cin * c.cout
+        };
+        let weights: Vec<i8> = (0..nw).map(|_| rng.i8(..)).collect();
+        let k = if c.depthwise { taps } else { taps * c.cin };
+        // Typical |acc| ~ 128 * 74 * sqrt(k): aim at ~±300 after scaling, so
+        // that both clamps are reached and most values lie between.
+        let typical = 128.0 * 74.0 * (k as f32).sqrt();
+        let scale = (0..c.cout)
+            .map(|_| 300.0 / typical * (0.5 + rng.f32()))
+            .collect();
+        let bias = (0..c.cout).map(|_| rng.i64(-20000..20000)).collect();
+        let zo = rng.i32(-128..128) as f32;
+        let (lo, hi) = match rng.u8(0..3) {
+            0 => (-128.0 - zo, 127.0 - zo),
+            1 => ((-128.0 - zo).max(0.0), 127.0 - zo),
+            _ => ((-128.0 - zo).max(0.0), (127.0 - zo).clamp(0.0, 40.0)),
+        };
+        QConvParams {
+            kh: c.kh,
+            kw: c.kw,
+            cin: c.cin,
+            cout: c.cout,
+            stride: (c.stride, c.stride),
+            dilation: (c.dilation, c.dilation),
+            same: c.same,
+            depthwise: c.depthwise,
+            zp_in: rng.i32(-128..128),
+            weights,
+            bias,
+            scale,
+            lo,
+            hi,
+        }
+    }
+
+    /// Input integers `q - zp_in` for int8 `q` over the full range.
+    fn input(p: &QConvParams, shape: [usize; 4], rng: &mut fastrand::Rng) -> Vec<f32> {
+        let len = shape.iter().product();
+        (0..len)
+            .map(|_| (rng.i8(..) as i32 - p.zp_in) as f32)
+            .collect()
+    }
+
+    fn kernels() -> Vec<Kernel> {
+        let ks: Vec<Kernel> = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512Vnni]
+            .into_iter()
+            .filter(|k| k.available())
+            .collect();
+        eprintln!("kernels tested on this CPU: {ks:?}");
+        ks
+    }
+
+    /// Compares with the reference; says whether both clamps were reached.
+    fn check(p: &QConvParams, x: &[f32], shape: [usize; 4], kernel: Kernel, what: &str) -> bool {
+        let (want, os) = reference(p, x, shape);
+        let op = QConv::new(p.clone(), kernel).expect("op builds");
+        assert_eq!(op.kernel(), kernel);
+        assert_eq!(op.output_shape(&shape).unwrap(), os, "{what}");
+        let y = op.eval_slice(x, &shape).unwrap();
+        for (i, (&a, &b)) in y.iter().zip(&want).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits() || (a == 0.0 && b == 0.0),
+                "{what} {kernel:?}: output {i} (pixel {}, channel {}) is {a}, expected {b}",
+                i / p.cout,
+                i % p.cout
+            );
+        }
+        want.contains(&p.lo) && want.contains(&p.hi)
+    }
+
+    fn run_cases(cases: &[Case], seed: u64) {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut saturated = 0;
+        for kernel in kernels() {
+            for c in cases {
+                let p = params(c, &mut rng);
+                let shape = [1, c.h, c.w, c.cin];
+                let x = input(&p, shape, &mut rng);
+                let what = format!(
+                    "{}x{} {}->{} s{} d{} {} {}",
+                    c.kh,
+                    c.kw,
+                    c.cin,
+                    c.cout,
+                    c.stride,
+                    c.dilation,
+                    if c.same { "SAME" } else { "VALID" },
+                    if c.depthwise { "dw" } else { "" },
+                );
+                saturated += check(&p, &x, shape, kernel, &what) as usize;
+            }
+        }
+        // Most cases reach both clamps: saturation is exercised.
+        assert!(
+            2 * saturated >= cases.len() * kernels().len(),
+            "only {saturated} cases reached both clamps"
+        );
+    }
+
+    #[test]
+    fn pointwise_matches_the_i64_reference() {
+        // Cin and Cout off every SIMD width; panels of 1 to 4 vectors.
+        run_cases(
+            &[
+                case(1, 3, 5, 1, true, 7, 9),
+                case(1, 16, 8, 1, true, 5, 13),
+                case(1, 17, 33, 1, true, 6, 7),
+                case(1, 64, 100, 1, true, 4, 5),
+                case(1, 160, 960, 1, true, 3, 3),
+                case(1, 21, 24, 2, true, 9, 7),
+                case(1, 8, 3, 1, false, 17, 3),
+            ],
+            1,
+        );
+    }
+
+    #[test]
+    fn spatial_convolutions_match_the_i64_reference() {
+        run_cases(
+            &[
+                case(3, 8, 8, 1, false, 10, 11),
+                case(3, 32, 32, 1, false, 12, 9),
+                case(3, 8, 16, 2, false, 13, 12),
+                case(3, 16, 32, 2, true, 11, 9),
+                case(3, 3, 32, 2, true, 15, 16),
+                case(3, 5, 7, 1, true, 6, 5),
+                case(9, 3, 8, 1, false, 17, 19),
+                case(9, 8, 3, 1, false, 16, 12),
+                case(9, 3, 8, 1, true, 11, 10),
+                Case {
+                    dilation: 2,
+                    ..case(3, 6, 20, 1, true, 9, 11)
+                },
+                Case {
+                    kw: 2,
+                    ..case(3, 5, 9, 2, false, 8, 9)
+                },
+                // Up to 4 channels with 4 or 8 bytes between pixels: lanes
+                // over pixels on VNNI, rows of 16 pixels plus a tail.
+                case(9, 8, 3, 1, false, 12, 45),
+                case(1, 4, 2, 1, true, 5, 37),
+                case(3, 4, 1, 2, true, 9, 41),
+                case(3, 8, 4, 1, true, 7, 16),
+                case(5, 2, 3, 2, false, 11, 40),
+            ],
+            2,
+        );
+    }
+
+    #[test]
+    fn depthwise_matches_the_i64_reference() {
+        let dw = |c: usize, stride: usize, same: bool, h: usize, w: usize| Case {
+            depthwise: true,
+            ..case(3, c, c, stride, same, h, w)
+        };
+        run_cases(
+            &[
+                dw(32, 1, true, 9, 8),
+                dw(96, 2, true, 9, 11),
+                dw(5, 1, true, 7, 7),
+                dw(33, 2, false, 10, 9),
+                dw(144, 2, true, 8, 8),
+                Case {
+                    dilation: 2,
+                    ..dw(24, 1, true, 9, 9)
+                },
+                // Other kernel sizes take the generic depthwise loop.
+                Case {
+                    kh: 5,
+                    kw: 5,
+                    ..dw(20, 1, true, 8, 9)
+                },
+                Case {
+                    kh: 1,
+                    ..dw(17, 2, true, 15, 16)
+                },
+            ],
+            3,
+        );
+    }
+
+    /// The files mark dead channels with a bias of +-(2^31 - 1); with i32
+    /// sums that would overflow, so such a channel becomes its constant.
+    #[test]
+    fn dead_channels_saturate_as_in_the_reference() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        for kernel in kernels() {
+            for depthwise in [false, true] {
+                let c = Case {
+                    depthwise,
+                    ..case(3, 16, 16, 1, true, 7, 6)
+                };
+                let mut p = params(&c, &mut rng);
+                p.bias[3] = (1 << 31) - 1;
+                p.bias[10] = -(1 << 31) + 1;
+                let shape = [1, 7, 6, 16];
+                let x = input(&p, shape, &mut rng);
+                check(&p, &x, shape, kernel, "dead channels");
+                let y = QConv::new(p.clone(), kernel)
+                    .unwrap()
+                    .eval_slice(&x, &shape)
+                    .unwrap();
+                assert!(y.chunks(16).all(|px| px[3] == p.hi && px[10] == p.lo));
+            }
+        }
+    }
+
+    /// A huge bias whose channel still depends on the input cannot be held
+    /// in i32: the op refuses it (the importer then keeps its f64 path).
+    #[test]
+    fn a_bias_past_i32_that_is_not_saturated_is_refused() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut p = params(&case(1, 64, 4, 1, true, 3, 3), &mut rng);
+        p.bias[0] = (1 << 31) - 1;
+        // acc * m spans several output steps across the reachable sums
+        // (+-255 * Σ|w|), and no clamp is reached.
+        let abs: i32 = p.weights[..64].iter().map(|&w| (w as i32).abs()).sum();
+        p.scale[0] = 4.0 / (255 * abs) as f32;
+        p.lo = -1e9;
+        p.hi = 1e9;
+        assert!(QConv::new(p.clone(), Kernel::Portable).is_none());
+        // The same bias with a scale that saturates the channel is taken.
+        p.scale[0] = 1.0;
+        p.hi = 127.0;
+        assert!(QConv::new(p, Kernel::Portable).is_some());
+    }
+
+    /// Inputs off the int8 grid (which the importer never feeds) still give
+    /// the exact result, through the f64 fallback.
+    #[test]
+    fn inputs_off_the_grid_fall_back_exactly() {
+        let mut rng = fastrand::Rng::with_seed(6);
+        for kernel in kernels() {
+            let c = case(3, 8, 8, 1, true, 6, 6);
+            let p = params(&c, &mut rng);
+            let shape = [1, 6, 6, 8];
+            let mut x = input(&p, shape, &mut rng);
+            x[17] = 300.0; // integer, but u = x + zp + 128 is past 255
+            check(&p, &x, shape, kernel, "off-grid input");
+        }
+    }
+
+    /// `Auto` takes the best SIMD kernel, never the portable one (the
+    /// importer then keeps tract's convolution).
+    #[test]
+    fn auto_picks_a_simd_kernel_or_declines() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let p = params(&case(3, 8, 8, 1, true, 5, 5), &mut rng);
+        let want = [Kernel::Avx512Vnni, Kernel::Avx2]
+            .into_iter()
+            .find(|k| k.available());
+        assert_eq!(QConv::new(p, Kernel::Auto).map(|q| q.kernel()), want);
+    }
+
+    /// Through tract, on a 2-thread pool: the rows split over threads give
+    /// the same bytes as one thread.
+    #[test]
+    fn two_threads_give_the_same_output() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let c = case(3, 32, 32, 1, true, 40, 37);
+        let p = params(&c, &mut rng);
+        let shape = [1, 40, 37, 32];
+        let x = input(&p, shape, &mut rng);
+        let kernel = *kernels().last().unwrap();
+        let op = QConv::new(p.clone(), kernel).unwrap();
+        let (want, _) = reference(&p, &x, shape);
+        let mut model = TypedModel::default();
+        let src = model.add_source("x", f32::fact(shape)).unwrap();
+        let outs = model.wire_node("qconv", op, &[src]).unwrap();
+        model.select_output_outlets(&outs).unwrap();
+        let plan = SimplePlan::new(model.into_optimized().unwrap()).unwrap();
+        let t = Tensor::from_shape(&shape, &x).unwrap();
+        let res = multithread_tract_scope(Executor::multithread(2), || {
+            plan.run(tvec!(t.into_tvalue())).unwrap()
+        });
+        let y = res[0].try_as_plain_ram().unwrap();
+        assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
+    }
+}
