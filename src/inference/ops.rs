@@ -42,6 +42,26 @@ fn nhwc_input<'t>(t: &'t Tensor, what: &str) -> TractResult<([usize; 4], &'t Ten
     Ok(([s[0], s[1], s[2], s[3]], t))
 }
 
+/// Runs `f(start, band)` over bands of `y` (multiples of `unit` values) on
+/// tract's thread pool when the network runs on several threads and the
+/// picture is large enough to be worth it; in one go otherwise.
+pub(super) fn in_bands(y: &mut [f32], unit: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    use tract_core::tract_linalg::multithread::{current_tract_executor, Executor};
+    match current_tract_executor() {
+        Executor::MultiThread(pool) if y.len() >= 1 << 16 => {
+            let bands = 2 * pool.current_num_threads();
+            let band = y.len().div_ceil(bands).next_multiple_of(unit);
+            let f = &f;
+            pool.scope(|s| {
+                for (i, chunk) in y.chunks_mut(band).enumerate() {
+                    s.spawn(move |_| f(i * band, chunk));
+                }
+            });
+        }
+        _ => f(0, y),
+    }
+}
+
 /// Reflect padding of H and W (TFLite MIRROR_PAD REFLECT, numpy 'reflect':
 /// the edge pixel is not repeated), so each pad must be smaller than its side.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,26 +84,28 @@ impl ReflectPad2d {
             let src = &x[b * h * row..][..h * row];
             let dst = &mut y[b * oh * orow..][..oh * orow];
             // Interior rows: the row itself (through `pre`), then its left
-            // and right reflections copied from the finished row.
-            for r in 0..h {
-                let s = &src[r * row..][..row];
-                let d = &mut dst[(r + self.top) * orow..][..orow];
-                match &self.pre {
-                    Some(f) => {
-                        let (v, o) = (pick(vs[0], b, c), pick(vs[1], b, c));
-                        f.apply_pixels(s, c, v, o, &mut d[self.left * c..][..row]);
+            // and right reflections copied from the finished row; bands of
+            // rows on the thread pool.
+            let (v, k) = (pick(vs[0], b, c), pick(vs[1], b, c));
+            let interior = &mut dst[self.top * orow..(self.top + h) * orow];
+            in_bands(interior, orow, |start, band| {
+                let r0 = start / orow;
+                for (i, d) in band.chunks_exact_mut(orow).enumerate() {
+                    let s = &src[(r0 + i) * row..][..row];
+                    match &self.pre {
+                        Some(f) => f.apply_pixels(s, c, v, k, &mut d[self.left * c..][..row]),
+                        None => d[self.left * c..][..row].copy_from_slice(s),
                     }
-                    None => d[self.left * c..][..row].copy_from_slice(s),
+                    for i in 0..self.left {
+                        let sx = self.left - i;
+                        d.copy_within((self.left + sx) * c..(self.left + sx + 1) * c, i * c);
+                    }
+                    for i in 0..self.right {
+                        let sx = self.left + w - 2 - i;
+                        d.copy_within(sx * c..(sx + 1) * c, (self.left + w + i) * c);
+                    }
                 }
-                for i in 0..self.left {
-                    let sx = self.left - i;
-                    d.copy_within((self.left + sx) * c..(self.left + sx + 1) * c, i * c);
-                }
-                for i in 0..self.right {
-                    let sx = self.left + w - 2 - i;
-                    d.copy_within(sx * c..(sx + 1) * c, (self.left + w + i) * c);
-                }
-            }
+            });
             // Padded rows are whole copies of already padded interior rows.
             for r in 0..self.top {
                 let from = 2 * self.top - r;
@@ -399,7 +421,9 @@ impl PerChannel {
             let (v, o) = (pick(vs[0], b, c), pick(vs[1], b, c));
             let xs = &x[b * h * w * c..][..h * w * c];
             let ys = &mut y[b * h * w * c..][..h * w * c];
-            self.apply_pixels(xs, c, v, o, ys);
+            in_bands(ys, c, |start, ys| {
+                self.apply_pixels(&xs[start..][..ys.len()], c, v, o, ys)
+            });
         }
     }
 
@@ -719,6 +743,40 @@ mod tests {
         let two_ops = floats(&eval1(&pad(None), &normed.into_tensor()));
         let fused = pad(Some(f)).eval_out_of_plan(inputs()).unwrap().unwrap();
         assert_eq!(floats(&fused[0]), two_ops);
+    }
+
+    #[test]
+    fn padding_and_per_channel_ops_give_the_same_picture_on_two_threads() {
+        use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+        // Large enough (> 64k values) to be split into bands.
+        let x = picture([1, 67, 129, 16]);
+        let v = picture([1, 1, 1, 16]);
+        let o = picture([1, 1, 1, 16]);
+        let f = PerChannel {
+            f: ChannelFn::MulAdd,
+            relu: true,
+        };
+        let pad = ReflectPad2d {
+            top: 4,
+            bottom: 4,
+            left: 4,
+            right: 4,
+            pre: Some(f.clone()),
+        };
+        let ops: [&dyn TypedOp; 2] = [&f, &pad];
+        for op in ops {
+            let run = || {
+                let inputs = tvec!(
+                    x.clone().into_tvalue(),
+                    v.clone().into_tvalue(),
+                    o.clone().into_tvalue()
+                );
+                floats(&op.eval_out_of_plan(inputs).unwrap().unwrap()[0])
+            };
+            let one = run();
+            let two = multithread_tract_scope(Executor::multithread(2), run);
+            assert_eq!(one, two, "{}", op.name());
+        }
     }
 
     #[test]

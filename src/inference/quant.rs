@@ -13,6 +13,8 @@
 
 use tract_core::internal::*;
 
+use super::ops::in_bands;
+
 /// What [`Requant`] computes before rounding.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QuantFn {
@@ -187,26 +189,6 @@ fn each(a: &[f32], b: &[f32], period: usize, y: &mut [f32], f: impl Fn(f32, f32)
 
 /// Values in a repeated per-channel operand (see [`each`]).
 const TILE: usize = 256;
-
-/// Runs `f(start, band)` over bands of `y` (multiples of `unit` values) on
-/// tract's thread pool when the network runs on several threads and the
-/// picture is large enough to be worth it; in one go otherwise.
-fn in_bands(y: &mut [f32], unit: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    use tract_core::tract_linalg::multithread::{current_tract_executor, Executor};
-    match current_tract_executor() {
-        Executor::MultiThread(pool) if y.len() >= 1 << 16 => {
-            let bands = 2 * pool.current_num_threads();
-            let band = y.len().div_ceil(bands).next_multiple_of(unit);
-            let f = &f;
-            pool.scope(|s| {
-                for (i, chunk) in y.chunks_mut(band).enumerate() {
-                    s.spawn(move |_| f(i * band, chunk));
-                }
-            });
-        }
-        _ => f(0, y),
-    }
-}
 
 fn f32_slice(t: &Tensor) -> TractResult<&[f32]> {
     ensure!(
