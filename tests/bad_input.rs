@@ -66,6 +66,10 @@ fn still(input: &Path, out: &Path, size: &str) -> (Option<i32>, String) {
         os("--models"),
         m.as_os_str(),
     ]);
+    code_and_stderr(o)
+}
+
+fn code_and_stderr(o: Output) -> (Option<i32>, String) {
     (
         o.status.code(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -84,10 +88,7 @@ fn embed(painting: &Path, into: &Path) -> (Option<i32>, String) {
         os("--models"),
         m.as_os_str(),
     ]);
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    code_and_stderr(o)
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {

@@ -42,6 +42,42 @@ fn nhwc_input<'t>(t: &'t Tensor, what: &str) -> TractResult<([usize; 4], &'t Ten
     Ok(([s[0], s[1], s[2], s[3]], t))
 }
 
+/// Evaluates an op on the NHWC picture `inputs[0]` and up to two
+/// per-channel vectors `inputs[1..]` (checked against the picture):
+/// `f(x, dims, [v, o], y)` fills a new tensor of shape `out(dims)`. A
+/// vector slot with no input holds the picture (and goes unread).
+fn eval_with_vectors(
+    inputs: &[TValue],
+    what: &str,
+    out: impl FnOnce([usize; 4]) -> TractResult<[usize; 4]>,
+    f: impl FnOnce(&[f32], [usize; 4], [&[f32]; 2], &mut [f32]),
+) -> TractResult<TVec<TValue>> {
+    let (dims, t) = nhwc_input(&inputs[0], what)?;
+    for v in &inputs[1..] {
+        let (_, vt) = nhwc_input(v, what)?;
+        ensure!(
+            PerChannel::fits(t.shape(), vt.shape()),
+            "{what}: {:?} is not per channel of {:?}",
+            vt.shape(),
+            t.shape()
+        );
+    }
+    let mut y = unsafe { Tensor::uninitialized::<f32>(&out(dims)?)? };
+    if dims[3] > 0 {
+        let x = t.try_as_plain_ram()?;
+        let vr = inputs[inputs.len().min(2) - 1].try_as_plain_ram()?;
+        let or = inputs[inputs.len() - 1].try_as_plain_ram()?;
+        let mut yr = y.try_as_plain_ram_mut()?;
+        f(
+            x.as_slice::<f32>()?,
+            dims,
+            [vr.as_slice::<f32>()?, or.as_slice::<f32>()?],
+            yr.as_slice_mut::<f32>()?,
+        );
+    }
+    Ok(tvec!(y.into_tvalue()))
+}
+
 /// Runs `f(start, band)` over bands of `y` (multiples of `unit` values) on
 /// tract's thread pool when the network runs on several threads and the
 /// picture is large enough to be worth it; in one go otherwise.
@@ -145,34 +181,18 @@ impl EvalOp for ReflectPad2d {
             "ReflectPad2d: {} inputs",
             inputs.len()
         );
-        let ([n, h, w, c], t) = nhwc_input(&inputs[0], "ReflectPad2d")?;
-        ensure!(
-            self.top < h && self.bottom < h && self.left < w && self.right < w,
-            "ReflectPad2d: pads {self:?} need a picture larger than {h}x{w}"
-        );
-        for v in &inputs[1..] {
-            ensure!(
-                PerChannel::fits(t.shape(), v.shape()),
-                "ReflectPad2d: {:?} is not per channel of {:?}",
-                v.shape(),
-                t.shape()
-            );
-        }
-        let shape = [n, h + self.top + self.bottom, w + self.left + self.right, c];
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        if c > 0 {
-            let x = t.try_as_plain_ram()?;
-            let vr = inputs[inputs.len().min(2) - 1].try_as_plain_ram()?;
-            let or = inputs[inputs.len() - 1].try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            self.pad(
-                x.as_slice::<f32>()?,
-                [n, h, w, c],
-                [vr.as_slice::<f32>()?, or.as_slice::<f32>()?],
-                y.as_slice_mut::<f32>()?,
-            );
-        }
-        Ok(tvec!(out.into_tvalue()))
+        eval_with_vectors(
+            &inputs,
+            "ReflectPad2d",
+            |[n, h, w, c]| {
+                ensure!(
+                    self.top < h && self.bottom < h && self.left < w && self.right < w,
+                    "ReflectPad2d: pads {self:?} need a picture larger than {h}x{w}"
+                );
+                Ok([n, h + self.top + self.bottom, w + self.left + self.right, c])
+            },
+            |x, dims, vs, y| self.pad(x, dims, vs, y),
+        )
     }
 }
 
@@ -331,35 +351,12 @@ impl EvalOp for SpatialSum {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let arity = if self.centred { 2 } else { 1 };
         ensure!(inputs.len() == arity, "SpatialSum: {} inputs", inputs.len());
-        let ([n, h, w, c], t) = nhwc_input(&inputs[0], "SpatialSum")?;
-        let centre = if self.centred {
-            let (_, m) = nhwc_input(&inputs[1], "SpatialSum")?;
-            ensure!(
-                PerChannel::fits(t.shape(), m.shape()),
-                "SpatialSum: {:?} is not per channel of {:?}",
-                m.shape(),
-                t.shape()
-            );
-            Some(m.try_as_plain_ram()?)
-        } else {
-            None
-        };
-        let mut out = Tensor::zero::<f32>(&[n, 1, 1, c])?;
-        if c > 0 {
-            let x = t.try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            let centre = match &centre {
-                Some(m) => Some(m.as_slice::<f32>()?),
-                None => None,
-            };
-            Self::sum(
-                x.as_slice::<f32>()?,
-                [n, h, w, c],
-                centre,
-                y.as_slice_mut::<f32>()?,
-            );
-        }
-        Ok(tvec!(out.into_tvalue()))
+        eval_with_vectors(
+            &inputs,
+            "SpatialSum",
+            |[n, _, _, c]| Ok([n, 1, 1, c]),
+            |x, dims, [m, _], y| Self::sum(x, dims, self.centred.then_some(m), y),
+        )
     }
 }
 
@@ -495,31 +492,9 @@ impl EvalOp for PerChannel {
             self.f,
             inputs.len()
         );
-        let x = &inputs[0];
-        let ([n, h, w, c], xt) = nhwc_input(x, "PerChannel")?;
-        for v in &inputs[1..] {
-            let (_, vt) = nhwc_input(v, "PerChannel")?;
-            ensure!(
-                Self::fits(xt.shape(), vt.shape()),
-                "PerChannel: {:?} is not per channel of {:?}",
-                vt.shape(),
-                xt.shape()
-            );
-        }
-        let mut out = unsafe { Tensor::uninitialized::<f32>(xt.shape())? };
-        if c > 0 {
-            let xr = xt.try_as_plain_ram()?;
-            let vr = inputs[1].try_as_plain_ram()?;
-            let or = inputs[inputs.len() - 1].try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            self.apply(
-                xr.as_slice::<f32>()?,
-                [n, h, w, c],
-                [vr.as_slice::<f32>()?, or.as_slice::<f32>()?],
-                y.as_slice_mut::<f32>()?,
-            );
-        }
-        Ok(tvec!(out.into_tvalue()))
+        eval_with_vectors(&inputs, "PerChannel", Ok, |x, dims, vs, y| {
+            self.apply(x, dims, vs, y)
+        })
     }
 }
 

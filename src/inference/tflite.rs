@@ -69,9 +69,9 @@ fn graph_err(e: impl std::fmt::Display) -> ImportError {
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
     pub input_hw: Option<(usize, usize)>,
-    /// Round every value the file stores as int8 to its int8 grid (in f32),
-    /// as the int8 runtime does, for outputs closer to it; costs a few
-    /// element-wise passes per quantized tensor.
+    /// Compute what the file stores as int8 on the integers, as the int8
+    /// runtime does (its outputs bit for bit); otherwise everything runs in
+    /// f32 on dequantized values.
     pub emulate_int8: bool,
 }
 
@@ -404,9 +404,14 @@ impl<'a> Importer<'a> {
         Ok(wire_with_rank_broadcast(name, &mut self.target, op, &[a, b]).map_err(graph_err)?[0])
     }
 
-    fn scalar(&mut self, name: &str, v: f32) -> Result<OutletId, ImportError> {
+    /// A constant node named after `name` (made unique).
+    fn constant(&mut self, name: String, t: impl IntoArcTensor) -> Result<OutletId, ImportError> {
         let name = self.target.unique_name(name);
-        self.target.add_const(name, rctensor0(v)).map_err(graph_err)
+        self.target.add_const(name, t).map_err(graph_err)
+    }
+
+    fn scalar(&mut self, name: &str, v: f32) -> Result<OutletId, ImportError> {
+        self.constant(name.to_owned(), rctensor0(v))
     }
 
     fn activation(
@@ -535,14 +540,8 @@ impl<'a> Importer<'a> {
                     return Ok(());
                 }
                 let conv = geo.conv(&ks, in_ch, out_ch, group);
-                let k = self
-                    .target
-                    .add_const(self.target.unique_name(format!("{name}.kernel")), kernel)
-                    .map_err(graph_err)?;
-                let b = self
-                    .target
-                    .add_const(self.target.unique_name(format!("{name}.bias")), bias)
-                    .map_err(graph_err)?;
+                let k = self.constant(format!("{name}.kernel"), kernel)?;
+                let b = self.constant(format!("{name}.bias"), bias)?;
                 let y = self.node(name.clone(), conv, &[x, k, b])?;
                 Val::Wire(self.activation(&name, y, act)?)
             }
@@ -1132,7 +1131,6 @@ impl<'a> Importer<'a> {
         name: &str,
         so: f32,
     ) -> Result<Option<OutletId>, ImportError> {
-        use tract_core::ops::math;
         if ins.len() < 2 {
             return Ok(None);
         }
@@ -1269,14 +1267,8 @@ impl<'a> Importer<'a> {
         let kernel = kernel.cast_to_dt(dt).map_err(graph_err)?.into_owned();
         let bv: Vec<f64> = bias.iter().map(|&b| b as f64).collect();
         let bv = tensor1(&bv).cast_to_dt(dt).map_err(graph_err)?.into_owned();
-        let k = self
-            .target
-            .add_const(self.target.unique_name(format!("{name}.ikernel")), kernel)
-            .map_err(graph_err)?;
-        let b = self
-            .target
-            .add_const(self.target.unique_name(format!("{name}.ibias")), bv)
-            .map_err(graph_err)?;
+        let k = self.constant(format!("{name}.ikernel"), kernel)?;
+        let b = self.constant(format!("{name}.ibias"), bv)?;
         let x = if wide {
             self.node(format!("{name}.f64"), tract_core::ops::cast::cast(dt), &[x])?
         } else {
@@ -1291,17 +1283,9 @@ impl<'a> Importer<'a> {
                 &[acc],
             )?;
         }
-        // A no-op that keeps tract's declutter from folding the per-channel
-        // scale below into the kernel, which would make the sum inexact
-        // again; the optimizer still fuses both into the matmul.
-        let floor = self.scalar(&format!("{name}.floor"), f32::MIN)?;
-        let acc = self.binary(format!("{name}.keep"), math::max(), acc, floor)?;
-        let m = self
-            .target
-            .add_const(self.target.unique_name(format!("{name}.m")), tensor1(&m))
-            .map_err(graph_err)?;
-        let y = self.binary(format!("{name}.scale"), math::mul(), acc, m)?;
-        let (q, real) = self.requantize(name, out, y, act)?;
+        // The per-channel scale goes into the requantization (tract cannot
+        // fold it into the kernel there, which would make the sum inexact).
+        let (q, real) = self.requant(name, out, QuantFn::Scale(m), &[acc], act)?;
         self.ints.insert(out, q);
         Ok(Some(real))
     }
@@ -1399,10 +1383,7 @@ impl<'a> Importer<'a> {
                 };
                 let v: Vec<f32> = raw.iter().map(|&q| q as f32 - z).collect();
                 let t = Tensor::from_shape(&self.stored_shape(ix)?, &v).map_err(graph_err)?;
-                let name = self.target.unique_name(format!("c{ix}.int"));
-                self.target
-                    .add_const(name, t.into_arc_tensor())
-                    .map_err(graph_err)?
+                self.constant(format!("c{ix}.int"), t)?
             }
         };
         self.ints.insert(ix, w);
@@ -1486,18 +1467,6 @@ impl<'a> Importer<'a> {
         let q = self.node(format!("{name}.q"), Requant { f, lo, hi }, inputs)?;
         let real = self.real(name, out, q)?;
         Ok((q, real))
-    }
-
-    /// Integers `acc` (in f32, exact, already scaled) to the int8 grid of
-    /// `out`: [`Self::requant`] with nothing left to compute.
-    fn requantize(
-        &mut self,
-        name: &str,
-        out: i32,
-        acc: OutletId,
-        act: ActivationFunctionType,
-    ) -> Result<(OutletId, OutletId), ImportError> {
-        self.requant(name, out, QuantFn::Scale(vec![1.0]), &[acc], act)
     }
 
     /// Nearest-neighbour upsampling by whole factors: each pixel becomes an
