@@ -9,7 +9,7 @@ use clap::Args;
 
 use styleframe::config::{Config, DisplayBackend, SourceKind};
 use styleframe::daemon::{stats, RunLimits};
-use styleframe::inference::{PredictNet, Stylizer, TransferNet, PREDICT_SIDE};
+use styleframe::inference::{OpTime, PredictNet, Stylizer, TransferNet, PREDICT_SIDE};
 use styleframe::styles::StyleSet;
 
 use super::still::{model_path, ModelArgs};
@@ -42,6 +42,9 @@ pub struct BenchArgs {
         default_value = "style_transfer_f16_384,style_transfer_quantized_384"
     )]
     pub transfer: Vec<String>,
+    /// Networks: also print where each network spends its time, per op kind.
+    #[arg(long)]
+    pub profile: bool,
     /// Pipeline: a configuration file to start from (default: built-in defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -83,6 +86,13 @@ pub fn bench(a: BenchArgs) -> CliResult {
             "{:<31} {:<8} {:<8} {:.1}",
             a.m.predict, "256x256", threads, ms
         );
+        if a.profile {
+            p.start_profile();
+            for _ in 0..a.runs {
+                p.embed(&x)?;
+            }
+            print_profile(&p.op_times(), &p.node_times(), a.runs);
+        }
     }
     for id in &a.transfer {
         for &(h, w) in &a.sizes {
@@ -98,6 +108,13 @@ pub fn bench(a: BenchArgs) -> CliResult {
                     threads,
                     ms
                 );
+                if a.profile {
+                    net.start_profile();
+                    for _ in 0..a.runs {
+                        net.stylize(&x, &style, &mut y)?;
+                    }
+                    print_profile(&net.op_times(), &net.node_times(), a.runs);
+                }
             }
         }
     }
@@ -105,6 +122,31 @@ pub fn bench(a: BenchArgs) -> CliResult {
         println!("peak RSS {r:.0} MiB");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Per op kind, then the slowest nodes: mean ms per run and share of the
+/// profiled time.
+fn print_profile(times: &[OpTime], nodes: &[(String, Duration)], runs: usize) {
+    let total: f64 = times.iter().map(|t| t.total.as_secs_f64()).sum();
+    for t in times.iter().filter(|t| !t.total.is_zero()) {
+        let s = t.total.as_secs_f64();
+        println!(
+            "    {:<24} {:>4} nodes {:>8.3} ms {:>5.1}%",
+            t.op,
+            t.nodes,
+            s * 1000.0 / runs.max(1) as f64,
+            100.0 * s / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!("    slowest nodes:");
+    for (node, d) in nodes.iter().take(20) {
+        let s = d.as_secs_f64();
+        println!(
+            "    {:>8.3} ms {:>5.1}%  {node}",
+            s * 1000.0 / runs.max(1) as f64,
+            100.0 * s / total.max(f64::MIN_POSITIVE)
+        );
+    }
 }
 
 /// A smooth colourful picture: the networks' speed does not depend on content.

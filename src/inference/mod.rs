@@ -13,9 +13,11 @@ mod ops;
 mod qconv;
 mod quant;
 pub mod tflite;
+mod wires;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tract_core::internal::*;
 use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
@@ -117,6 +119,17 @@ fn import_file<'p>(
 struct Runner {
     state: TypedSimpleState,
     executor: Executor,
+    /// Time spent in each node so far, when profiling (`bench --profile`).
+    profile: Option<Vec<Duration>>,
+}
+
+/// Where a network spends its time: one row per op kind, summed over runs.
+#[derive(Debug, Clone)]
+pub struct OpTime {
+    /// The op's name (e.g. `QConv`), with its node count.
+    pub op: String,
+    pub nodes: usize,
+    pub total: Duration,
 }
 
 /// Keeps freed tensor buffers in the heap between frames. Each frame
@@ -140,22 +153,157 @@ fn keep_freed_memory() {
 impl Runner {
     fn build(model: TypedModel, threads: usize, path: &Path) -> Result<Runner, EngineError> {
         keep_freed_memory();
-        let model = model.into_optimized().map_err(tract_err(path))?;
+        let mut model = model.into_optimized().map_err(tract_err(path))?;
+        wires::bytes_between_int_ops(&mut model).map_err(tract_err(path))?;
         let plan = SimplePlan::new(model).map_err(tract_err(path))?;
         let state = SimpleState::new(&plan).map_err(tract_err(path))?;
         Ok(Runner {
             state,
             executor: executor(threads),
+            profile: None,
         })
     }
 
     fn run(&mut self, inputs: TVec<TValue>, path: &Path) -> Result<Tensor, EngineError> {
         let state = &mut self.state;
-        let mut out = multithread_tract_scope(self.executor.clone(), || state.run(inputs))
-            .map_err(tract_err(path))?;
+        let executor = self.executor.clone();
+        let profile = &mut self.profile;
+        let graph = move || {
+            multithread_tract_scope(executor, || match profile {
+                None => state.run(inputs),
+                Some(times) => state.run_plan_with_eval(inputs, |ctx, op_state, node, inputs| {
+                    let t = Instant::now();
+                    let out = tract_core::plan::eval(ctx, op_state, node, inputs);
+                    if let Some(d) = times.get_mut(node.id) {
+                        *d += t.elapsed();
+                    }
+                    out
+                }),
+            })
+        };
+        // The whole graph runs on one of the pool's threads: each op's
+        // parallel section then starts without waking the caller's thread
+        // and the pool's other threads are still spinning from the last op,
+        // instead of a sleep and wake-up of every thread per op.
+        let mut out = match &self.executor {
+            Executor::MultiThread(pool) => run_spinning(pool, graph),
+            _ => graph(),
+        }
+        .map_err(tract_err(path))?;
         let t = out.remove(0).into_tensor();
         Ok(t)
     }
+
+    /// Starts (or restarts) timing every node of the following runs.
+    fn start_profile(&mut self) {
+        let n = self.state.plan().model().nodes().len();
+        self.profile = Some(vec![Duration::ZERO; n]);
+    }
+
+    /// Time per op kind since [`Runner::start_profile`], slowest first.
+    fn op_times(&self) -> Vec<OpTime> {
+        let Some(times) = &self.profile else {
+            return vec![];
+        };
+        let mut by_op: Vec<OpTime> = vec![];
+        for node in self.state.plan().model().nodes() {
+            let name = node.op().name().to_string();
+            let d = times[node.id];
+            match by_op.iter_mut().find(|o| o.op == name) {
+                Some(o) => {
+                    o.nodes += 1;
+                    o.total += d;
+                }
+                None => by_op.push(OpTime {
+                    op: name,
+                    nodes: 1,
+                    total: d,
+                }),
+            }
+        }
+        by_op.sort_by_key(|o| std::cmp::Reverse(o.total));
+        by_op
+    }
+
+    /// Time per node since [`Runner::start_profile`] with the node's
+    /// description and output shape, slowest first.
+    fn node_times(&self) -> Vec<(String, Duration)> {
+        let Some(times) = &self.profile else {
+            return vec![];
+        };
+        let mut rows: Vec<(String, Duration)> = self
+            .state
+            .plan()
+            .model()
+            .nodes()
+            .iter()
+            .map(|node| {
+                let info = node.op().info().unwrap_or_default().join(" ");
+                let shape = format!("{:?}", node.outputs[0].fact.shape);
+                (
+                    format!("{} {info} -> {shape}", node.op().name()),
+                    times[node.id],
+                )
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+        rows
+    }
+}
+
+/// Runs `graph` on one thread of `pool` while the pool's other threads
+/// busy-wait for the work each op splits off, as XNNPACK's pool does.
+///
+/// A rayon thread that finds no work sleeps after a few dozen rounds, and
+/// waking it takes a futex call and, in a VM, an inter-processor interrupt:
+/// tens of microseconds, per op. The prediction network has 50 short ops
+/// (a 1x1 convolution at 8x8 is ~20 microseconds), so at 2 threads it ran
+/// slower than at 1. Here every other thread runs a broadcast task that
+/// steals work (`yield_now`) until the graph is done.
+fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let graph_thread = Arc::new(AtomicUsize::new(usize::MAX));
+    {
+        let (done, graph_thread) = (done.clone(), graph_thread.clone());
+        pool.spawn_broadcast(move |ctx| {
+            let mut idle = 0u32;
+            // The graph's own thread may pick this task up while it waits
+            // for a stolen piece of work: it must not spin there (nothing
+            // would end the graph).
+            while !done.load(Ordering::Acquire)
+                && graph_thread.load(Ordering::Acquire) != ctx.index()
+            {
+                match rayon_core::yield_now() {
+                    Some(rayon_core::Yield::Executed) => idle = 0,
+                    _ => {
+                        idle = idle.wrapping_add(1);
+                        // Let the pipeline's other threads have the core now
+                        // and then.
+                        if idle.is_multiple_of(256) {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+            }
+        });
+    }
+    /// Ends the spinning even if the graph panics.
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    pool.install(move || {
+        let _done = Done(done);
+        if let Some(i) = rayon_core::current_thread_index() {
+            graph_thread.store(i, Ordering::Release);
+        }
+        graph()
+    })
 }
 
 /// The style-transfer network, imported for one input size.
@@ -239,6 +387,21 @@ impl TransferNet {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Times every op of the following runs (slower; for `bench --profile`).
+    pub fn start_profile(&mut self) {
+        self.runner.start_profile()
+    }
+
+    /// Time per op kind since [`TransferNet::start_profile`], slowest first.
+    pub fn op_times(&self) -> Vec<OpTime> {
+        self.runner.op_times()
+    }
+
+    /// Time per node since [`TransferNet::start_profile`], slowest first.
+    pub fn node_times(&self) -> Vec<(String, Duration)> {
+        self.runner.node_times()
+    }
 }
 
 impl Stylizer for TransferNet {
@@ -310,6 +473,21 @@ impl PredictNet {
             path: path.to_owned(),
             runner,
         })
+    }
+
+    /// Times every op of the following runs (slower; for `bench --profile`).
+    pub fn start_profile(&mut self) {
+        self.runner.start_profile()
+    }
+
+    /// Time per op kind since [`PredictNet::start_profile`], slowest first.
+    pub fn op_times(&self) -> Vec<OpTime> {
+        self.runner.op_times()
+    }
+
+    /// Time per node since [`PredictNet::start_profile`], slowest first.
+    pub fn node_times(&self) -> Vec<(String, Duration)> {
+        self.runner.node_times()
     }
 
     /// `painting`: 256*256*3 RGB floats in [0, 1].

@@ -81,7 +81,7 @@ fn eval_with_vectors(
 /// Runs `f(start, band)` over bands of `y` (multiples of `unit` values) on
 /// tract's thread pool when the network runs on several threads and the
 /// picture is large enough to be worth it; in one go otherwise.
-pub(super) fn in_bands(y: &mut [f32], unit: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(super) fn in_bands<T: Send>(y: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     use tract_core::tract_linalg::multithread::{current_tract_executor, Executor};
     match current_tract_executor() {
         Executor::MultiThread(pool) if y.len() >= 1 << 16 => {

@@ -22,6 +22,13 @@
 //! one contiguous run of `kw · cin` input bytes (dilation 1), so a 1x1, a
 //! 3x3 over 32 channels and a 9x9 over 3 channels all have the same inner
 //! loop. Depthwise convolutions vectorize over channels.
+//!
+//! Between two integer ops the activations can travel as bytes instead of
+//! f32 integers ([`QConv::with_byte_output`], set by
+//! [`super::wires`]): the byte is `q + 128`, the int8 value shifted to u8,
+//! which is exactly the `u` the kernels read, so a byte input needs no
+//! conversion (a 1x1 convolution reads it in place), and a byte output is a
+//! quarter of the memory traffic.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +101,9 @@ pub struct QConvParams {
     pub depthwise: bool,
     /// Input zero point: the op's input holds `q - zp_in`.
     pub zp_in: i32,
+    /// Output zero point: the output holds `q - zp_out` (as f32), or as
+    /// bytes `q + 128`.
+    pub zp_out: i32,
     /// OHWI for groups = 1, `[1, kh, kw, c]` for depthwise.
     pub weights: Vec<i8>,
     /// Per output channel.
@@ -166,12 +176,57 @@ struct Packed {
 pub struct QConv {
     p: Arc<QConvParams>,
     packed: Arc<Packed>,
+    /// The output as bytes `q + 128` instead of f32 `q - zp_out`.
+    bytes_out: bool,
 }
 
 impl PartialEq for QConv {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.p, &other.p)
-            || (self.p == other.p && self.packed.kernel == other.packed.kernel)
+        self.bytes_out == other.bytes_out
+            && (Arc::ptr_eq(&self.p, &other.p)
+                || (self.p == other.p && self.packed.kernel == other.packed.kernel))
+    }
+}
+
+/// The input of one evaluation.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// f32 integers `q - zp_in` (checked to be on the grid).
+    Ints(&'a [f32]),
+    /// Bytes `q + 128`.
+    Bytes(&'a [u8]),
+}
+
+impl Input<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Input::Ints(x) => x.len(),
+            Input::Bytes(x) => x.len(),
+        }
+    }
+}
+
+/// An output element: f32 integers `q - zp_out` or bytes `q + 128`.
+pub(super) trait OutElem: Copy + Send + Sync + 'static {
+    const BYTES: bool;
+    /// From the requantized `q - zp_out` and `zp = zp_out + 128`.
+    fn put(v: f32, zp: f32) -> Self;
+}
+
+impl OutElem for f32 {
+    const BYTES: bool = false;
+    #[inline(always)]
+    fn put(v: f32, _zp: f32) -> f32 {
+        v
+    }
+}
+
+impl OutElem for u8 {
+    const BYTES: bool = true;
+    #[inline(always)]
+    fn put(v: f32, zp: f32) -> u8 {
+        // In [0, 255]: the clamps keep q in [-128, 127].
+        (v + zp) as u8
     }
 }
 
@@ -299,7 +354,21 @@ impl QConv {
         Some(QConv {
             p: Arc::new(p),
             packed: Arc::new(packed),
+            bytes_out: false,
         })
+    }
+
+    /// The same convolution writing bytes `q + 128` (readable by another
+    /// `QConv` or a byte ADD, see [`super::wires`]).
+    pub fn with_byte_output(&self) -> QConv {
+        QConv {
+            bytes_out: true,
+            ..self.clone()
+        }
+    }
+
+    pub fn params(&self) -> &QConvParams {
+        &self.p
     }
 
     fn pack_gemm(p: &QConvParams, weights: &[i8], kernel: Kernel, init: &[i32]) -> Packed {
@@ -423,7 +492,7 @@ impl QConv {
 
     /// Runs the convolution on `x` (NHWC `shape`), filling `y` (NHWC
     /// [n, ho, wo, cout]).
-    fn run(&self, x: &[f32], shape: &[usize], y: &mut [f32]) -> TractResult<()> {
+    fn run<O: OutElem>(&self, x: Input, shape: &[usize], y: &mut [O]) -> TractResult<()> {
         let g = self.geo(shape)?;
         let out_len = g.n * g.ho * g.wo * self.p.cout;
         ensure!(y.len() == out_len && x.len() == g.n * g.h * g.w * self.p.cin);
@@ -432,13 +501,28 @@ impl QConv {
         }
         let off = self.p.zp_in + 128;
         let macs = out_len * self.p.kh * self.p.kw * if self.p.depthwise { 1 } else { self.p.cin };
-        let ok = match (self.packed.kernel, self.p.depthwise) {
-            (Kernel::Avx2, false) => {
+        let ok = match (self.packed.kernel, self.p.depthwise, x) {
+            (Kernel::Avx2, false, _) => {
                 let (u, ok) = self.pack_input::<i16>(x, &g, off);
                 if ok {
                     self.gemm(&g, &u, y, macs);
                 }
                 ok
+            }
+            // Bytes the kernel can read in place: no padding, and no
+            // reads past the input (the narrow kernel's go 31 pixels on).
+            (_, depthwise, Input::Bytes(u))
+                if g.hp == g.h
+                    && g.wp == g.w
+                    && !self.packed.narrow
+                    && (depthwise || self.packed.seg_len.is_multiple_of(4)) =>
+            {
+                if depthwise {
+                    self.depthwise(&g, u, y, macs);
+                } else {
+                    self.gemm(&g, u, y, macs);
+                }
+                true
             }
             _ => {
                 let (u, ok) = self.pack_input::<u8>(x, &g, off);
@@ -455,7 +539,9 @@ impl QConv {
         if !ok {
             // Some input is not an integer on the int8 grid (never produced
             // by the importer's integer wires): the exact float fallback.
-            self.run_f64(x, &g, y);
+            if let Input::Ints(x) = x {
+                self.run_f64(x, &g, y);
+            }
         }
         Ok(())
     }
@@ -465,7 +551,7 @@ impl QConv {
     /// `false` when some value is not an integer with `u` in [0, 255].
     fn pack_input<T: Copy + Send + Sync + From<u8>>(
         &self,
-        x: &[f32],
+        x: Input,
         g: &Geo,
         off: i32,
     ) -> (Vec<T>, bool) {
@@ -486,9 +572,16 @@ impl QConv {
                 if yp < g.pad_t || yp >= g.pad_t + g.h {
                     continue; // already `off`
                 }
-                let src = &x[(b * g.h + yp - g.pad_t) * g.w * c..][..g.w * c];
+                let at = (b * g.h + yp - g.pad_t) * g.w * c;
                 let dst = &mut dst[g.pad_l * c..][..g.w * c];
-                ok &= to_grid(src, offf, dst);
+                match x {
+                    Input::Ints(x) => ok &= to_grid(&x[at..][..g.w * c], offf, dst),
+                    Input::Bytes(x) => {
+                        for (d, &v) in dst.iter_mut().zip(&x[at..][..g.w * c]) {
+                            *d = T::from(v);
+                        }
+                    }
+                }
             }
             if !ok {
                 bad.store(true, Ordering::Relaxed);
@@ -500,12 +593,12 @@ impl QConv {
 
     /// Splits the output rows over the executor's threads; `f` fills the
     /// rows `range` (given as their slice of the output).
-    fn par_rows(
+    fn par_rows<O: OutElem>(
         &self,
         g: &Geo,
-        y: &mut [f32],
+        y: &mut [O],
         macs: usize,
-        f: impl Fn(Range<usize>, &mut [f32]) + Sync + Send,
+        f: impl Fn(Range<usize>, &mut [O]) + Sync + Send,
     ) {
         let row = g.wo * self.p.cout;
         // Threading pays past ~2M MACs (tens of microseconds of work): waking
@@ -516,7 +609,7 @@ impl QConv {
         });
     }
 
-    fn gemm<T: Copy + Send + Sync>(&self, g: &Geo, u: &[T], y: &mut [f32], macs: usize) {
+    fn gemm<T: Copy + Send + Sync, O: OutElem>(&self, g: &Geo, u: &[T], y: &mut [O], macs: usize) {
         let p = &*self.p;
         let pk = &*self.packed;
         let (cin, cout) = (p.cin, p.cout);
@@ -532,7 +625,11 @@ impl QConv {
                 .collect()
         };
         let ps = p.stride.1 * cin;
-        let rq = Rq { lo: p.lo, hi: p.hi };
+        let rq = Rq {
+            lo: p.lo,
+            hi: p.hi,
+            zp: (p.zp_out + 128) as f32,
+        };
         self.par_rows(g, y, macs, |rows, yc| {
             for pn in &pk.panels {
                 for (i, ro) in rows.clone().enumerate() {
@@ -557,7 +654,7 @@ impl QConv {
         });
     }
 
-    fn depthwise(&self, g: &Geo, u: &[u8], y: &mut [f32], macs: usize) {
+    fn depthwise<O: OutElem>(&self, g: &Geo, u: &[u8], y: &mut [O], macs: usize) {
         let kernel = self.packed.kernel;
         self.par_rows(g, y, macs, |rows, yc| {
             #[cfg(target_arch = "x86_64")]
@@ -582,7 +679,7 @@ impl QConv {
     /// Depthwise rows, vectorized over channels (inlined into each
     /// target-feature variant).
     #[inline(always)]
-    fn dw_rows(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32]) {
+    fn dw_rows<O: OutElem>(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [O]) {
         let p = &*self.p;
         let pk = &*self.packed;
         let c = p.cout;
@@ -604,8 +701,9 @@ impl QConv {
                     }
                 }
                 let o = (i * g.wo + xo) * c;
+                let zp = (p.zp_out + 128) as f32;
                 for ((yv, &a), &m) in yc[o..][..c].iter_mut().zip(&acc).zip(&pk.m) {
-                    *yv = requant(a, m, p.lo, p.hi);
+                    *yv = O::put(requant(a, m, p.lo, p.hi), zp);
                 }
             }
         }
@@ -613,7 +711,7 @@ impl QConv {
 
     /// Exact fallback for inputs off the int8 grid: sums in f64 (exact for
     /// integers), rounded once to f32 like the i32 paths.
-    fn run_f64(&self, x: &[f32], g: &Geo, y: &mut [f32]) {
+    fn run_f64<O: OutElem>(&self, x: &[f32], g: &Geo, y: &mut [O]) {
         let p = &*self.p;
         let (cin, cout) = (p.cin, p.cout);
         for b in 0..g.n {
@@ -647,7 +745,7 @@ impl QConv {
                         }
                         let q = requant_f32((acc as f32) * p.scale[co], p.lo, p.hi);
                         let o = ((b * g.ho + yo) * g.wo + xo) * cout + co;
-                        y[o] = q;
+                        y[o] = O::put(q, (p.zp_out + 128) as f32);
                     }
                 }
             }
@@ -664,7 +762,16 @@ impl QConv {
     fn eval_slice(&self, x: &[f32], shape: &[usize]) -> TractResult<Vec<f32>> {
         let os = self.output_shape(shape)?;
         let mut y = vec![0f32; os.iter().product()];
-        self.run(x, shape, &mut y)?;
+        self.run(Input::Ints(x), shape, &mut y)?;
+        Ok(y)
+    }
+
+    /// Evaluates on plain NHWC bytes `q + 128`, giving bytes.
+    #[cfg(test)]
+    fn eval_bytes(&self, x: &[u8], shape: &[usize]) -> TractResult<Vec<u8>> {
+        let os = self.output_shape(shape)?;
+        let mut y = vec![0u8; os.iter().product()];
+        self.run(Input::Bytes(x), shape, &mut y)?;
         Ok(y)
     }
 }
@@ -725,6 +832,8 @@ fn requant_f32(v: f32, lo: f32, hi: f32) -> f32 {
 struct Rq {
     lo: f32,
     hi: f32,
+    /// `zp_out + 128`: added for byte outputs.
+    zp: f32,
 }
 
 /// One output row of one panel of a GEMM convolution.
@@ -745,7 +854,7 @@ struct Job<'a, T> {
 }
 
 impl<T: Copy> Job<'_, T> {
-    fn row(&self, y: &mut [f32]) {
+    fn row<O: OutElem>(&self, y: &mut [O]) {
         match self.pk.kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni | Kernel::Avx2 => unsafe {
@@ -758,7 +867,7 @@ impl<T: Copy> Job<'_, T> {
     }
 
     /// Portable kernel: 4 pixels x 16 channels of i32 accumulators.
-    fn row_portable(&self, y: &mut [f32]) {
+    fn row_portable<O: OutElem>(&self, y: &mut [O]) {
         const MR: usize = 4;
         const NR: usize = 16;
         let Weights::I16(w) = &self.pk.weights else {
@@ -797,7 +906,7 @@ impl<T: Copy> Job<'_, T> {
             for (p, a) in acc.iter().enumerate().take(np) {
                 let o = (x0 + p) * self.cout + pn.c0;
                 for c in 0..nc {
-                    y[o + c] = requant(a[c], m[c], self.rq.lo, self.rq.hi);
+                    y[o + c] = O::put(requant(a[c], m[c], self.rq.lo, self.rq.hi), self.rq.zp);
                 }
             }
         }
@@ -812,12 +921,12 @@ mod x86 {
     /// Depthwise 3x3: 16 channels per vector, the nine weight vectors kept
     /// in registers along a row of output pixels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn dw3x3_avx512(
+    pub(super) unsafe fn dw3x3_avx512<O: OutElem>(
         q: &QConv,
         g: &Geo,
         u: &[u8],
         rows: Range<usize>,
-        yc: &mut [f32],
+        yc: &mut [O],
     ) {
         let p = &*q.p;
         let pk = &*q.packed;
@@ -828,9 +937,10 @@ mod x86 {
         let lo = _mm512_set1_ps(p.lo);
         let hi = _mm512_set1_ps(p.hi);
         let up = u.as_ptr();
+        let zp = (p.zp_out + 128) as f32;
         for (i, ro) in rows.enumerate() {
             let (b, yo) = (ro / g.ho, ro % g.ho);
-            let yrow = yc.as_mut_ptr().add(i * g.wo * c);
+            let yrow = yc.as_mut_ptr().add(i * g.wo * c) as *mut u8;
             for c0 in (0..c).step_by(16) {
                 let mk = mask16(c - c0);
                 let w: [__m512i; 9] = std::array::from_fn(|t| {
@@ -857,7 +967,7 @@ mod x86 {
                         f,
                     );
                     let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                    _mm512_mask_storeu_ps(yrow.add(xo * c + c0), mk, f);
+                    store16::<O>(yrow, xo * c + c0, mk, f, zp);
                 }
             }
         }
@@ -890,8 +1000,43 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dw_avx2(q: &QConv, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [f32]) {
+    pub(super) unsafe fn dw_avx2<O: OutElem>(
+        q: &QConv,
+        g: &Geo,
+        u: &[u8],
+        rows: Range<usize>,
+        yc: &mut [O],
+    ) {
         q.dw_rows(g, u, rows, yc)
+    }
+
+    /// Stores 16 requantized values at element `o` of `y`: as f32, or
+    /// plus `zp` as bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store16<O: OutElem>(y: *mut u8, o: usize, mk: __mmask16, f: __m512, zp: f32) {
+        if O::BYTES {
+            let q = _mm512_cvtps_epi32(_mm512_add_ps(f, _mm512_set1_ps(zp)));
+            _mm_mask_storeu_epi8(y.add(o) as *mut _, mk, _mm512_cvtusepi32_epi8(q));
+        } else {
+            _mm512_mask_storeu_ps((y as *mut f32).add(o), mk, f);
+        }
+    }
+
+    /// [`store16`] for 8 values.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store8<O: OutElem>(y: *mut u8, o: usize, mk: __mmask8, f: __m256, zp: f32) {
+        if O::BYTES {
+            let q = _mm256_cvtps_epi32(_mm256_add_ps(f, _mm256_set1_ps(zp)));
+            _mm_mask_storeu_epi8(
+                y.add(o) as *mut _,
+                mk as __mmask16,
+                _mm256_cvtusepi32_epi8(q),
+            );
+        } else {
+            _mm256_mask_storeu_ps((y as *mut f32).add(o), mk, f);
+        }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -904,24 +1049,24 @@ mod x86 {
     }
 
     /// One output row of one panel, in blocks of MR pixels.
-    pub(super) unsafe fn row<T: Copy>(job: &Job<T>, y: &mut [f32]) {
+    pub(super) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
         let pn = job.panel;
         if job.pk.narrow {
             return match job.cout {
-                1 => narrow_row::<T, 1>(job, y),
-                2 => narrow_row::<T, 2>(job, y),
-                3 => narrow_row::<T, 3>(job, y),
-                _ => narrow_row::<T, 4>(job, y),
+                1 => narrow_row::<T, O, 1>(job, y),
+                2 => narrow_row::<T, O, 2>(job, y),
+                3 => narrow_row::<T, O, 3>(job, y),
+                _ => narrow_row::<T, O, 4>(job, y),
             };
         }
         match (job.pk.kernel, job.pk.lanes, pn.j) {
-            (Kernel::Avx512Vnni, 8, _) => blocks::<T, 16>(job, y, vnni256::<16>),
-            (Kernel::Avx512Vnni, _, 1) => blocks::<T, 16>(job, y, vnni512::<16, 1>),
-            (Kernel::Avx512Vnni, _, 2) => blocks::<T, 12>(job, y, vnni512::<12, 2>),
-            (Kernel::Avx512Vnni, _, 3) => blocks::<T, 8>(job, y, vnni512::<8, 3>),
-            (Kernel::Avx512Vnni, _, _) => blocks::<T, 6>(job, y, vnni512::<6, 4>),
-            (_, _, 1) => blocks::<T, 12>(job, y, avx2::<12, 1>),
-            _ => blocks::<T, 6>(job, y, avx2::<6, 2>),
+            (Kernel::Avx512Vnni, 8, _) => blocks::<T, O, 16>(job, y, vnni256::<O, 16>),
+            (Kernel::Avx512Vnni, _, 1) => blocks::<T, O, 16>(job, y, vnni512::<O, 16, 1>),
+            (Kernel::Avx512Vnni, _, 2) => blocks::<T, O, 12>(job, y, vnni512::<O, 12, 2>),
+            (Kernel::Avx512Vnni, _, 3) => blocks::<T, O, 8>(job, y, vnni512::<O, 8, 3>),
+            (Kernel::Avx512Vnni, _, _) => blocks::<T, O, 6>(job, y, vnni512::<O, 6, 4>),
+            (_, _, 1) => blocks::<T, O, 12>(job, y, avx2::<O, 12, 1>),
+            _ => blocks::<T, O, 6>(job, y, avx2::<O, 6, 2>),
         }
     }
 
@@ -940,13 +1085,20 @@ mod x86 {
         nc: usize,
         lo: f32,
         hi: f32,
-        y: *mut f32,
+        /// `zp_out + 128`, for byte outputs.
+        zp: f32,
+        /// The output (f32 or bytes, by the micro-kernel's `O`).
+        y: *mut u8,
         ops: usize,
     }
 
     type Micro<const MR: usize> = unsafe fn(&Tile<MR>);
 
-    unsafe fn blocks<T: Copy, const MR: usize>(job: &Job<T>, y: &mut [f32], micro: Micro<MR>) {
+    unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
+        job: &Job<T>,
+        y: &mut [O],
+        micro: Micro<MR>,
+    ) {
         let pk = job.pk;
         let pn = job.panel;
         let esz = std::mem::size_of::<T>();
@@ -970,7 +1122,8 @@ mod x86 {
                 nc,
                 lo: job.rq.lo,
                 hi: job.rq.hi,
-                y: y.as_mut_ptr().add(x0 * job.cout + pn.c0),
+                zp: job.rq.zp,
+                y: y.as_mut_ptr().add(x0 * job.cout + pn.c0) as *mut u8,
                 ops: job.cout,
             };
             micro(&tile);
@@ -982,7 +1135,7 @@ mod x86 {
     /// and one `vpermt2d` gather them; each channel's weights are a
     /// broadcast.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn narrow_row<T: Copy, const NC: usize>(job: &Job<T>, y: &mut [f32]) {
+    unsafe fn narrow_row<T: Copy, O: OutElem, const NC: usize>(job: &Job<T>, y: &mut [O]) {
         let pk = job.pk;
         let Weights::I8(w) = &pk.weights else {
             unreachable!("VNNI packs i8 weights")
@@ -1041,7 +1194,7 @@ mod x86 {
             let yo = &mut y[x0 * NC..][..np * NC];
             for (x, px) in yo.chunks_exact_mut(NC).enumerate() {
                 for (c, v) in px.iter_mut().enumerate() {
-                    *v = out[c][x];
+                    *v = O::put(out[c][x], job.rq.zp);
                 }
             }
         }
@@ -1067,7 +1220,7 @@ mod x86 {
 
     /// VNNI, 512-bit: MR pixels x J*16 channels, 4 K-bytes per lane.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn vnni512<const MR: usize, const J: usize>(t: &Tile<MR>) {
+    unsafe fn vnni512<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
         let mut acc = [[_mm512_setzero_si512(); J]; MR];
         for j in 0..J {
             let v = _mm512_loadu_si512(t.init.add(16 * j) as *const _);
@@ -1109,8 +1262,7 @@ mod x86 {
                         f,
                     );
                     let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                    let o = p * t.ops + 16 * j;
-                    _mm512_mask_storeu_ps(t.y.add(o), mk, f);
+                    store16::<O>(t.y, p * t.ops + 16 * j, mk, f, t.zp);
                 }
             }
         }
@@ -1118,7 +1270,7 @@ mod x86 {
 
     /// VNNI, 256-bit, for up to 8 output channels: MR pixels x 8 channels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn vnni256<const MR: usize>(t: &Tile<MR>) {
+    unsafe fn vnni256<O: OutElem, const MR: usize>(t: &Tile<MR>) {
         let mut acc = [_mm256_loadu_si256(t.init as *const _); MR];
         let mut wp = t.w as *const i8;
         for si in 0..t.nseg {
@@ -1142,8 +1294,7 @@ mod x86 {
                 let f = _mm256_mul_ps(_mm256_cvtepi32_ps(*a), m);
                 let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
                 let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
-                let o = p * t.ops;
-                _mm256_mask_storeu_ps(t.y.add(o), mk, f);
+                store8::<O>(t.y, p * t.ops, mk, f, t.zp);
             }
         }
     }
@@ -1151,7 +1302,7 @@ mod x86 {
     /// AVX2: i16 input and weights, `vpmaddwd` (two exact products per i32
     /// lane): MR pixels x J*8 channels.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<const MR: usize, const J: usize>(t: &Tile<MR>) {
+    unsafe fn avx2<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
         let mut acc = [[_mm256_setzero_si256(); J]; MR];
         for j in 0..J {
             let v = _mm256_loadu_si256(t.init.add(8 * j) as *const _);
@@ -1193,11 +1344,14 @@ mod x86 {
                     let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
                     let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
                     let o = p * t.ops + 8 * j;
-                    if left >= 8 {
-                        _mm256_storeu_ps(t.y.add(o), f);
+                    let y = (t.y as *mut O).add(o);
+                    if left >= 8 && !O::BYTES {
+                        _mm256_storeu_ps(y as *mut f32, f);
                     } else {
                         _mm256_storeu_ps(yb.as_mut_ptr(), f);
-                        std::ptr::copy_nonoverlapping(yb.as_ptr(), t.y.add(o), left);
+                        for (i, &v) in yb.iter().take(left.min(8)).enumerate() {
+                            y.add(i).write(O::put(v, t.zp));
+                        }
                     }
                 }
             }
@@ -1222,17 +1376,19 @@ impl Op for QConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let p = &self.p;
-        Ok(vec![format!(
-            "{}x{} {}->{} stride {:?} {} {}{:?}",
-            p.kh,
-            p.kw,
-            p.cin,
-            p.cout,
-            p.stride,
-            if p.same { "SAME" } else { "VALID" },
-            if p.depthwise { "depthwise " } else { "" },
-            self.packed.kernel
-        )])
+        Ok(vec![
+            format!(
+                "{}x{} {}->{} stride {:?} {} {}{:?}",
+                p.kh,
+                p.kw,
+                p.cin,
+                p.cout,
+                p.stride,
+                if p.same { "SAME" } else { "VALID" },
+                if p.depthwise { "depthwise " } else { "" },
+                self.packed.kernel
+            ) + if self.bytes_out { " bytes out" } else { "" },
+        ])
     }
 
     op_as_typed_op!();
@@ -1243,19 +1399,24 @@ impl EvalOp for QConv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        ensure!(
-            input.datum_type() == f32::datum_type(),
-            "QConv: input is {:?}, not f32",
-            input.datum_type()
-        );
         let shape = input.shape().to_vec();
         let os = self.output_shape(&shape)?;
-        let mut y = unsafe { Tensor::uninitialized::<f32>(&os)? };
-        {
-            let x = input.try_as_plain_ram()?;
-            let mut yv = y.try_as_plain_ram_mut()?;
-            self.run(x.as_slice::<f32>()?, &shape, yv.as_slice_mut::<f32>()?)?;
-        }
+        let xv = input.try_as_plain_ram()?;
+        let x = match input.datum_type() {
+            DatumType::F32 => Input::Ints(xv.as_slice::<f32>()?),
+            DatumType::U8 => Input::Bytes(xv.as_slice::<u8>()?),
+            dt => bail!("QConv: input is {dt:?}, not f32 or u8"),
+        };
+        // SAFETY: `run` writes every output element.
+        let y = if self.bytes_out {
+            let mut y = unsafe { Tensor::uninitialized::<u8>(&os)? };
+            self.run(x, &shape, y.try_as_plain_ram_mut()?.as_slice_mut::<u8>()?)?;
+            y
+        } else {
+            let mut y = unsafe { Tensor::uninitialized::<f32>(&os)? };
+            self.run(x, &shape, y.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+            y
+        };
         Ok(tvec!(y.into_tvalue()))
     }
 }
@@ -1266,8 +1427,8 @@ impl TypedOp for QConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let fact = inputs[0];
         ensure!(
-            fact.datum_type == f32::datum_type(),
-            "QConv: input is {:?}, not f32",
+            matches!(fact.datum_type, DatumType::F32 | DatumType::U8),
+            "QConv: input is {:?}, not f32 or u8",
             fact.datum_type
         );
         let shape = fact
@@ -1275,7 +1436,11 @@ impl TypedOp for QConv {
             .as_concrete()
             .context("QConv needs a concrete input shape")?;
         let os = self.output_shape(shape)?;
-        Ok(tvec!(f32::fact(os)))
+        Ok(tvec!(if self.bytes_out {
+            u8::fact(os)
+        } else {
+            f32::fact(os)
+        }))
     }
 }
 
@@ -1404,6 +1569,7 @@ mod tests {
             same: c.same,
             depthwise: c.depthwise,
             zp_in: rng.i32(-128..128),
+            zp_out: zo as i32,
             weights,
             bias,
             scale,
@@ -1444,6 +1610,32 @@ mod tests {
                 i % p.cout
             );
         }
+        // The same values as bytes `q + 128`, whichever side is bytes
+        // (inputs on the grid only: bytes hold nothing else).
+        let on_grid = x.iter().all(|&v| {
+            let u = v + (p.zp_in + 128) as f32;
+            u.fract() == 0.0 && (0.0..=255.0).contains(&u)
+        });
+        if !on_grid {
+            return want.contains(&p.lo) && want.contains(&p.hi);
+        }
+        let xb: Vec<u8> = x
+            .iter()
+            .map(|&v| (v as i32 + p.zp_in + 128) as u8)
+            .collect();
+        let want_b: Vec<u8> = want
+            .iter()
+            .map(|&v| (v as i32 + p.zp_out + 128) as u8)
+            .collect();
+        let bytes = op.with_byte_output();
+        let mut yb = vec![0u8; want.len()];
+        bytes.run(Input::Ints(x), &shape, &mut yb).unwrap();
+        assert!(yb == want_b, "{what} {kernel:?}: f32 in, bytes out differ");
+        let yb = bytes.eval_bytes(&xb, &shape).unwrap();
+        assert!(yb == want_b, "{what} {kernel:?}: bytes in and out differ");
+        let mut yf = vec![0f32; want.len()];
+        op.run(Input::Bytes(&xb), &shape, &mut yf).unwrap();
+        assert!(yf == want, "{what} {kernel:?}: bytes in, f32 out differ");
         want.contains(&p.lo) && want.contains(&p.hi)
     }
 

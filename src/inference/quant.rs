@@ -59,6 +59,9 @@ pub struct Requant {
     pub f: QuantFn,
     pub lo: i32,
     pub hi: i32,
+    /// The output's zero point (the output holds `q - zp`): what a byte
+    /// wire needs to know ([`super::wires`]).
+    pub zp: i32,
 }
 
 /// Round half to even of a value already clamped into the int8 range: for
@@ -401,6 +404,7 @@ mod tests {
     #[test]
     fn rounding_is_half_to_even_and_clamped() {
         let op = Requant {
+            zp: 0,
             f: QuantFn::Scale(vec![0.5]),
             lo: -128,
             hi: 127,
@@ -419,6 +423,7 @@ mod tests {
     #[test]
     fn per_channel_scales_follow_the_last_axis() {
         let op = Requant {
+            zp: 0,
             f: QuantFn::Scale(vec![1.0, 10.0]),
             lo: -128,
             hi: 127,
@@ -430,6 +435,7 @@ mod tests {
     #[test]
     fn multiply_broadcasts_a_per_channel_operand() {
         let op = Requant {
+            zp: 0,
             f: QuantFn::Mul(0.5),
             lo: 0,
             hi: 127,
@@ -444,6 +450,7 @@ mod tests {
     fn fixed_point_add_floors_after_the_rounding_half() {
         // (a * 3 + b * -1 + 2) >> 2
         let op = Requant {
+            zp: 0,
             f: QuantFn::Add {
                 ma: 3,
                 mb: -1,
@@ -473,6 +480,7 @@ mod tests {
             (1 << 22, -(1 << 22) - 7, 30),
         ] {
             let op = Requant {
+                zp: 0,
                 f: QuantFn::Add { ma, mb, shift },
                 lo: -1 << 30,
                 hi: 1 << 30,
@@ -488,6 +496,7 @@ mod tests {
     #[test]
     fn squared_difference_then_scale() {
         let op = Requant {
+            zp: 0,
             f: QuantFn::SqDiff {
                 sa: 1.0,
                 sb: 1.0,
@@ -501,6 +510,7 @@ mod tests {
         // (0.5^2)*2 = 0.5 -> 0; (1)*2 = 2; (3^2)*2 = 18; (1)*2 = 2
         assert_eq!(run(&op, &[a.clone(), b.clone()]), [0.0, 2.0, 18.0, 2.0]);
         let op = Requant {
+            zp: 0,
             f: QuantFn::SqDiff {
                 sa: 0.5,
                 sb: 2.0,
@@ -516,6 +526,7 @@ mod tests {
     #[test]
     fn a_full_operand_of_another_shape_is_refused() {
         let op = Requant {
+            zp: 0,
             f: QuantFn::Mul(1.0),
             lo: -128,
             hi: 127,
@@ -549,6 +560,7 @@ mod tests {
         ];
         for (f, b) in cases {
             let op = Requant {
+                zp: 0,
                 f,
                 lo: -100,
                 hi: 90,

@@ -1248,6 +1248,7 @@ impl<'a> Importer<'a> {
                 same: geo.same,
                 depthwise,
                 zp_in: zi as i32,
+                zp_out: self.qparams(out)?.map_or(0, |(_, z)| z as i32),
                 weights: kraw.iter().map(|&w| w as i8).collect(),
                 bias: bias.clone(),
                 scale: m.clone(),
@@ -1374,6 +1375,7 @@ impl<'a> Importer<'a> {
                     f: QuantFn::Scale(vec![1.0 / s]),
                     lo,
                     hi,
+                    zp: z as i32,
                 };
                 self.node(name, op, &[w])?
             }
@@ -1464,7 +1466,8 @@ impl<'a> Importer<'a> {
         act: ActivationFunctionType,
     ) -> Result<(OutletId, OutletId), ImportError> {
         let (lo, hi) = self.int8_bounds(out, act)?;
-        let q = self.node(format!("{name}.q"), Requant { f, lo, hi }, inputs)?;
+        let zp = self.qparams(out)?.map_or(0, |(_, z)| z as i32);
+        let q = self.node(format!("{name}.q"), Requant { f, lo, hi, zp }, inputs)?;
         let real = self.real(name, out, q)?;
         Ok((q, real))
     }
