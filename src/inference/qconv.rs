@@ -211,6 +211,8 @@ pub(super) trait OutElem: Copy + Send + Sync + 'static {
     const BYTES: bool;
     /// From the requantized `q - zp_out` and `zp = zp_out + 128`.
     fn put(v: f32, zp: f32) -> Self;
+    /// The same from an integer.
+    fn put_int(v: i32, zp: i32) -> Self;
 }
 
 impl OutElem for f32 {
@@ -219,6 +221,10 @@ impl OutElem for f32 {
     fn put(v: f32, _zp: f32) -> f32 {
         v
     }
+    #[inline(always)]
+    fn put_int(v: i32, _zp: i32) -> f32 {
+        v as f32
+    }
 }
 
 impl OutElem for u8 {
@@ -226,6 +232,10 @@ impl OutElem for u8 {
     #[inline(always)]
     fn put(v: f32, zp: f32) -> u8 {
         // In [0, 255]: the clamps keep q in [-128, 127].
+        (v + zp) as u8
+    }
+    #[inline(always)]
+    fn put_int(v: i32, zp: i32) -> u8 {
         (v + zp) as u8
     }
 }
@@ -601,9 +611,17 @@ impl QConv {
         f: impl Fn(Range<usize>, &mut [O]) + Sync + Send,
     ) {
         let row = g.wo * self.p.cout;
-        // Threading pays past ~2M MACs (tens of microseconds of work): waking
-        // the pool's other thread costs several.
-        let _ = par_chunks_mut(y, row, macs / 64, |r0, chunk| {
+        // Threading pays past ~10 microseconds of work: the network runs
+        // with the pool's other threads spinning (`run_spinning`), so
+        // handing them work costs a few. `par_chunks_mut` threads from
+        // 32768 "elements": 512k MACs of a GEMM (~100 GMAC/s), 128k of a
+        // depthwise convolution (~25 GMAC/s).
+        let work = if self.p.depthwise {
+            macs / 4
+        } else {
+            macs / 16
+        };
+        let _ = par_chunks_mut(y, row, work, |r0, chunk| {
             f(r0..r0 + chunk.len() / row, chunk);
             Ok(())
         });

@@ -82,14 +82,14 @@ impl ByteAdd {
     fn apply_portable<O: OutElem>(&self, a: &[u8], b: &[u8], y: &mut [O]) {
         let (ma, mb, c, shift) = (self.ma, self.mb, self.c, self.shift);
         let (lo, hi) = (self.lo, self.hi);
-        let zo = self.zo as f32;
+        let zo = self.zo;
         for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
             let sum = (a as i32)
                 .wrapping_mul(ma)
                 .wrapping_add((b as i32).wrapping_mul(mb))
                 .wrapping_add(c);
             let q = (sum >> shift).clamp(lo, hi);
-            *y = O::put(q as f32, zo);
+            *y = O::put_int(q, zo);
         }
     }
 }
