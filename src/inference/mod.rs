@@ -251,6 +251,10 @@ impl Runner {
     }
 }
 
+/// Pool threads busy-waiting in [`run_spinning`] right now (all of them
+/// stop when their network run ends).
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Runs `graph` on one thread of `pool` while the pool's other threads
 /// busy-wait for the work each op splits off, as XNNPACK's pool does.
 ///
@@ -267,6 +271,7 @@ fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> 
     {
         let (done, graph_thread) = (done.clone(), graph_thread.clone());
         pool.spawn_broadcast(move |ctx| {
+            SPINNING.fetch_add(1, Ordering::Relaxed);
             let mut idle = 0u32;
             // The graph's own thread may pick this task up while it waits
             // for a stolen piece of work: it must not spin there (nothing
@@ -288,6 +293,7 @@ fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> 
                     }
                 }
             }
+            SPINNING.fetch_sub(1, Ordering::Relaxed);
         });
     }
     /// Ends the spinning even if the graph panics.
@@ -557,6 +563,44 @@ pub fn size_for(aspect_w_over_h: f64, max_pixels: u32) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn the_spinning_pool_runs_graphs_and_stops_spinning_after_each() {
+        let pool = rayon_core::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let sum = |v: &[u64]| -> u64 {
+            fn go(v: &[u64]) -> u64 {
+                if v.len() < 64 {
+                    return v.iter().sum();
+                }
+                let (a, b) = v.split_at(v.len() / 2);
+                let (x, y) = rayon_core::join(|| go(a), || go(b));
+                x + y
+            }
+            go(v)
+        };
+        let v: Vec<u64> = (0..10_000).collect();
+        for _ in 0..100 {
+            assert_eq!(run_spinning(&pool, || sum(&v)), 49_995_000);
+        }
+        // A graph that fails ends the spinning too.
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_spinning(&pool, || -> u64 { panic!("a failing op") })
+        }));
+        assert!(failed.is_err());
+        assert_eq!(run_spinning(&pool, || sum(&v)), 49_995_000);
+        let t = Instant::now();
+        while SPINNING.load(Ordering::Relaxed) > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "pool threads still spinning"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 
     #[test]
     fn size_for_a_16_9_screen_is_256x448() {
