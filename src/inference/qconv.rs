@@ -1041,6 +1041,37 @@ mod x86 {
         }
     }
 
+    /// Requantizes 16 sums and stores them at element `o` of `y`:
+    /// `clamp(rne(acc * m), lo, hi)` as f32, or plus `zp` as bytes. The
+    /// clamp comes first (rounding commutes with it: `lo` and `hi` are
+    /// integers), which lets a byte output round in its conversion to
+    /// integers and add the zero point there.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn requant16<O: OutElem>(
+        y: *mut u8,
+        o: usize,
+        mk: __mmask16,
+        acc: __m512i,
+        m: __m512,
+        lo: __m512,
+        hi: __m512,
+        zp: __m512i,
+    ) {
+        let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
+        let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+        if O::BYTES {
+            let q =
+                _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+            let q = _mm512_add_epi32(q, zp);
+            _mm_mask_storeu_epi8(y.add(o) as *mut _, mk, _mm512_cvtepi32_epi8(q));
+        } else {
+            let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+            _mm512_mask_storeu_ps((y as *mut f32).add(o), mk, f);
+        }
+    }
+
     /// [`store16`] for 8 values.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
@@ -1266,6 +1297,7 @@ mod x86 {
         }
         let lo = _mm512_set1_ps(t.lo);
         let hi = _mm512_set1_ps(t.hi);
+        let zpi = _mm512_set1_epi32(t.zp as i32);
         for j in 0..J {
             let left = t.nc.saturating_sub(16 * j);
             if left == 0 {
@@ -1275,12 +1307,7 @@ mod x86 {
             let m = _mm512_maskz_loadu_ps(mk, t.m.add(16 * j));
             for (p, a) in acc.iter().enumerate() {
                 if p < t.np {
-                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(a[j]), m);
-                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                        f,
-                    );
-                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                    store16::<O>(t.y, p * t.ops + 16 * j, mk, f, t.zp);
+                    requant16::<O>(t.y, p * t.ops + 16 * j, mk, a[j], m, lo, hi, zpi);
                 }
             }
         }
