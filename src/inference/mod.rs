@@ -126,7 +126,7 @@ struct Runner {
 /// Where a network spends its time: one row per op kind, summed over runs.
 #[derive(Debug, Clone)]
 pub struct OpTime {
-    /// The op's name (e.g. `QConv`), with its node count.
+    /// The op's name (e.g. `QConv`) and how many nodes run it.
     pub op: String,
     pub nodes: usize,
     pub total: Duration,
@@ -268,10 +268,11 @@ const MAX_SPIN: Duration = Duration::from_micros(300);
 ///
 /// A rayon thread that finds no work sleeps after a few dozen rounds, and
 /// waking it takes a futex call and, in a VM, an inter-processor interrupt:
-/// tens of microseconds, per op. The prediction network has 50 short ops
+/// tens of microseconds, per op. The prediction network has ~65 short ops
 /// (a 1x1 convolution at 8x8 is ~20 microseconds), so at 2 threads it ran
 /// slower than at 1. Here every other thread runs a broadcast task that
-/// steals work (`yield_now`) until the graph is done.
+/// steals work (`yield_now`) until the graph is done, or until no work
+/// came for [`MAX_SPIN`].
 fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> R + Send) -> R {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let done = Arc::new(AtomicBool::new(false));
@@ -297,9 +298,10 @@ fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> 
                         idle = idle.wrapping_add(1);
                         // Spinning only pays while work comes often. On a
                         // busy CPU it takes turns from the graph's own
-                        // thread (measured: predict at 2 threads went from
-                        // 7 to 59 ms next to a compiler), so after a long
-                        // gap this thread goes back to rayon's sleep.
+                        // thread (one run next to a compiler: predict at 2
+                        // threads in 59 ms, 7 ms with rayon's sleeping
+                        // pool), so after a long gap this thread goes back
+                        // to rayon's sleep.
                         if idle.is_multiple_of(64) && last_work.elapsed() > MAX_SPIN {
                             break;
                         }
