@@ -1133,6 +1133,10 @@ mod x86 {
             small: pk.dw[3 * c.next_multiple_of(16)] != 0,
         };
         let plain = O::BYTES && k.plain();
+        // Vectors per block: up to 4, as even as possible (144 channels
+        // are 3 x 3 vectors, not 4 + 4 + 1: each block packs its bytes).
+        let nvec = c.div_ceil(16);
+        let per = nvec.div_ceil(nvec.div_ceil(4));
         for (i, ro) in rows.enumerate() {
             let (b, yo) = (ro / g.ho, ro % g.ho);
             let iy0 = (yo * p.stride.0) as isize - g.pad_t as isize;
@@ -1146,8 +1150,8 @@ mod x86 {
                 }
             });
             let y = yc.as_mut_ptr().add(i * g.wo * c) as *mut u8;
-            for c0 in (0..c).step_by(64) {
-                let nv = (c - c0).min(64).div_ceil(16);
+            for c0 in (0..c).step_by(16 * per) {
+                let nv = (c - c0).div_ceil(16).min(per);
                 macro_rules! go {
                     ($($sw:literal, $nv:literal);*) => {
                         match (p.stride.1, nv, plain) {
