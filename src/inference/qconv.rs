@@ -1137,11 +1137,16 @@ mod x86 {
         // are 3 x 3 vectors, not 4 + 4 + 1: each block packs its bytes).
         let nvec = c.div_ceil(16);
         let per = nvec.div_ceil(nvec.div_ceil(4));
-        for (i, ro) in rows.enumerate() {
+        let mut i = 0;
+        while i < rows.len() {
+            let ro = rows.start + i;
             let (b, yo) = (ro / g.ho, ro % g.ho);
+            // Stride 1: two output rows of the same picture at once, from
+            // four input rows.
+            let two = p.stride == (1, 1) && i + 1 < rows.len() && yo + 1 < g.ho;
             let iy0 = (yo * p.stride.0) as isize - g.pad_t as isize;
             // Rows outside the picture read the padding row (same length).
-            let rp: [*const u8; 3] = std::array::from_fn(|r| {
+            let rp: [*const u8; 4] = std::array::from_fn(|r| {
                 let iy = iy0 + r as isize;
                 if (0..g.h as isize).contains(&iy) {
                     u.as_ptr().add((b * g.h + iy as usize) * row_len)
@@ -1153,27 +1158,37 @@ mod x86 {
             for c0 in (0..c).step_by(16 * per) {
                 let nv = (c - c0).div_ceil(16).min(per);
                 macro_rules! go {
-                    ($($sw:literal, $nv:literal);*) => {
-                        match (p.stride.1, nv, plain) {
+                    ($($rows:literal, $sw:literal, $nv:literal);*) => {
+                        match (two as usize + 1, p.stride.1, nv, plain) {
                             $(
-                                ($sw, $nv, true) => dw_block::<O, $nv, $sw, true>(&k, &rp, c0, y),
-                                ($sw, $nv, false) => dw_block::<O, $nv, $sw, false>(&k, &rp, c0, y),
+                                ($rows, $sw, $nv, true) =>
+                                    dw_block::<O, $nv, $sw, true, $rows>(&k, &rp, c0, y),
+                                ($rows, $sw, $nv, false) =>
+                                    dw_block::<O, $nv, $sw, false, $rows>(&k, &rp, c0, y),
                             )*
                             _ => unreachable!("stride 1 or 2, 1 to 4 vectors"),
                         }
                     };
                 }
-                go!(1, 1; 1, 2; 1, 3; 1, 4; 2, 1; 2, 2; 2, 3; 2, 4);
+                go!(1, 1, 1; 1, 1, 2; 1, 1, 3; 1, 1, 4; 1, 2, 1; 1, 2, 2; 1, 2, 3; 1, 2, 4;
+                    2, 1, 1; 2, 1, 2; 2, 1, 3; 2, 1, 4);
             }
+            i += 1 + two as usize;
         }
     }
 
     /// One output row of [`dw3x3_vbmi`] for the NV * 16 channels from `c0`
     /// (the last vector possibly partial), horizontal stride SW.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    unsafe fn dw_block<O: OutElem, const NV: usize, const SW: usize, const PLAIN: bool>(
+    unsafe fn dw_block<
+        O: OutElem,
+        const NV: usize,
+        const SW: usize,
+        const PLAIN: bool,
+        const ROWS: usize,
+    >(
         k: &DwCtx,
-        rp: &[*const u8; 3],
+        rp: &[*const u8; 4],
         c0: usize,
         y: *mut u8,
     ) {
@@ -1215,23 +1230,23 @@ mod x86 {
                 0x0f0f_0f0f,
             ),
         );
+        // Two rows: columns of four rows, bytes 0 and 1 as above, 2 and 3
+        // from rows 2 and 3 in lanes 0 and 1 of the second table.
+        let idx4: [i32; 16] = std::array::from_fn(|c| {
+            let c = c as i32;
+            (4 * c) | (4 * c + 1) << 8 | (64 + c) << 16 | (80 + c) << 24
+        });
+        let idx4 = _mm512_loadu_si512(idx4.as_ptr() as *const _);
         let pl = k.pad_l as isize;
-        let mut cols = [
-            dw_col::<NV>(k, rp, -pl, c0, idx),
-            dw_col::<NV>(k, rp, 1 - pl, c0, idx),
-            dw_col::<NV>(k, rp, 2 - pl, c0, idx),
-        ];
+        let col = |ix: isize| dw_col::<NV, ROWS>(k, rp, ix, c0, idx, idx4);
+        let mut cols = [col(-pl), col(1 - pl), col(2 - pl)];
         for xo in 0..k.wo {
             if xo > 0 {
                 let ix = (xo * SW) as isize - pl;
                 if SW == 1 {
-                    cols = [cols[1], cols[2], dw_col::<NV>(k, rp, ix + 2, c0, idx)];
+                    cols = [cols[1], cols[2], col(ix + 2)];
                 } else {
-                    cols = [
-                        cols[2],
-                        dw_col::<NV>(k, rp, ix + 1, c0, idx),
-                        dw_col::<NV>(k, rp, ix + 2, c0, idx),
-                    ];
+                    cols = [cols[2], col(ix + 1), col(ix + 2)];
                 }
             }
             let mut acc = init;
@@ -1241,6 +1256,18 @@ mod x86 {
                 }
             }
             dw_store::<O, NV, PLAIN>(k, &acc, &m, y, xo * k.c + c0, nc);
+            if ROWS == 2 {
+                // The next row: its taps are rows 1 to 3, weights (0, w0,
+                // w1, w2).
+                let mut acc = init;
+                for (col, w) in cols.iter().zip(&wv) {
+                    for v in 0..NV {
+                        let w = _mm512_slli_epi32::<8>(w[v]);
+                        acc[v] = _mm512_dpbusd_epi32(acc[v], col[v], w);
+                    }
+                }
+                dw_store::<O, NV, PLAIN>(k, &acc, &m, y, (k.wo + xo) * k.c + c0, nc);
+            }
         }
     }
 
@@ -1248,12 +1275,13 @@ mod x86 {
     /// holding the bytes (row 0, row 1, row 2, row 0) of channel c.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    unsafe fn dw_col<const NV: usize>(
+    unsafe fn dw_col<const NV: usize, const ROWS: usize>(
         k: &DwCtx,
-        rp: &[*const u8; 3],
+        rp: &[*const u8; 4],
         ix: isize,
         c0: usize,
         idx: __m512i,
+        idx4: __m512i,
     ) -> [__m512i; NV] {
         if ix < 0 || ix >= k.w as isize {
             return [_mm512_set1_epi8(k.off as i8); NV];
@@ -1278,12 +1306,17 @@ mod x86 {
                 idx,
                 _mm512_castsi128_si512(r1),
             );
-            *col = _mm512_mask_permutexvar_epi8(
-                t,
-                0x4444_4444_4444_4444,
-                idx,
-                _mm512_castsi128_si512(r2),
-            );
+            *col = if ROWS == 2 {
+                let r23 = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(r2), ld(3));
+                _mm512_permutex2var_epi8(t, idx4, r23)
+            } else {
+                _mm512_mask_permutexvar_epi8(
+                    t,
+                    0x4444_4444_4444_4444,
+                    idx,
+                    _mm512_castsi128_si512(r2),
+                )
+            };
         }
         out
     }
@@ -2159,6 +2192,9 @@ mod tests {
             (96, (2, 2), true, [1, 8, 10]),
             (32, (3, 1), true, [1, 10, 6]),
             (16, (1, 3), true, [1, 4, 10]),
+            (24, (1, 1), true, [2, 5, 4]),
+            (16, (1, 1), false, [3, 4, 3]),
+            (40, (1, 1), true, [1, 2, 2]),
         ];
         let mut saw_fast = false;
         for kernel in kernels() {
@@ -2196,6 +2232,30 @@ mod tests {
             saw_fast,
             Kernel::Avx512Vnni.available() && is_x86_feature_detected!("avx512vbmi")
         );
+    }
+
+    /// Depthwise rows split over two threads (chunks of odd lengths: the
+    /// VBMI kernel pairs rows within a chunk) give the reference.
+    #[test]
+    fn depthwise_on_two_threads_matches_the_reference() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let kernel = *kernels().last().unwrap();
+        // Past 2M MACs (`par_rows`), in chunks of 9, 7 and 6 rows.
+        for (ch, stride, h, w) in [(64, 1, 67, 80), (96, 1, 51, 70), (128, 2, 81, 100)] {
+            let c = Case {
+                depthwise: true,
+                ..case(3, ch, ch, stride, true, h, w)
+            };
+            let p = params(&c, &mut rng);
+            let shape = [1, h, w, ch];
+            let x = input(&p, shape, &mut rng);
+            let (want, _) = reference(&p, &x, shape);
+            let op = QConv::new(p, kernel).unwrap();
+            let y = multithread_tract_scope(Executor::multithread(2), || {
+                op.eval_slice(&x, &shape).unwrap()
+            });
+            assert_eq!(y, want, "{ch} channels, stride {stride}, {h}x{w}");
+        }
     }
 
     /// Times the prediction network's depthwise layers, bytes in and out
