@@ -1097,7 +1097,9 @@ mod x86 {
     /// pixel and 16 channels, three `vpdpbusd` over columns transposed to
     /// i32 lanes (u0, u1, u2, _) of the three input rows, against weights
     /// (w0, w1, w2, 0); along a row each column is transposed once and kept
-    /// for the next pixels.
+    /// for the next pixels. At stride 1 the columns take four rows (u0, u1,
+    /// u2, u3) and serve two output rows, the second with weights (0, w0,
+    /// w1, w2).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
     pub(super) unsafe fn dw3x3_vbmi<O: OutElem>(
         q: &QConv,
@@ -1272,7 +1274,8 @@ mod x86 {
     }
 
     /// Input column `ix` of [`dw_block`]: NV vectors of 16 channels, lane c
-    /// holding the bytes (row 0, row 1, row 2, row 0) of channel c.
+    /// holding the bytes (row 0, row 1, row 2, row 0) of channel c, or rows
+    /// 0 to 3 for two output rows.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
     unsafe fn dw_col<const NV: usize, const ROWS: usize>(
