@@ -162,7 +162,8 @@ struct Packed {
     weights: Weights,
     /// Depthwise: weights widened to i32, `[tap][c]`; for the AVX-512
     /// kernel `[tap][c rounded up to 16]`, each as an i16 pair (w, 0) so
-    /// that `vpmaddwd` with a zero-extended input byte is one exact product.
+    /// that `vpmaddwd` with a zero-extended input byte is one exact product;
+    /// for the VBMI one ([`QConv::dw_fast`]) `[column][c rounded up to 16]`.
     dw: Vec<i32>,
     /// `bias - off * Σw` and `m`, per (padded) lane.
     init: Vec<i32>,
@@ -335,13 +336,36 @@ impl QConv {
             } else {
                 cout
             };
-            let mut dw = vec![0i32; taps * stride];
-            for (t, row) in dw.chunks_exact_mut(stride).enumerate() {
-                for (c, v) in row.iter_mut().enumerate().take(cout) {
-                    let w = w_of(c, t);
-                    *v = if vnni { w as i16 as u16 as i32 } else { w };
+            let dw = if Self::dw_fast(kernel, &p) {
+                // [tx][c]: the column's three taps as the bytes (w0, w1, w2,
+                // 0) of an i32, for `vpdpbusd` on a column (u0, u1, u2, _).
+                let mut dw = vec![0i32; 3 * stride];
+                for (tx, row) in dw.chunks_exact_mut(stride).enumerate() {
+                    for (c, v) in row.iter_mut().enumerate().take(cout) {
+                        *v = (0..3)
+                            .map(|ty| (w_of(c, ty * 3 + tx) as u8 as i32) << (8 * ty))
+                            .sum();
+                    }
                 }
-            }
+                // Then 1 when no reachable `acc * m` reaches 2^30, so that
+                // its conversion to i32 cannot overflow (`dw_store`).
+                let small = (0..cout).all(|c| {
+                    let abs: i64 = (0..taps).map(|t| w_of(c, t).abs() as i64).sum();
+                    let bound = (init[c] as i64).abs() + 255 * abs;
+                    bound as f64 * (p.scale[c] as f64).abs() < (1u64 << 30) as f64
+                });
+                dw.push(small as i32);
+                dw
+            } else {
+                let mut dw = vec![0i32; taps * stride];
+                for (t, row) in dw.chunks_exact_mut(stride).enumerate() {
+                    for (c, v) in row.iter_mut().enumerate().take(cout) {
+                        let w = w_of(c, t);
+                        *v = if vnni { w as i16 as u16 as i32 } else { w };
+                    }
+                }
+                dw
+            };
             init.resize(stride, 0);
             Packed {
                 kernel,
@@ -519,6 +543,28 @@ impl QConv {
                 }
                 ok
             }
+            // The VBMI depthwise kernel pads by itself: bytes are read in
+            // place, f32 integers converted without padding.
+            (kernel, true, x) if Self::dw_fast(kernel, &self.p) => match x {
+                Input::Bytes(u) => {
+                    self.depthwise(&g, u, y, macs);
+                    true
+                }
+                Input::Ints(_) => {
+                    let flat = Geo {
+                        hp: g.h,
+                        wp: g.w,
+                        pad_t: 0,
+                        pad_l: 0,
+                        ..g
+                    };
+                    let (u, ok) = self.pack_input::<u8>(x, &flat, off);
+                    if ok {
+                        self.depthwise(&g, &u, y, macs);
+                    }
+                    ok
+                }
+            },
             // Bytes the kernel can read in place: no padding, and no
             // reads past the input (the narrow kernel's go 31 pixels on).
             (_, depthwise, Input::Bytes(u))
@@ -672,13 +718,25 @@ impl QConv {
         });
     }
 
+    /// Depthwise convolution of `u`: unpadded when [`QConv::dw_fast`],
+    /// padded by [`QConv::pack_input`] otherwise.
     fn depthwise<O: OutElem>(&self, g: &Geo, u: &[u8], y: &mut [O], macs: usize) {
         let kernel = self.packed.kernel;
+        let fast = Self::dw_fast(kernel, &self.p);
+        // One row of padding bytes, read for the rows above and below the
+        // picture.
+        let pad = if fast && g.hp != g.h {
+            vec![(self.p.zp_in + 128) as u8; g.w * self.p.cin]
+        } else {
+            vec![]
+        };
         self.par_rows(g, y, macs, |rows, yc| {
             #[cfg(target_arch = "x86_64")]
             {
-                // SAFETY: the kernel was resolved against this CPU's features.
+                // SAFETY: the kernel was resolved against this CPU's features
+                // (`dw_fast` checked VBMI), and `u` is unpadded iff `fast`.
                 match kernel {
+                    _ if fast => unsafe { x86::dw3x3_vbmi(self, g, u, &pad, rows, yc) },
                     Kernel::Avx512Vnni if self.p.kh * self.p.kw == 9 => unsafe {
                         x86::dw3x3_avx512(self, g, u, rows, yc)
                     },
@@ -724,6 +782,32 @@ impl QConv {
                     *yv = O::put(requant(a, m, p.lo, p.hi), zp);
                 }
             }
+        }
+    }
+
+    /// Whether the depthwise convolution runs [`x86::dw3x3_vbmi`]: 3x3,
+    /// dilation 1, horizontal stride 1 or 2, output bounds that are
+    /// integers within the int8 range (it clamps as bytes).
+    fn dw_fast(kernel: Kernel, p: &QConvParams) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let zo = p.zp_out as f32;
+            kernel == Kernel::Avx512Vnni
+                && p.depthwise
+                && (p.kh, p.kw) == (3, 3)
+                && p.dilation == (1, 1)
+                && matches!(p.stride.1, 1 | 2)
+                && p.lo.fract() == 0.0
+                && p.hi.fract() == 0.0
+                && -128.0 - zo <= p.lo
+                && p.lo <= p.hi
+                && p.hi <= 127.0 - zo
+                && is_x86_feature_detected!("avx512vbmi")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (kernel, p);
+            false
         }
     }
 
@@ -988,6 +1072,344 @@ mod x86 {
                     store16::<O>(yrow, xo * c + c0, mk, f, zp);
                 }
             }
+        }
+    }
+
+    /// What [`dw_block`] needs of the convolution.
+    struct DwCtx {
+        /// Channels, and the input row length in pixels.
+        c: usize,
+        w: usize,
+        wo: usize,
+        pad_l: usize,
+        /// [`Packed::dw`] (`[column][cpad]`), `init` and `m`.
+        wts: *const i32,
+        cpad: usize,
+        init: *const i32,
+        m: *const f32,
+        /// Padding byte.
+        off: u8,
+        hi: f32,
+        /// `zp_out + 128`, and the bounds as bytes (`lo + zp`, `hi + zp`).
+        zp: i16,
+        lo_b: i16,
+        hi_b: i16,
+        /// The bounds as i32, for f32 outputs.
+        lo_i: i32,
+        hi_i: i32,
+        /// No reachable `acc * m` reaches 2^30 (see [`QConv::new`]).
+        small: bool,
+    }
+
+    impl DwCtx {
+        /// Bytes out with nothing to bound: zero point 0, bounds the whole
+        /// byte range, no sum whose conversion could overflow.
+        fn plain(&self) -> bool {
+            self.zp == 0 && self.lo_b == 0 && self.hi_b == 255 && self.small
+        }
+    }
+
+    /// Depthwise 3x3, dilation 1, horizontal stride 1 or 2, on the
+    /// unpadded input (`pad`: a row of padding bytes for the rows outside
+    /// the picture; columns outside it are a constant). For each output
+    /// pixel and 16 channels, three `vpdpbusd` over columns transposed to
+    /// i32 lanes (u0, u1, u2, _) of the three input rows, against weights
+    /// (w0, w1, w2, 0); along a row each column is transposed once and kept
+    /// for the next pixels. At stride 1 the columns take four rows (u0, u1,
+    /// u2, u3) and serve two output rows, the second with weights (0, w0,
+    /// w1, w2).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    pub(super) unsafe fn dw3x3_vbmi<O: OutElem>(
+        q: &QConv,
+        g: &Geo,
+        u: &[u8],
+        pad: &[u8],
+        rows: Range<usize>,
+        yc: &mut [O],
+    ) {
+        let p = &*q.p;
+        let pk = &*q.packed;
+        let c = p.cout;
+        let row_len = g.w * c;
+        assert!(u.len() >= g.n * g.h * row_len && (g.hp == g.h || pad.len() >= row_len));
+        assert!(yc.len() >= rows.len() * g.wo * c);
+        let zp = p.zp_out + 128;
+        let k = DwCtx {
+            c,
+            w: g.w,
+            wo: g.wo,
+            pad_l: g.pad_l,
+            wts: pk.dw.as_ptr(),
+            cpad: c.next_multiple_of(16),
+            init: pk.init.as_ptr(),
+            m: pk.m.as_ptr(),
+            off: (p.zp_in + 128) as u8,
+            hi: p.hi,
+            zp: zp as i16,
+            lo_b: (p.lo as i32 + zp) as i16,
+            hi_b: (p.hi as i32 + zp) as i16,
+            lo_i: p.lo as i32,
+            hi_i: p.hi as i32,
+            small: pk.dw[3 * c.next_multiple_of(16)] != 0,
+        };
+        let plain = O::BYTES && k.plain();
+        // Vectors per block: up to 4, as even as possible (144 channels
+        // are 3 x 3 vectors, not 4 + 4 + 1: each block packs its bytes).
+        let nvec = c.div_ceil(16);
+        let per = nvec.div_ceil(nvec.div_ceil(4));
+        let mut i = 0;
+        while i < rows.len() {
+            let ro = rows.start + i;
+            let (b, yo) = (ro / g.ho, ro % g.ho);
+            // Stride 1: two output rows of the same picture at once, from
+            // four input rows.
+            let two = p.stride == (1, 1) && i + 1 < rows.len() && yo + 1 < g.ho;
+            let iy0 = (yo * p.stride.0) as isize - g.pad_t as isize;
+            // Rows outside the picture read the padding row (same length).
+            let rp: [*const u8; 4] = std::array::from_fn(|r| {
+                let iy = iy0 + r as isize;
+                if (0..g.h as isize).contains(&iy) {
+                    u.as_ptr().add((b * g.h + iy as usize) * row_len)
+                } else {
+                    pad.as_ptr()
+                }
+            });
+            let y = yc.as_mut_ptr().add(i * g.wo * c) as *mut u8;
+            for c0 in (0..c).step_by(16 * per) {
+                let nv = (c - c0).div_ceil(16).min(per);
+                macro_rules! go {
+                    ($($rows:literal, $sw:literal, $nv:literal);*) => {
+                        match (two as usize + 1, p.stride.1, nv, plain) {
+                            $(
+                                ($rows, $sw, $nv, true) =>
+                                    dw_block::<O, $nv, $sw, true, $rows>(&k, &rp, c0, y),
+                                ($rows, $sw, $nv, false) =>
+                                    dw_block::<O, $nv, $sw, false, $rows>(&k, &rp, c0, y),
+                            )*
+                            _ => unreachable!("stride 1 or 2, 1 to 4 vectors"),
+                        }
+                    };
+                }
+                go!(1, 1, 1; 1, 1, 2; 1, 1, 3; 1, 1, 4; 1, 2, 1; 1, 2, 2; 1, 2, 3; 1, 2, 4;
+                    2, 1, 1; 2, 1, 2; 2, 1, 3; 2, 1, 4);
+            }
+            i += 1 + two as usize;
+        }
+    }
+
+    /// One output row of [`dw3x3_vbmi`] for the NV * 16 channels from `c0`
+    /// (the last vector possibly partial), horizontal stride SW.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    unsafe fn dw_block<
+        O: OutElem,
+        const NV: usize,
+        const SW: usize,
+        const PLAIN: bool,
+        const ROWS: usize,
+    >(
+        k: &DwCtx,
+        rp: &[*const u8; 4],
+        c0: usize,
+        y: *mut u8,
+    ) {
+        let nc = (k.c - c0).min(16 * NV);
+        let mut wv = [[_mm512_setzero_si512(); NV]; 3];
+        for (tx, col) in wv.iter_mut().enumerate() {
+            for (v, w) in col.iter_mut().enumerate() {
+                // In bounds: `dw` holds cpad >= c0 + 16 * NV lanes per column.
+                *w = _mm512_loadu_si512(k.wts.add(tx * k.cpad + c0 + 16 * v) as *const _);
+            }
+        }
+        let mut init = [_mm512_setzero_si512(); NV];
+        let mut m = [_mm512_setzero_ps(); NV];
+        for v in 0..NV {
+            init[v] = _mm512_loadu_si512(k.init.add(c0 + 16 * v) as *const _);
+            m[v] = _mm512_loadu_ps(k.m.add(c0 + 16 * v));
+        }
+        // Column output byte 4c + r takes row r's channel c: rows 0 and 2
+        // from the first table (byte c), row 1 from the second (64 + c);
+        // byte 3 (weight 0) gets row 0 again.
+        let idx = _mm512_add_epi8(
+            _mm512_set1_epi32(0x0000_4000),
+            _mm512_setr_epi32(
+                0x0000_0000,
+                0x0101_0101,
+                0x0202_0202,
+                0x0303_0303,
+                0x0404_0404,
+                0x0505_0505,
+                0x0606_0606,
+                0x0707_0707,
+                0x0808_0808,
+                0x0909_0909,
+                0x0a0a_0a0a,
+                0x0b0b_0b0b,
+                0x0c0c_0c0c,
+                0x0d0d_0d0d,
+                0x0e0e_0e0e,
+                0x0f0f_0f0f,
+            ),
+        );
+        // Two rows: columns of four rows, bytes 0 and 1 as above, 2 and 3
+        // from rows 2 and 3 in lanes 0 and 1 of the second table.
+        let idx4: [i32; 16] = std::array::from_fn(|c| {
+            let c = c as i32;
+            (4 * c) | (4 * c + 1) << 8 | (64 + c) << 16 | (80 + c) << 24
+        });
+        let idx4 = _mm512_loadu_si512(idx4.as_ptr() as *const _);
+        let pl = k.pad_l as isize;
+        let col = |ix: isize| dw_col::<NV, ROWS>(k, rp, ix, c0, idx, idx4);
+        let mut cols = [col(-pl), col(1 - pl), col(2 - pl)];
+        for xo in 0..k.wo {
+            if xo > 0 {
+                let ix = (xo * SW) as isize - pl;
+                if SW == 1 {
+                    cols = [cols[1], cols[2], col(ix + 2)];
+                } else {
+                    cols = [cols[2], col(ix + 1), col(ix + 2)];
+                }
+            }
+            let mut acc = init;
+            for (col, w) in cols.iter().zip(&wv) {
+                for v in 0..NV {
+                    acc[v] = _mm512_dpbusd_epi32(acc[v], col[v], w[v]);
+                }
+            }
+            dw_store::<O, NV, PLAIN>(k, &acc, &m, y, xo * k.c + c0, nc);
+            if ROWS == 2 {
+                // The next row: its taps are rows 1 to 3, weights (0, w0,
+                // w1, w2).
+                let mut acc = init;
+                for (col, w) in cols.iter().zip(&wv) {
+                    for v in 0..NV {
+                        let w = _mm512_slli_epi32::<8>(w[v]);
+                        acc[v] = _mm512_dpbusd_epi32(acc[v], col[v], w);
+                    }
+                }
+                dw_store::<O, NV, PLAIN>(k, &acc, &m, y, (k.wo + xo) * k.c + c0, nc);
+            }
+        }
+    }
+
+    /// Input column `ix` of [`dw_block`]: NV vectors of 16 channels, lane c
+    /// holding the bytes (row 0, row 1, row 2, row 0) of channel c, or rows
+    /// 0 to 3 for two output rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    unsafe fn dw_col<const NV: usize, const ROWS: usize>(
+        k: &DwCtx,
+        rp: &[*const u8; 4],
+        ix: isize,
+        c0: usize,
+        idx: __m512i,
+        idx4: __m512i,
+    ) -> [__m512i; NV] {
+        if ix < 0 || ix >= k.w as isize {
+            return [_mm512_set1_epi8(k.off as i8); NV];
+        }
+        let o = ix as usize * k.c + c0;
+        let mut out = [_mm512_setzero_si512(); NV];
+        for (v, col) in out.iter_mut().enumerate() {
+            let o = o + 16 * v;
+            let left = k.c - c0 - 16 * v;
+            // Within the pixel: 16 bytes, or masked to the channels left.
+            let ld = |r: usize| {
+                if left >= 16 {
+                    _mm_loadu_si128(rp[r].add(o) as *const _)
+                } else {
+                    _mm_maskz_loadu_epi8(mask16(left), rp[r].add(o) as *const _)
+                }
+            };
+            let (r0, r1, r2) = (ld(0), ld(1), ld(2));
+            // The upper lanes are never indexed.
+            let t = _mm512_permutex2var_epi8(
+                _mm512_castsi128_si512(r0),
+                idx,
+                _mm512_castsi128_si512(r1),
+            );
+            *col = if ROWS == 2 {
+                let r23 = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(r2), ld(3));
+                _mm512_permutex2var_epi8(t, idx4, r23)
+            } else {
+                _mm512_mask_permutexvar_epi8(
+                    t,
+                    0x4444_4444_4444_4444,
+                    idx,
+                    _mm512_castsi128_si512(r2),
+                )
+            };
+        }
+        out
+    }
+
+    /// Requantizes NV accumulators and stores them at element `o` of the
+    /// output row `y` (`nc` channels): rounding by the conversion, the
+    /// bounds applied as bytes after `vpackssdw` (so out-of-range sums only
+    /// need `f <= hi` first: the conversion's overflow value is negative).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    unsafe fn dw_store<O: OutElem, const NV: usize, const PLAIN: bool>(
+        k: &DwCtx,
+        acc: &[__m512i; NV],
+        m: &[__m512; NV],
+        y: *mut u8,
+        o: usize,
+        nc: usize,
+    ) {
+        let hi = _mm512_set1_ps(k.hi);
+        let mut q = [_mm512_setzero_si512(); 4];
+        for v in 0..NV {
+            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[v]), m[v]);
+            let f = if PLAIN { f } else { _mm512_min_ps(f, hi) };
+            q[v] = _mm512_cvtps_epi32(f);
+        }
+        if O::BYTES {
+            let (zp, lo, hi) = (
+                _mm512_set1_epi16(k.zp),
+                _mm512_set1_epi16(k.lo_b),
+                _mm512_set1_epi16(k.hi_b),
+            );
+            // PLAIN: the saturations of the packs are the bounds.
+            let bound = |a: __m512i| {
+                if PLAIN {
+                    a
+                } else {
+                    _mm512_min_epi16(_mm512_max_epi16(_mm512_adds_epi16(a, zp), lo), hi)
+                }
+            };
+            let p01 = bound(_mm512_packs_epi32(q[0], q[1]));
+            let p23 = if NV > 2 {
+                bound(_mm512_packs_epi32(q[2], q[3]))
+            } else {
+                p01
+            };
+            // Lane L of the packed bytes holds channels 4L..4L+4 of each
+            // vector in turn: a 4x4 transpose of dwords restores the order.
+            let b = _mm512_permutexvar_epi32(
+                _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                _mm512_packus_epi16(p01, p23),
+            );
+            if nc == 64 {
+                _mm512_storeu_si512(y.add(o) as *mut _, b);
+            } else {
+                _mm512_mask_storeu_epi8(y.add(o) as *mut _, mask64(nc), b);
+            }
+        } else {
+            let (lo, hi) = (_mm512_set1_epi32(k.lo_i), _mm512_set1_epi32(k.hi_i));
+            for (v, &qv) in q.iter().enumerate().take(NV) {
+                let f = _mm512_cvtepi32_ps(_mm512_min_epi32(_mm512_max_epi32(qv, lo), hi));
+                let mk = mask16(nc - 16 * v);
+                _mm512_mask_storeu_ps((y as *mut f32).add(o + 16 * v), mk, f);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn mask64(n: usize) -> __mmask64 {
+        if n >= 64 {
+            !0
+        } else {
+            (1u64 << n) - 1
         }
     }
 
@@ -1793,6 +2215,146 @@ mod tests {
             ],
             3,
         );
+    }
+
+    /// The edges of the AVX-512 VBMI depthwise kernel: pictures 1 pixel
+    /// wide or high, widths and heights odd and even, channels off 16 and
+    /// 64, both strides in each direction, batches, VALID and SAME; bytes
+    /// with nothing to bound (as in the network) or with a zero point and
+    /// narrowed bounds, and sums whose conversion could overflow.
+    #[test]
+    fn depthwise_edges_match_the_i64_reference() {
+        let mut rng = fastrand::Rng::with_seed(10);
+        // (channels, stride (h, w), SAME, [n, h, w])
+        let cases = [
+            (16, (1, 1), true, [1, 1, 1]),
+            (7, (1, 1), true, [1, 1, 5]),
+            (20, (2, 2), true, [1, 1, 1]),
+            (33, (1, 1), true, [1, 6, 1]),
+            (65, (1, 1), true, [1, 5, 3]),
+            (130, (2, 2), true, [1, 7, 5]),
+            (48, (2, 1), true, [2, 6, 7]),
+            (24, (1, 2), false, [2, 5, 8]),
+            (64, (1, 1), false, [1, 3, 3]),
+            (200, (1, 1), true, [1, 3, 9]),
+            (96, (2, 2), true, [1, 8, 10]),
+            (32, (3, 1), true, [1, 10, 6]),
+            (16, (1, 3), true, [1, 4, 10]),
+            (24, (1, 1), true, [2, 5, 4]),
+            (16, (1, 1), false, [3, 4, 3]),
+            (40, (1, 1), true, [1, 2, 2]),
+        ];
+        let mut saw_fast = false;
+        for kernel in kernels() {
+            for (i, &(ch, stride, same, [n, h, w])) in cases.iter().enumerate() {
+                for variant in 0..3 {
+                    let c = Case {
+                        depthwise: true,
+                        ..case(3, ch, ch, 1, same, h, w)
+                    };
+                    let mut p = params(&c, &mut rng);
+                    p.stride = stride;
+                    if variant > 0 {
+                        // The network's RELU6 over the whole int8 range.
+                        p.zp_out = -128;
+                        p.lo = 0.0;
+                        p.hi = 255.0;
+                    }
+                    if variant == 2 {
+                        // Dead channels: `acc * m` past i32.
+                        p.bias[0] = (1 << 31) - 1;
+                        p.bias[ch - 1] = -(1 << 31) + 1;
+                        p.scale[0] = 2.0;
+                        p.scale[ch - 1] = 3.0;
+                    }
+                    saw_fast |= QConv::dw_fast(kernel, &p);
+                    let shape = [n, h, w, ch];
+                    let x = input(&p, shape, &mut rng);
+                    let what = format!("dw case {i} variant {variant}");
+                    check(&p, &x, shape, kernel, &what);
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            saw_fast,
+            Kernel::Avx512Vnni.available() && is_x86_feature_detected!("avx512vbmi")
+        );
+    }
+
+    /// Depthwise rows split over two threads (chunks of odd lengths: the
+    /// VBMI kernel pairs rows within a chunk) give the reference.
+    #[test]
+    fn depthwise_on_two_threads_matches_the_reference() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let kernel = *kernels().last().unwrap();
+        // Past 2M MACs (`par_rows`), in chunks of 9, 7 and 6 rows.
+        for (ch, stride, h, w) in [(64, 1, 67, 80), (96, 1, 51, 70), (128, 2, 81, 100)] {
+            let c = Case {
+                depthwise: true,
+                ..case(3, ch, ch, stride, true, h, w)
+            };
+            let p = params(&c, &mut rng);
+            let shape = [1, h, w, ch];
+            let x = input(&p, shape, &mut rng);
+            let (want, _) = reference(&p, &x, shape);
+            let op = QConv::new(p, kernel).unwrap();
+            let y = multithread_tract_scope(Executor::multithread(2), || {
+                op.eval_slice(&x, &shape).unwrap()
+            });
+            assert_eq!(y, want, "{ch} channels, stride {stride}, {h}x{w}");
+        }
+    }
+
+    /// Times the prediction network's depthwise layers, bytes in and out
+    /// (`cargo test --release --lib dw_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn dw_timing() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        let layers = [
+            (32, 1, 128),
+            (96, 2, 128),
+            (144, 1, 64),
+            (144, 2, 64),
+            (192, 1, 32),
+            (192, 2, 32),
+            (384, 1, 16),
+            (576, 1, 16),
+            (576, 2, 16),
+            (960, 1, 8),
+        ];
+        let mut total = 0.0;
+        for (ch, stride, hw) in layers {
+            let c = Case {
+                depthwise: true,
+                ..case(3, ch, ch, stride, true, hw, hw)
+            };
+            let mut p = params(&c, &mut rng);
+            // As in the network: RELU6 over the whole int8 range.
+            p.zp_out = -128;
+            p.lo = 0.0;
+            p.hi = 255.0;
+            let shape = [1, hw, hw, ch];
+            let x: Vec<u8> = (0..hw * hw * ch).map(|_| rng.u8(..)).collect();
+            let op = QConv::new(p, Kernel::Auto).unwrap().with_byte_output();
+            let os = op.output_shape(&shape).unwrap();
+            let mut y = vec![0u8; os.iter().product()];
+            let mut best = f64::MAX;
+            let mut times = vec![];
+            for _ in 0..300 {
+                let t = std::time::Instant::now();
+                op.run(Input::Bytes(&x), &shape, &mut y).unwrap();
+                let dt = t.elapsed().as_secs_f64() * 1e3;
+                best = best.min(dt);
+                times.push(dt);
+            }
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let med = times[times.len() / 2];
+            total += med;
+            eprintln!("dw {ch:4} s{stride} {hw:3}x{hw:<3}: median {med:.4} ms, best {best:.4} ms");
+        }
+        eprintln!("sum of medians {total:.3} ms");
     }
 
     /// The files mark dead channels with a bias of +-(2^31 - 1); with i32
