@@ -274,12 +274,17 @@ const MAX_SPIN: Duration = Duration::from_micros(300);
 /// steals work (`yield_now`) until the graph is done, or until no work
 /// came for [`MAX_SPIN`].
 fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> R + Send) -> R {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     let done = Arc::new(AtomicBool::new(false));
     let graph_thread = Arc::new(AtomicUsize::new(usize::MAX));
+    // Threads whose spinner has started (bit = thread index).
+    let started = Arc::new(AtomicU64::new(0));
     {
-        let (done, graph_thread) = (done.clone(), graph_thread.clone());
+        let (done, graph_thread, started) = (done.clone(), graph_thread.clone(), started.clone());
         pool.spawn_broadcast(move |ctx| {
+            if ctx.index() < 64 {
+                started.fetch_or(1 << ctx.index(), Ordering::AcqRel);
+            }
             SPINNING.fetch_add(1, Ordering::Relaxed);
             let mut idle = 0u32;
             let mut last_work = Instant::now();
@@ -319,10 +324,30 @@ fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> 
             self.0.store(true, Ordering::Release);
         }
     }
+    let threads = pool.current_num_threads().min(64);
     pool.install(move || {
         let _done = Done(done);
         if let Some(i) = rayon_core::current_thread_index() {
             graph_thread.store(i, Ordering::Release);
+            // Start once every other thread runs its spinner. A thread that
+            // stole a piece of the graph first could start its spinner
+            // nested in that piece, while waiting on a join inside it: the
+            // piece would then wait for the spinner, and the graph for the
+            // piece (a deadlock seen once before `MAX_SPIN`, a stall of up
+            // to `MAX_SPIN` since). Waking the threads takes microseconds;
+            // on a CPU too busy to run them within 2 ms, go on anyway.
+            let all = if threads == 64 {
+                u64::MAX
+            } else {
+                (1u64 << threads) - 1
+            };
+            let others = all & !(1u64.checked_shl(i as u32).unwrap_or(0));
+            let t = Instant::now();
+            while started.load(Ordering::Acquire) & others != others
+                && t.elapsed() < Duration::from_millis(2)
+            {
+                std::hint::spin_loop();
+            }
         }
         graph()
     })
