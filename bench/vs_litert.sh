@@ -15,6 +15,6 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$bin" bench --models "$shared/models" 2>/dev/null | tee "$tmp/sf.txt" >/dev/null
 printf '%-30s %-8s %-7s %10s %10s %8s\n' network size threads styleframe LiteRT ratio
 awk 'NR==FNR { lrt[$1" "$2" "$3] = $4; next }
-     $1 ~ /^style_/ { k = $1" "$2" "$3; if (k in lrt) printf "%-30s %-8s %-7s %8.1f ms %7.1f ms %7.2fx\n", $1, $2, $3, $4, lrt[k], $4 / lrt[k] }' \
+     $1 ~ /^style_/ { k = $1" "$2" "$3; if (k in lrt) printf "%-30s %-8s %-7s %8.2f ms %7.2f ms %7.2fx\n", $1, $2, $3, $4, lrt[k], $4 / lrt[k] }' \
     "$tmp/litert.tsv" "$tmp/sf.txt"
 grep -i "peak RSS" "$tmp/sf.txt" || true

@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Networks: timed runs per setting (the median is printed).
     #[arg(long, default_value_t = 7)]
     pub runs: usize,
+    /// Networks: timed runs of the prediction network, a few ms long (short runs need more
+    /// of them for a steady median).
+    #[arg(long, default_value_t = 51)]
+    pub predict_runs: usize,
     /// Transfer network ids to time.
     #[arg(
         long,
@@ -75,23 +79,23 @@ pub fn bench(a: BenchArgs) -> CliResult {
     }
     let style = StyleSet::builtin().styles[0].embedding;
     println!(
-        "network                         size     threads  ms/inference (median of {})",
-        a.runs
+        "network                         size     threads  ms/inference (median of {}, predict {})",
+        a.runs, a.predict_runs
     );
     for &threads in &a.thread_counts {
         let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, threads)?;
         let x = synthetic_input(PREDICT_SIDE, PREDICT_SIDE);
-        let ms = median_ms(|| p.embed(&x).map(drop), a.runs)?;
+        let ms = median_ms(|| p.embed(&x).map(drop), a.predict_runs)?;
         println!(
-            "{:<31} {:<8} {:<8} {:.1}",
+            "{:<31} {:<8} {:<8} {:.2}",
             a.m.predict, "256x256", threads, ms
         );
         if a.profile {
             p.start_profile();
-            for _ in 0..a.runs {
+            for _ in 0..a.predict_runs {
                 p.embed(&x)?;
             }
-            print_profile(&p.op_times(), &p.node_times(), a.runs);
+            print_profile(&p.op_times(), &p.node_times(), a.predict_runs);
         }
     }
     for id in &a.transfer {
@@ -102,7 +106,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
                 let mut y = vec![];
                 let ms = median_ms(|| net.stylize(&x, &style, &mut y), a.runs)?;
                 println!(
-                    "{:<31} {:<8} {:<8} {:.1}",
+                    "{:<31} {:<8} {:<8} {:.2}",
                     id,
                     format!("{h}x{w}"),
                     threads,
