@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Times the official TFLite runtime (LiteRT, XNNPACK) on the same networks, sizes and
 thread counts as `styleframe bench`, the way ../shared/reference/make_reference.py does
-(2 warm-up runs, median of 7; of 51 for the prediction network, a few ms long, as `styleframe
-bench` does). Prints one line per setting: key<TAB>ms.
+(2 warm-up runs, median of 7) but with as many runs as `styleframe bench`: 15, and 51 for the
+prediction network (a few ms long): single runs on a shared VM vary by up to 1.5x. Prints one line per setting: key<TAB>ms.
 
     python3 bench/vs_litert.py MODELS_DIR RESIZED_DIR
 RESIZED_DIR holds the transfer files rewritten for 256x448 (LiteRT cannot run the fixed
@@ -29,6 +29,6 @@ for model, path, size in settings:
         for _ in range(2):
             it.invoke()
         ts = []
-        for _ in range(51 if 'predict' in model else 7):
+        for _ in range(51 if 'predict' in model else 15):
             t = time.perf_counter(); it.invoke(); ts.append((time.perf_counter() - t) * 1000)
         print(f'{model}\t{size}\t{threads}\t{np.median(ts):.2f}', flush=True)

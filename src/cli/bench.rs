@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub thread_counts: Vec<usize>,
     /// Networks: timed runs per setting (the median is printed).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 15)]
     pub runs: usize,
     /// Networks: timed runs of the prediction network, a few ms long (short runs need more
     /// of them for a steady median).
