@@ -209,6 +209,8 @@ impl Input<'_> {
 
 /// An output element: f32 integers `q - zp_out` or bytes `q + 128`.
 pub(super) trait OutElem: Copy + Send + Sync + 'static {
+    /// Read by the x86 kernels' stores.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const BYTES: bool;
     /// From the requantized `q - zp_out` and `zp = zp_out + 128`.
     fn put(v: f32, zp: f32) -> Self;
@@ -746,7 +748,7 @@ impl QConv {
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
-                let _ = kernel;
+                let _ = (kernel, &pad);
                 self.dw_rows(g, u, rows, yc)
             }
         });
