@@ -132,7 +132,7 @@ pub struct OpTime {
     pub total: Duration,
 }
 
-/// Keeps freed tensor buffers in the heap between frames, in one heap. Each frame
+/// Keeps freed tensor buffers in the heap between frames. Each frame
 /// allocates and frees the same few-MB tensors; glibc returns them to the
 /// kernel (mmap'd blocks, heap trimming), so every frame paid for fresh
 /// zeroed pages: ~10% of a frame in page faults, measured with `perf`.
@@ -145,11 +145,6 @@ fn keep_freed_memory() {
             unsafe {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
                 libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-                // One heap for all threads: the networks run on the pool's
-                // threads, and with an arena per thread each kept its own
-                // copy of the freed tensors (bench at 2 threads: peak RSS
-                // 50 -> 93 MiB; the pipeline 68 -> 115 MiB).
-                libc::mallopt(libc::M_ARENA_MAX, 1);
             }
         });
     }
@@ -256,101 +251,75 @@ impl Runner {
     }
 }
 
-/// Pool threads busy-waiting in [`run_spinning`] right now (all of them
-/// stop when their network run ends).
-static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// How long a pool thread waits for work, spinning, before it sleeps.
 const MAX_SPIN: Duration = Duration::from_micros(300);
 
-/// Runs `graph` on one thread of `pool` while the pool's other threads
-/// busy-wait for the work each op splits off, as XNNPACK's pool does.
+/// Runs `graph` on the first thread of `pool` while the pool's other
+/// threads busy-wait for the work each op splits off, as XNNPACK's pool
+/// does.
 ///
 /// A rayon thread that finds no work sleeps after a few dozen rounds, and
 /// waking it takes a futex call and, in a VM, an inter-processor interrupt:
 /// tens of microseconds, per op. The prediction network has ~65 short ops
 /// (a 1x1 convolution at 8x8 is ~20 microseconds), so at 2 threads it ran
-/// slower than at 1. Here every other thread runs a broadcast task that
-/// steals work (`yield_now`) until the graph is done, or until no work
-/// came for [`MAX_SPIN`].
+/// slower than at 1. Here one broadcast reaches every thread: the first
+/// runs the graph, the others steal its work (`yield_now`) until it is
+/// done, or until no work came for [`MAX_SPIN`].
+///
+/// Always the same thread for the graph: glibc gives each thread its own
+/// heap, and the freed tensors stay in the heap of the thread that
+/// allocated them (`keep_freed_memory`); a graph moving between threads
+/// kept a copy in each (peak RSS of the pipeline 68 -> 115 MiB).
+///
+/// No deadlock: `broadcast` returns once every thread has finished its
+/// part, so no spinner outlives its run, and an idle rayon thread takes
+/// its broadcast before it steals, so a spinner never starts nested inside
+/// a stolen piece of the graph (which it would then hold up).
 fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> R + Send) -> R {
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    let done = Arc::new(AtomicBool::new(false));
-    let graph_thread = Arc::new(AtomicUsize::new(usize::MAX));
-    // Threads whose spinner has started (bit = thread index).
-    let started = Arc::new(AtomicU64::new(0));
-    {
-        let (done, graph_thread, started) = (done.clone(), graph_thread.clone(), started.clone());
-        pool.spawn_broadcast(move |ctx| {
-            if ctx.index() < 64 {
-                started.fetch_or(1 << ctx.index(), Ordering::AcqRel);
-            }
-            SPINNING.fetch_add(1, Ordering::Relaxed);
-            let mut idle = 0u32;
-            let mut last_work = Instant::now();
-            // The graph's own thread may pick this task up while it waits
-            // for a stolen piece of work: it must not spin there (nothing
-            // would end the graph).
-            while !done.load(Ordering::Acquire)
-                && graph_thread.load(Ordering::Acquire) != ctx.index()
-            {
-                match rayon_core::yield_now() {
-                    Some(rayon_core::Yield::Executed) => {
-                        idle = 0;
-                        last_work = Instant::now();
-                    }
-                    _ => {
-                        idle = idle.wrapping_add(1);
-                        // Spinning only pays while work comes often. On a
-                        // busy CPU it takes turns from the graph's own
-                        // thread (one run next to a compiler: predict at 2
-                        // threads in 59 ms, 7 ms with rayon's sleeping
-                        // pool), so after a long gap this thread goes back
-                        // to rayon's sleep.
-                        if idle.is_multiple_of(64) && last_work.elapsed() > MAX_SPIN {
-                            break;
-                        }
-                        std::hint::spin_loop();
-                    }
-                }
-            }
-            SPINNING.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let done = AtomicBool::new(false);
+    let graph = Mutex::new(Some(graph));
     /// Ends the spinning even if the graph panics.
-    struct Done(Arc<AtomicBool>);
-    impl Drop for Done {
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
         fn drop(&mut self) {
             self.0.store(true, Ordering::Release);
         }
     }
-    let threads = pool.current_num_threads().min(64);
-    pool.install(move || {
-        let _done = Done(done);
-        if let Some(i) = rayon_core::current_thread_index() {
-            graph_thread.store(i, Ordering::Release);
-            // Start once every other thread runs its spinner. A thread that
-            // stole a piece of the graph first could start its spinner
-            // nested in that piece, while waiting on a join inside it: the
-            // piece would then wait for the spinner, and the graph for the
-            // piece (a deadlock seen once before `MAX_SPIN`, a stall of up
-            // to `MAX_SPIN` since). Waking the threads takes microseconds;
-            // on a CPU too busy to run them within 2 ms, go on anyway.
-            let all = if threads == 64 {
-                u64::MAX
-            } else {
-                (1u64 << threads) - 1
-            };
-            let others = all & !(1u64.checked_shl(i as u32).unwrap_or(0));
-            let t = Instant::now();
-            while started.load(Ordering::Acquire) & others != others
-                && t.elapsed() < Duration::from_millis(2)
-            {
-                std::hint::spin_loop();
+    let mut results = pool.broadcast(|ctx| {
+        if ctx.index() == 0 {
+            let _done = Done(&done);
+            let graph = graph.lock().map(|mut g| g.take()).ok().flatten();
+            return graph.map(|g| g());
+        }
+        let mut idle = 0u32;
+        let mut last_work = Instant::now();
+        while !done.load(Ordering::Acquire) {
+            match rayon_core::yield_now() {
+                Some(rayon_core::Yield::Executed) => {
+                    idle = 0;
+                    last_work = Instant::now();
+                }
+                _ => {
+                    idle = idle.wrapping_add(1);
+                    // Spinning only pays while work comes often. On a busy
+                    // CPU it takes turns from the graph's own thread (one
+                    // run next to a compiler: predict at 2 threads in 59
+                    // ms, 7 ms with rayon's sleeping pool), so after a long
+                    // gap this thread goes back to rayon's sleep.
+                    if idle.is_multiple_of(64) && last_work.elapsed() > MAX_SPIN {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
             }
         }
-        graph()
-    })
+        None
+    });
+    results
+        .swap_remove(0)
+        .expect("the pool's first thread ran the graph")
 }
 
 /// The style-transfer network, imported for one input size.
@@ -604,43 +573,46 @@ pub fn size_for(aspect_w_over_h: f64, max_pixels: u32) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
-    fn the_spinning_pool_runs_graphs_and_stops_spinning_after_each() {
+    fn the_spinning_pool_runs_graphs_on_its_first_thread_with_the_others_helping() {
         let pool = rayon_core::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
-        let sum = |v: &[u64]| -> u64 {
-            fn go(v: &[u64]) -> u64 {
-                if v.len() < 64 {
-                    return v.iter().sum();
-                }
-                let (a, b) = v.split_at(v.len() / 2);
-                let (x, y) = rayon_core::join(|| go(a), || go(b));
-                x + y
-            }
-            go(v)
-        };
-        let v: Vec<u64> = (0..10_000).collect();
-        for _ in 0..100 {
-            assert_eq!(run_spinning(&pool, || sum(&v)), 49_995_000);
+        for _ in 0..20 {
+            let (taken, helper, graph_thread) = run_spinning(&pool, || {
+                // The first half waits until another thread has run the
+                // second (or gives up after 5 s).
+                let flag = AtomicBool::new(false);
+                let t = Instant::now();
+                let (taken, helper) = rayon_core::join(
+                    || {
+                        while !flag.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5)
+                        {
+                            std::hint::spin_loop();
+                        }
+                        flag.load(Ordering::Acquire)
+                    },
+                    || {
+                        flag.store(true, Ordering::Release);
+                        rayon_core::current_thread_index()
+                    },
+                );
+                (taken, helper, rayon_core::current_thread_index())
+            });
+            assert!(taken, "no other thread took work within 5 s");
+            assert_eq!(helper, Some(1));
+            // Always the same thread: its heap keeps the freed tensors.
+            assert_eq!(graph_thread, Some(0));
         }
-        // A graph that fails ends the spinning too.
+        // A graph that fails is reported, and the pool still runs the next.
         let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_spinning(&pool, || -> u64 { panic!("a failing op") })
         }));
         assert!(failed.is_err());
-        assert_eq!(run_spinning(&pool, || sum(&v)), 49_995_000);
-        let t = Instant::now();
-        while SPINNING.load(Ordering::Relaxed) > 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "pool threads still spinning"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert_eq!(run_spinning(&pool, || 6 * 7), 42);
     }
 
     #[test]
