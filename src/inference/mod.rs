@@ -323,8 +323,13 @@ fn run_spinning<R: Send>(pool: &rayon_core::ThreadPool, graph: impl FnOnce() -> 
                     // run next to a compiler: predict at 2 threads in 59
                     // ms, 7 ms with rayon's sleeping pool), so after a long
                     // gap this thread goes back to rayon's sleep.
-                    if idle.is_multiple_of(64) && last_work.elapsed() > MAX_SPIN {
-                        break;
+                    if idle.is_multiple_of(64) {
+                        if last_work.elapsed() > MAX_SPIN {
+                            break;
+                        }
+                        // Should the scheduler have put this thread on the
+                        // graph's core, let the graph run.
+                        std::thread::yield_now();
                     }
                     std::hint::spin_loop();
                 }
