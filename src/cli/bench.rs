@@ -46,6 +46,12 @@ pub struct BenchArgs {
         default_value = "style_transfer_f16_384,style_transfer_quantized_384"
     )]
     pub transfer: Vec<String>,
+    /// Networks: leave out the prediction network.
+    #[arg(long)]
+    pub skip_predict: bool,
+    /// Networks: leave out the transfer networks.
+    #[arg(long)]
+    pub skip_transfer: bool,
     /// Networks: also print where each network spends its time, per op kind.
     #[arg(long)]
     pub profile: bool,
@@ -82,7 +88,12 @@ pub fn bench(a: BenchArgs) -> CliResult {
         "network                         size     threads  ms/inference (median of {}, predict {})",
         a.runs, a.predict_runs
     );
-    for &threads in &a.thread_counts {
+    let predict_threads: &[usize] = if a.skip_predict {
+        &[]
+    } else {
+        &a.thread_counts
+    };
+    for &threads in predict_threads {
         let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, threads)?;
         let x = synthetic_input(PREDICT_SIDE, PREDICT_SIDE);
         let ms = median_ms(|| p.embed(&x).map(drop), a.predict_runs)?;
@@ -98,7 +109,8 @@ pub fn bench(a: BenchArgs) -> CliResult {
             print_profile(&p.op_times(), &p.node_times(), a.predict_runs);
         }
     }
-    for id in &a.transfer {
+    let transfer: &[String] = if a.skip_transfer { &[] } else { &a.transfer };
+    for id in transfer {
         for &(h, w) in &a.sizes {
             for &threads in &a.thread_counts {
                 let mut net = TransferNet::load(&model_path(&a.m, id)?, h, w, threads)?;
