@@ -2308,57 +2308,6 @@ mod tests {
         }
     }
 
-    /// Times the prediction network's depthwise layers, bytes in and out
-    /// (`cargo test --release --lib dw_timing -- --ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn dw_timing() {
-        let mut rng = fastrand::Rng::with_seed(9);
-        let layers = [
-            (32, 1, 128),
-            (96, 2, 128),
-            (144, 1, 64),
-            (144, 2, 64),
-            (192, 1, 32),
-            (192, 2, 32),
-            (384, 1, 16),
-            (576, 1, 16),
-            (576, 2, 16),
-            (960, 1, 8),
-        ];
-        let mut total = 0.0;
-        for (ch, stride, hw) in layers {
-            let c = Case {
-                depthwise: true,
-                ..case(3, ch, ch, stride, true, hw, hw)
-            };
-            let mut p = params(&c, &mut rng);
-            // As in the network: RELU6 over the whole int8 range.
-            p.zp_out = -128;
-            p.lo = 0.0;
-            p.hi = 255.0;
-            let shape = [1, hw, hw, ch];
-            let x: Vec<u8> = (0..hw * hw * ch).map(|_| rng.u8(..)).collect();
-            let op = QConv::new(p, Kernel::Auto).unwrap().with_byte_output();
-            let os = op.output_shape(&shape).unwrap();
-            let mut y = vec![0u8; os.iter().product()];
-            let mut best = f64::MAX;
-            let mut times = vec![];
-            for _ in 0..300 {
-                let t = std::time::Instant::now();
-                op.run(Input::Bytes(&x), &shape, &mut y).unwrap();
-                let dt = t.elapsed().as_secs_f64() * 1e3;
-                best = best.min(dt);
-                times.push(dt);
-            }
-            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let med = times[times.len() / 2];
-            total += med;
-            eprintln!("dw {ch:4} s{stride} {hw:3}x{hw:<3}: median {med:.4} ms, best {best:.4} ms");
-        }
-        eprintln!("sum of medians {total:.3} ms");
-    }
-
     /// The files mark dead channels with a bias of +-(2^31 - 1); with i32
     /// sums that would overflow, so such a channel becomes its constant.
     #[test]
