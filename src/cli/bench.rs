@@ -9,7 +9,7 @@ use clap::Args;
 
 use styleframe::config::{Config, DisplayBackend, SourceKind};
 use styleframe::daemon::{stats, RunLimits};
-use styleframe::inference::{OpTime, PredictNet, Stylizer, TransferNet, PREDICT_SIDE};
+use styleframe::inference::{PredictNet, Profile, Stylizer, TransferNet, PREDICT_SIDE};
 use styleframe::styles::StyleSet;
 
 use super::still::{model_path, ModelArgs};
@@ -106,7 +106,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
             for _ in 0..a.predict_runs {
                 p.embed(&x)?;
             }
-            print_profile(&p.op_times(), &p.node_times(), a.predict_runs);
+            print_profile(&p.profile(), a.predict_runs);
         }
     }
     let transfer: &[String] = if a.skip_transfer { &[] } else { &a.transfer };
@@ -129,7 +129,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
                     for _ in 0..a.runs {
                         net.stylize(&x, &style, &mut y)?;
                     }
-                    print_profile(&net.op_times(), &net.node_times(), a.runs);
+                    print_profile(&net.profile(), a.runs);
                 }
             }
         }
@@ -142,26 +142,23 @@ pub fn bench(a: BenchArgs) -> CliResult {
 
 /// Per op kind, then the slowest nodes: mean ms per run and share of the
 /// profiled time.
-fn print_profile(times: &[OpTime], nodes: &[(String, Duration)], runs: usize) {
-    let total: f64 = times.iter().map(|t| t.total.as_secs_f64()).sum();
-    for t in times.iter().filter(|t| !t.total.is_zero()) {
-        let s = t.total.as_secs_f64();
-        println!(
-            "    {:<24} {:>4} nodes {:>8.3} ms {:>5.1}%",
-            t.op,
-            t.nodes,
+fn print_profile(p: &Profile, runs: usize) {
+    let total: f64 = p.ops.iter().map(|o| o.2.as_secs_f64()).sum();
+    let row = |d: &Duration| {
+        let s = d.as_secs_f64();
+        (
             s * 1000.0 / runs.max(1) as f64,
-            100.0 * s / total.max(f64::MIN_POSITIVE)
-        );
+            100.0 * s / total.max(f64::MIN_POSITIVE),
+        )
+    };
+    for (op, nodes, d) in p.ops.iter().filter(|o| !o.2.is_zero()) {
+        let (ms, share) = row(d);
+        println!("    {op:<24} {nodes:>4} nodes {ms:>8.3} ms {share:>5.1}%");
     }
     println!("    slowest nodes:");
-    for (node, d) in nodes.iter().take(20) {
-        let s = d.as_secs_f64();
-        println!(
-            "    {:>8.3} ms {:>5.1}%  {node}",
-            s * 1000.0 / runs.max(1) as f64,
-            100.0 * s / total.max(f64::MIN_POSITIVE)
-        );
+    for (node, d) in p.nodes.iter().take(20) {
+        let (ms, share) = row(d);
+        println!("    {ms:>8.3} ms {share:>5.1}%  {node}");
     }
 }
 

@@ -134,13 +134,14 @@ struct Runner {
     profile: Option<Vec<Duration>>,
 }
 
-/// Where a network spends its time: one row per op kind, summed over runs.
-#[derive(Debug, Clone)]
-pub struct OpTime {
-    /// The op's name (e.g. `QConv`) and how many nodes run it.
-    pub op: String,
-    pub nodes: usize,
-    pub total: Duration,
+/// Where a network spends its time, summed over the profiled runs.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Per op kind (e.g. `QConv`): how many nodes run it and their time,
+    /// slowest first.
+    pub ops: Vec<(String, usize, Duration)>,
+    /// Per node, described with its output shape, slowest first.
+    pub nodes: Vec<(String, Duration)>,
 }
 
 /// Keeps freed tensor buffers in the heap between frames. Each frame
@@ -211,54 +212,28 @@ impl Runner {
         self.profile = Some(vec![Duration::ZERO; n]);
     }
 
-    /// Time per op kind since [`Runner::start_profile`], slowest first.
-    fn op_times(&self) -> Vec<OpTime> {
+    /// Where the runs since [`Runner::start_profile`] spent their time.
+    fn profile(&self) -> Profile {
         let Some(times) = &self.profile else {
-            return vec![];
+            return Profile::default();
         };
-        let mut by_op: Vec<OpTime> = vec![];
+        let mut p = Profile::default();
         for node in self.state.plan().model().nodes() {
-            let name = node.op().name().to_string();
-            let d = times[node.id];
-            match by_op.iter_mut().find(|o| o.op == name) {
+            let (name, d) = (node.op().name(), times[node.id]);
+            match p.ops.iter_mut().find(|o| o.0 == name) {
                 Some(o) => {
-                    o.nodes += 1;
-                    o.total += d;
+                    o.1 += 1;
+                    o.2 += d;
                 }
-                None => by_op.push(OpTime {
-                    op: name,
-                    nodes: 1,
-                    total: d,
-                }),
+                None => p.ops.push((name.to_string(), 1, d)),
             }
+            let info = node.op().info().unwrap_or_default().join(" ");
+            let shape = format!("{:?}", node.outputs[0].fact.shape);
+            p.nodes.push((format!("{name} {info} -> {shape}"), d));
         }
-        by_op.sort_by_key(|o| std::cmp::Reverse(o.total));
-        by_op
-    }
-
-    /// Time per node since [`Runner::start_profile`] with the node's
-    /// description and output shape, slowest first.
-    fn node_times(&self) -> Vec<(String, Duration)> {
-        let Some(times) = &self.profile else {
-            return vec![];
-        };
-        let mut rows: Vec<(String, Duration)> = self
-            .state
-            .plan()
-            .model()
-            .nodes()
-            .iter()
-            .map(|node| {
-                let info = node.op().info().unwrap_or_default().join(" ");
-                let shape = format!("{:?}", node.outputs[0].fact.shape);
-                (
-                    format!("{} {info} -> {shape}", node.op().name()),
-                    times[node.id],
-                )
-            })
-            .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-        rows
+        p.ops.sort_by_key(|o| std::cmp::Reverse(o.2));
+        p.nodes.sort_by_key(|n| std::cmp::Reverse(n.1));
+        p
     }
 }
 
@@ -429,14 +404,9 @@ impl TransferNet {
         self.runner.start_profile()
     }
 
-    /// Time per op kind since [`TransferNet::start_profile`], slowest first.
-    pub fn op_times(&self) -> Vec<OpTime> {
-        self.runner.op_times()
-    }
-
-    /// Time per node since [`TransferNet::start_profile`], slowest first.
-    pub fn node_times(&self) -> Vec<(String, Duration)> {
-        self.runner.node_times()
+    /// Where the runs since [`TransferNet::start_profile`] spent their time.
+    pub fn profile(&self) -> Profile {
+        self.runner.profile()
     }
 }
 
@@ -516,14 +486,9 @@ impl PredictNet {
         self.runner.start_profile()
     }
 
-    /// Time per op kind since [`PredictNet::start_profile`], slowest first.
-    pub fn op_times(&self) -> Vec<OpTime> {
-        self.runner.op_times()
-    }
-
-    /// Time per node since [`PredictNet::start_profile`], slowest first.
-    pub fn node_times(&self) -> Vec<(String, Duration)> {
-        self.runner.node_times()
+    /// Where the runs since [`PredictNet::start_profile`] spent their time.
+    pub fn profile(&self) -> Profile {
+        self.runner.profile()
     }
 
     /// `painting`: 256*256*3 RGB floats in [0, 1].
