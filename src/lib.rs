@@ -10,7 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod display;
 pub mod frame;
-pub mod inference;
+pub use styleframe_engine as inference;
 pub mod input;
 pub mod models;
 pub mod preprocess;

@@ -266,7 +266,7 @@ pub fn bytes_between_int_ops(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inference::tflite::{import, ImportOptions};
+    use crate::tflite::{import, ImportOptions};
 
     /// Every node's output as integers `q - zp` (bytes are `q + 128`).
     fn run_all(m: &TypedModel, inputs: &[Tensor]) -> Vec<Option<Vec<f32>>> {
@@ -296,7 +296,9 @@ mod tests {
     /// Imports an official int8 file from ../shared/models (fails loudly
     /// when it is absent), optimized as the runner does it.
     fn optimized(file: &str, input_hw: Option<(usize, usize)>) -> TypedModel {
-        let path = format!("{}/../shared/models/{file}", env!("CARGO_MANIFEST_DIR"));
+        let shared = std::env::var("STYLEFRAME_SHARED")
+            .unwrap_or_else(|_| format!("{}/../../shared", env!("CARGO_MANIFEST_DIR")));
+        let path = format!("{shared}/models/{file}");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let opts = ImportOptions {
             input_hw,

@@ -9,6 +9,8 @@
 //! tests can swap in a fake.
 
 pub mod conv;
+pub mod embedding;
+mod kernels;
 mod ops;
 mod qconv;
 mod quant;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use tract_core::internal::*;
 use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
 
-use crate::styles::{Embedding, EMBEDDING_LEN};
+use crate::embedding::{Embedding, EMBEDDING_LEN};
 
 /// The transfer network halves the picture twice then doubles it twice.
 pub const SIZE_MULTIPLE: usize = 4;
