@@ -25,58 +25,18 @@ use std::sync::Arc;
 use tract_core::internal::*;
 use tract_core::tract_linalg::multithread::{current_tract_executor, Executor};
 
+use crate::kernels::{self, Isa};
+
 /// Output channels per block in the broadcast kernel.
 const MAX_BLOCK: usize = 32;
 /// Lanes of the dot-product kernel.
-const DOT: usize = 8;
+pub(crate) const DOT: usize = 8;
 /// Output channels the x86 dot-product kernel computes at once.
-const DOT_GROUP: usize = 3;
-
-/// Which compiled copy of the kernels runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    Avx512,
-    Avx2Fma,
-    Baseline,
-}
-
-impl Isa {
-    /// The best one this CPU has.
-    pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2Fma;
-            }
-        }
-        Isa::Baseline
-    }
-
-    /// Whether this CPU can run `self`.
-    pub fn available(self) -> bool {
-        match self {
-            Isa::Baseline => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-}
+pub(crate) const DOT_GROUP: usize = 3;
 
 /// Weights laid out for the kernels, built once at load.
 #[derive(Debug)]
-enum Packed {
+pub(crate) enum Packed {
     /// Blocks of `cb` output channels: `[block][kh][kw * cin][cb]`, zero
     /// beyond `cout`; bias `[block][cb]`.
     Broadcast {
@@ -92,15 +52,18 @@ enum Packed {
 /// A VALID (unpadded) convolution with dilation 1, NHWC input and output,
 /// an OHWI kernel and a bias, the output clamped to `[lo, hi]` (the fused
 /// activation; infinite bounds when there is none).
+///
+/// The geometry is private: the kernels read the packed weights by it, so it
+/// cannot change once they are packed.
 #[derive(Debug, Clone)]
 pub struct DirectConv {
-    pub kh: usize,
-    pub kw: usize,
-    pub cin: usize,
-    pub cout: usize,
-    pub stride: (usize, usize),
-    pub lo: f32,
-    pub hi: f32,
+    kh: usize,
+    kw: usize,
+    cin: usize,
+    cout: usize,
+    stride: (usize, usize),
+    lo: f32,
+    hi: f32,
     bias: Arc<Vec<f32>>,
     packed: Arc<Packed>,
     isa: Isa,
@@ -178,17 +141,23 @@ impl DirectConv {
             hi,
             bias: Arc::new(bias.to_vec()),
             packed: Arc::new(packed),
-            isa: Isa::detect(),
+            isa: kernels::table().fconv,
         })
     }
 
     /// The same convolution run by another compiled copy of the kernels
-    /// (tests compare them); `None` if this CPU lacks it.
+    /// (tests compare them); `None` if this CPU lacks it or there is no such
+    /// copy.
     pub fn with_isa(mut self, isa: Isa) -> Option<DirectConv> {
-        isa.available().then(|| {
+        (isa.available() && ISAS.contains(&isa)).then(|| {
             self.isa = isa;
             self
         })
+    }
+
+    /// `(cout, kh, kw, cin)`.
+    pub fn shape(&self) -> (usize, usize, usize, usize) {
+        (self.cout, self.kh, self.kw, self.cin)
     }
 
     fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
@@ -225,44 +194,47 @@ impl DirectConv {
 }
 
 /// The sizes a kernel needs for one output row.
-struct Geo {
-    kh: usize,
+pub(crate) struct Geo {
+    pub(crate) kh: usize,
     /// Values in one kernel row's patch: `kw * cin`.
-    row: usize,
+    pub(crate) row: usize,
     /// Values in one input row: `w * cin`.
-    in_row: usize,
+    pub(crate) in_row: usize,
     /// Distance between neighbouring output pixels' patches: `sw * cin`.
-    px: usize,
-    ow: usize,
-    cout: usize,
-    lo: f32,
-    hi: f32,
+    pub(crate) px: usize,
+    pub(crate) ow: usize,
+    pub(crate) cout: usize,
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
 }
 
+/// The compiled copies of the kernels on this architecture.
+#[cfg(target_arch = "x86_64")]
+const ISAS: &[Isa] = &[Isa::Avx512, Isa::Avx2, Isa::Portable];
+#[cfg(not(target_arch = "x86_64"))]
+const ISAS: &[Isa] = &[Isa::Portable];
+
+/// # Safety
+/// `isa` is available on this CPU; `x` holds the `g.kh` input rows of the
+/// output row and `out` its `g.ow * g.cout` values (checked by `rows`).
 unsafe fn run(isa: Isa, g: &Geo, p: &Packed, bias: &[f32], x: &[f32], out: &mut [f32]) {
     match isa {
-        // 8-channel blocks and dot products are 8 lanes wide: the
-        // hand-written 256-bit kernels keep 12 accumulators in registers,
-        // where the compiler's own choice for AVX-512 kept only 4.
+        // SAFETY: the caller checked `isa` against this CPU.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Avx2Fma if ymm::takes(p) => ymm::row(g, p, bias, x, out),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::row(g, p, bias, x, out),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => avx2::row(g, p, bias, x, out),
-        _ => baseline::row(g, p, bias, x, out),
+        Isa::Avx512 | Isa::Avx2 => unsafe { kernels::x86_64::fconv::row(isa, g, p, bias, x, out) },
+        _ => portable::row(g, p, bias, x, out),
     }
 }
 
-/// The kernels, instantiated once per instruction set by [`kernels!`]:
+/// The kernels, instantiated once per instruction set by [`fconv_kernels!`]:
 /// `$fma` says whether `mul_add` is a single instruction there (it is a
 /// slow library call otherwise), `$p8/$p16/$p32` how many output pixels
 /// one tile holds for 8/16/32-channel blocks (as many as the registers
 /// take without spilling).
-macro_rules! kernels {
-    ($name:ident, $features:literal, $fma:literal, $p8:literal, $p16:literal, $p32:literal) => {
-        mod $name {
-            use super::{Geo, Packed, DOT};
+macro_rules! fconv_kernels {
+    ($name:ident, [$($attr:meta)?], $fma:literal, $p8:literal, $p16:literal, $p32:literal) => {
+        pub(crate) mod $name {
+            use crate::conv::{Geo, Packed, DOT};
 
             #[inline(always)]
             fn madd(a: f32, b: f32, c: f32) -> f32 {
@@ -273,8 +245,8 @@ macro_rules! kernels {
                 }
             }
 
-            #[cfg_attr(any(target_arch = "x86_64"), target_feature(enable = $features))]
-            pub(super) unsafe fn row(
+            $(#[$attr])?
+            pub(crate) unsafe fn row(
                 g: &Geo,
                 p: &Packed,
                 bias: &[f32],
@@ -437,160 +409,16 @@ macro_rules! kernels {
     };
 }
 
-/// 256-bit kernels (AVX2 + FMA) for 8-channel blocks and dot products.
 #[cfg(target_arch = "x86_64")]
-mod ymm {
-    use super::{Geo, Packed, DOT, DOT_GROUP};
-    use std::arch::x86_64::*;
+pub(crate) use fconv_kernels;
 
-    /// Pixels per tile.
-    const P8: usize = 12;
-    const PDOT: usize = 3;
-
-    pub(super) fn takes(p: &Packed) -> bool {
-        matches!(p, Packed::Broadcast { cb: 8, .. } | Packed::Dot { .. })
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn row(g: &Geo, p: &Packed, bias: &[f32], x: &[f32], out: &mut [f32]) {
-        match p {
-            Packed::Broadcast { w, bias, .. } => {
-                let b = _mm256_loadu_ps(bias.as_ptr());
-                let mut ox = 0;
-                while ox + P8 <= g.ow {
-                    tile8::<P8>(g, w, b, x, ox, out);
-                    ox += P8;
-                }
-                while ox < g.ow {
-                    tile8::<1>(g, w, b, x, ox, out);
-                    ox += 1;
-                }
-            }
-            Packed::Dot { run, w } => {
-                let mut c0 = 0;
-                while c0 < g.cout {
-                    let mut ox = 0;
-                    while ox + PDOT <= g.ow {
-                        dot::<PDOT>(g, *run, w, bias, x, ox, c0, out);
-                        ox += PDOT;
-                    }
-                    while ox < g.ow {
-                        dot::<1>(g, *run, w, bias, x, ox, c0, out);
-                        ox += 1;
-                    }
-                    c0 += DOT_GROUP;
-                }
-            }
-        }
-    }
-
-    /// One accumulator (8 channels) per pixel; a broadcast input value
-    /// times the kernel's 8 channels per step.
-    #[inline(always)]
-    unsafe fn tile8<const P: usize>(
-        g: &Geo,
-        w: &[f32],
-        b: __m256,
-        x: &[f32],
-        ox: usize,
-        out: &mut [f32],
-    ) {
-        let mut acc = [b; P];
-        let xp = x.as_ptr().add(ox * g.px);
-        for ky in 0..g.kh {
-            let xr = xp.add(ky * g.in_row);
-            let wr = w.as_ptr().add(ky * g.row * 8);
-            for j in 0..g.row {
-                let wv = _mm256_loadu_ps(wr.add(j * 8));
-                for (p, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_fmadd_ps(_mm256_broadcast_ss(&*xr.add(p * g.px + j)), wv, *a);
-                }
-            }
-        }
-        let (lo, hi) = (_mm256_set1_ps(g.lo), _mm256_set1_ps(g.hi));
-        let n = g.cout.min(8);
-        for (p, a) in acc.iter().enumerate() {
-            let v = _mm256_min_ps(_mm256_max_ps(*a, lo), hi);
-            let o = out.as_mut_ptr().add((ox + p) * g.cout);
-            if n == 8 {
-                _mm256_storeu_ps(o, v);
-            } else {
-                let mut t = [0f32; 8];
-                _mm256_storeu_ps(t.as_mut_ptr(), v);
-                std::ptr::copy_nonoverlapping(t.as_ptr(), o, n);
-            }
-        }
-    }
-
-    /// Channels `c0..c0 + DOT_GROUP` of `P` pixels: dot products of each
-    /// kernel row's contiguous patch with the packed kernel rows, 8 lanes
-    /// at a time, summed across lanes at the end.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn dot<const P: usize>(
-        g: &Geo,
-        run: usize,
-        w: &[f32],
-        bias: &[f32],
-        x: &[f32],
-        ox: usize,
-        c0: usize,
-        out: &mut [f32],
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); DOT_GROUP]; P];
-        let mut tail = [[0f32; DOT_GROUP]; P];
-        let chunks = g.row / DOT;
-        let xp = x.as_ptr().add(ox * g.px);
-        for ky in 0..g.kh {
-            let xr = xp.add(ky * g.in_row);
-            let wr = w.as_ptr().add((c0 * g.kh + ky) * run);
-            let ws = g.kh * run;
-            for k in 0..chunks {
-                let mut xv = [_mm256_setzero_ps(); P];
-                for (p, v) in xv.iter_mut().enumerate() {
-                    *v = _mm256_loadu_ps(xr.add(p * g.px + k * DOT));
-                }
-                for c in 0..DOT_GROUP {
-                    let wv = _mm256_loadu_ps(wr.add(c * ws + k * DOT));
-                    for p in 0..P {
-                        acc[p][c] = _mm256_fmadd_ps(xv[p], wv, acc[p][c]);
-                    }
-                }
-            }
-            // Past the last whole chunk the input is the next pixel's, so
-            // the remainder goes value by value.
-            for j in chunks * DOT..g.row {
-                for c in 0..DOT_GROUP {
-                    let wv = *wr.add(c * ws + j);
-                    for p in 0..P {
-                        tail[p][c] = (*xr.add(p * g.px + j)).mul_add(wv, tail[p][c]);
-                    }
-                }
-            }
-        }
-        let n = (g.cout - c0).min(DOT_GROUP);
-        for p in 0..P {
-            for c in 0..n {
-                let mut l = [0f32; DOT];
-                _mm256_storeu_ps(l.as_mut_ptr(), acc[p][c]);
-                let s = l.iter().sum::<f32>() + tail[p][c] + bias[c0 + c];
-                out[(ox + p) * g.cout + c0 + c] = s.max(g.lo).min(g.hi);
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-kernels!(avx512, "avx512f,avx512vl,fma", true, 8, 12, 8);
-#[cfg(target_arch = "x86_64")]
-kernels!(avx2, "avx2,fma", true, 8, 6, 3);
-#[cfg(target_arch = "x86_64")]
-kernels!(baseline, "sse2", false, 4, 2, 1);
-// aarch64 has fused multiply-add and 32 vector registers of 4 lanes.
+// The portable copy: aarch64 has fused multiply-add and 32 vector
+// registers of 4 lanes; elsewhere (x86-64's baseline SSE2, armv7) `mul_add`
+// would be a library call and there are 8 or 16 registers.
 #[cfg(target_arch = "aarch64")]
-kernels!(baseline, "neon", true, 12, 6, 3);
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-kernels!(baseline, "", false, 4, 2, 1);
+fconv_kernels!(portable, [], true, 12, 6, 3);
+#[cfg(not(target_arch = "aarch64"))]
+fconv_kernels!(portable, [], false, 4, 2, 1);
 
 impl Op for DirectConv {
     fn name(&self) -> StaticName {
@@ -783,7 +611,7 @@ mod tests {
             for bounds in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
                 let want = naive(&x, [n, h, w, cin], &k, [cout, kh, kw], &b, stride, bounds);
                 let op = DirectConv::new(&k, [cout, kh, kw, cin], &b, stride, bounds).unwrap();
-                for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Baseline] {
+                for &isa in ISAS {
                     let Some(op) = op.clone().with_isa(isa) else {
                         continue;
                     };

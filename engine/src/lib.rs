@@ -10,7 +10,7 @@
 
 pub mod conv;
 pub mod embedding;
-mod kernels;
+pub mod kernels;
 mod ops;
 mod qconv;
 mod quant;
@@ -167,6 +167,7 @@ fn keep_freed_memory() {
 impl Runner {
     fn build(model: TypedModel, threads: usize, path: &Path) -> Result<Runner, EngineError> {
         keep_freed_memory();
+        kernels::table(); // logs the kernels picked, once
         let mut model = model.into_optimized().map_err(tract_err(path))?;
         wires::bytes_between_int_ops(&mut model).map_err(tract_err(path))?;
         let plan = SimplePlan::new(model).map_err(tract_err(path))?;
@@ -237,6 +238,30 @@ impl Runner {
         p.nodes.sort_by_key(|n| std::cmp::Reverse(n.1));
         p
     }
+}
+
+/// Optimizes an imported network as the runner does (our ops, byte wires)
+/// and runs it once on zeros, one thread. For the fuzz target: a crafted
+/// file that imports must still give an error, never a panic or a read out
+/// of bounds, in the kernels too. Inputs larger than `max_values` are not
+/// run.
+pub fn run_on_zeros(imported: tflite::Imported, max_values: usize) -> TractResult<()> {
+    let mut model = imported.model.into_optimized()?;
+    wires::bytes_between_int_ops(&mut model)?;
+    let mut inputs = tvec!();
+    for i in 0..model.inputs.len() {
+        let fact = model.input_fact(i)?;
+        let Some(shape) = fact.shape.as_concrete() else {
+            bail!("input {i} has a symbolic shape");
+        };
+        ensure!(
+            shape.iter().product::<usize>() <= max_values,
+            "input {i} {shape:?} too large to run"
+        );
+        inputs.push(Tensor::zero_dt(fact.datum_type, shape)?.into_tvalue());
+    }
+    SimplePlan::new(model)?.run(inputs)?;
+    Ok(())
 }
 
 /// How long a pool thread waits for work, spinning, before it sleeps.
@@ -561,6 +586,24 @@ pub fn size_for(aspect_w_over_h: f64, max_pixels: u32) -> (usize, usize) {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// What the fuzz target does with a file that imports: the official
+    /// int8 prediction network runs on zeros; an input over the limit is
+    /// refused, not run.
+    #[test]
+    fn an_imported_network_runs_once_on_zeros_within_a_size_limit() {
+        let shared = std::env::var("STYLEFRAME_SHARED")
+            .unwrap_or_else(|_| format!("{}/../../shared", env!("CARGO_MANIFEST_DIR")));
+        let path = format!("{shared}/models/style_predict_quantized_256.tflite");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let opts = tflite::ImportOptions {
+            input_hw: None,
+            emulate_int8: true,
+        };
+        run_on_zeros(tflite::import(&bytes, &opts).unwrap(), 1 << 18).unwrap();
+        let err = run_on_zeros(tflite::import(&bytes, &opts).unwrap(), 1000).unwrap_err();
+        assert!(format!("{err}").contains("too large"), "{err}");
+    }
 
     #[test]
     fn the_spinning_pool_runs_graphs_on_its_first_thread_with_the_others_helping() {

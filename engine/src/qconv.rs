@@ -37,51 +37,20 @@ use std::sync::Arc;
 use tract_core::internal::*;
 use tract_core::tract_linalg::multithread::par_chunks_mut;
 
-/// Which kernel runs the convolution; `Auto` picks the fastest this CPU has
-/// among the SIMD ones (none: [`QConv::new`] declines).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    Auto,
-    /// Only when asked for (tests): see the module doc.
-    #[cfg_attr(not(test), allow(dead_code))]
-    Portable,
-    Avx2,
-    Avx512Vnni,
-}
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::x86_64::qconv as x86;
+use crate::kernels::{self, Isa};
 
-impl Kernel {
-    fn resolve(self) -> Option<Kernel> {
-        let k = match self {
-            Kernel::Auto => {
-                if Kernel::Avx512Vnni.available() {
-                    Kernel::Avx512Vnni
-                } else if Kernel::Avx2.available() {
-                    Kernel::Avx2
-                } else {
-                    return None;
-                }
-            }
-            k => k,
-        };
-        k.available().then_some(k)
-    }
+/// The instruction sets this op has kernels for, best last.
+#[cfg(target_arch = "x86_64")]
+const ISAS: &[Isa] = &[Isa::Portable, Isa::Avx2, Isa::Avx512Vnni, Isa::Avx512Vbmi];
+#[cfg(not(target_arch = "x86_64"))]
+const ISAS: &[Isa] = &[Isa::Portable];
 
-    fn available(self) -> bool {
-        match self {
-            Kernel::Auto | Kernel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
+/// The AVX-512 VNNI kernels (the VBMI set runs them too, plus its own
+/// depthwise kernel).
+fn is_vnni(isa: Isa) -> bool {
+    matches!(isa, Isa::Avx512Vnni | Isa::Avx512Vbmi)
 }
 
 /// What the importer knows about one int8 convolution.
@@ -117,57 +86,57 @@ pub struct QConvParams {
 
 /// Sizes of one evaluation, derived from the input shape.
 #[derive(Clone, Copy, Debug)]
-struct Geo {
-    n: usize,
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
-    pad_t: usize,
-    pad_l: usize,
-    hp: usize,
-    wp: usize,
+pub(crate) struct Geo {
+    pub(crate) n: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) ho: usize,
+    pub(crate) wo: usize,
+    pub(crate) pad_t: usize,
+    pub(crate) pad_l: usize,
+    pub(crate) hp: usize,
+    pub(crate) wp: usize,
 }
 
 /// One block of output channels of a GEMM kernel: `j` vectors of the
 /// kernel's lane count, starting at channel `c0`.
 #[derive(Clone, Debug, PartialEq)]
-struct Panel {
-    c0: usize,
-    j: usize,
+pub(crate) struct Panel {
+    pub(crate) c0: usize,
+    pub(crate) j: usize,
     /// Offset of its packed weights (elements) and of its lanes in `init`/`m`.
-    w_off: usize,
-    lane_off: usize,
+    pub(crate) w_off: usize,
+    pub(crate) lane_off: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Weights {
+pub(crate) enum Weights {
     I8(Vec<i8>),
     I16(Vec<i16>),
 }
 
 /// Weights and per-channel constants laid out for one kernel.
 #[derive(Clone, Debug, PartialEq)]
-struct Packed {
-    kernel: Kernel,
+pub(crate) struct Packed {
+    pub(crate) kernel: Isa,
     /// Groups = 1: output channels per vector (lanes) of the GEMM kernel.
-    lanes: usize,
+    pub(crate) lanes: usize,
     /// Groups = 1, VNNI, up to 4 channels: lanes over 16 output pixels, one
     /// accumulator per channel, weights `[row][K/4][c]` as i32 broadcasts.
-    narrow: bool,
+    pub(crate) narrow: bool,
     /// Groups = 1: length of the contiguous input runs (one per kernel row,
     /// or per tap when dilated).
-    seg_len: usize,
-    panels: Vec<Panel>,
-    weights: Weights,
+    pub(crate) seg_len: usize,
+    pub(crate) panels: Vec<Panel>,
+    pub(crate) weights: Weights,
     /// Depthwise: weights widened to i32, `[tap][c]`; for the AVX-512
     /// kernel `[tap][c rounded up to 16]`, each as an i16 pair (w, 0) so
     /// that `vpmaddwd` with a zero-extended input byte is one exact product;
     /// for the VBMI one ([`QConv::dw_fast`]) `[column][c rounded up to 16]`.
-    dw: Vec<i32>,
+    pub(crate) dw: Vec<i32>,
     /// `bias - off * Σw` and `m`, per (padded) lane.
-    init: Vec<i32>,
-    m: Vec<f32>,
+    pub(crate) init: Vec<i32>,
+    pub(crate) m: Vec<f32>,
 }
 
 /// The exact int8 convolution, requantized (see the module doc).
@@ -175,10 +144,10 @@ struct Packed {
 /// `q - zp_out`.
 #[derive(Clone, Debug)]
 pub struct QConv {
-    p: Arc<QConvParams>,
-    packed: Arc<Packed>,
+    pub(crate) p: Arc<QConvParams>,
+    pub(crate) packed: Arc<Packed>,
     /// The output as bytes `q + 128` instead of f32 `q - zp_out`.
-    bytes_out: bool,
+    pub(crate) bytes_out: bool,
 }
 
 impl PartialEq for QConv {
@@ -191,7 +160,7 @@ impl PartialEq for QConv {
 
 /// The input of one evaluation.
 #[derive(Clone, Copy)]
-enum Input<'a> {
+pub(crate) enum Input<'a> {
     /// f32 integers `q - zp_in` (checked to be on the grid).
     Ints(&'a [f32]),
     /// Bytes `q + 128`.
@@ -208,7 +177,7 @@ impl Input<'_> {
 }
 
 /// An output element: f32 integers `q - zp_out` or bytes `q + 128`.
-pub(super) trait OutElem: Copy + Send + Sync + 'static {
+pub(crate) trait OutElem: Copy + Send + Sync + 'static {
     /// Read by the x86 kernels' stores.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const BYTES: bool;
@@ -249,7 +218,7 @@ impl Eq for QConv {}
 
 /// Lanes per vector and K elements per lane of each GEMM kernel, and how
 /// many output pixels one call handles for a given number of vectors.
-fn gemm_shape(kernel: Kernel, p: &QConvParams) -> (usize, usize, usize) {
+fn gemm_shape(kernel: Isa, p: &QConvParams) -> (usize, usize, usize) {
     // (lanes, group, max vectors per panel)
     let cout = p.cout;
     match kernel {
@@ -260,19 +229,27 @@ fn gemm_shape(kernel: Kernel, p: &QConvParams) -> (usize, usize, usize) {
         _ if narrow(kernel, p) => (cout, 4, 1),
         // Up to 8 channels use 256-bit vectors: no wasted lanes for the
         // transfer network's 8-channel layers.
-        Kernel::Avx512Vnni if cout <= 8 => (8, 4, 1),
-        Kernel::Avx512Vnni => (16, 4, 4),
-        Kernel::Avx2 => (8, 2, 2),
+        k if is_vnni(k) && cout <= 8 => (8, 4, 1),
+        k if is_vnni(k) => (16, 4, 4),
+        Isa::Avx2 => (8, 2, 2),
         _ => (16, 1, 1),
     }
 }
 
 impl QConv {
+    /// The op on the kernel table's choice; `None` where the table keeps
+    /// tract's convolution or the op cannot be exact (see [`QConv::new`]).
+    pub fn auto(p: QConvParams) -> Option<QConv> {
+        kernels::table().qconv.and_then(|k| QConv::new(p, k))
+    }
+
     /// `None` when the op cannot be exact for these parameters (an i32 sum
-    /// could overflow, the zero point is out of range), or the kernel is not
-    /// available on this CPU (`Auto`: no SIMD kernel).
-    pub fn new(p: QConvParams, kernel: Kernel) -> Option<QConv> {
-        let kernel = kernel.resolve()?;
+    /// could overflow, the zero point is out of range), or `kernel` is not
+    /// one of this op's or not available on this CPU.
+    pub fn new(p: QConvParams, kernel: Isa) -> Option<QConv> {
+        if !ISAS.contains(&kernel) || !kernel.available() {
+            return None;
+        }
         let (kh, kw, cin, cout) = (p.kh, p.kw, p.cin, p.cout);
         if kh == 0 || kw == 0 || cin == 0 || cout == 0 {
             return None;
@@ -332,7 +309,7 @@ impl QConv {
         let w_of = |co: usize, i: usize| weights[widx(co, i)] as i32;
         let packed = if p.depthwise {
             // The format of the AVX-512 kernel, which takes 3x3 only.
-            let vnni = kernel == Kernel::Avx512Vnni && taps == 9;
+            let vnni = is_vnni(kernel) && (p.kh, p.kw) == (3, 3);
             let stride = if vnni {
                 cout.next_multiple_of(16)
             } else {
@@ -407,7 +384,7 @@ impl QConv {
         &self.p
     }
 
-    fn pack_gemm(p: &QConvParams, weights: &[i8], kernel: Kernel, init: &[i32]) -> Packed {
+    fn pack_gemm(p: &QConvParams, weights: &[i8], kernel: Isa, init: &[i32]) -> Packed {
         let (kh, kw, cin, cout) = (p.kh, p.kw, p.cin, p.cout);
         let (lanes, group, max_j) = gemm_shape(kernel, p);
         // Kernel rows become segments of kw * cin contiguous input values;
@@ -461,7 +438,7 @@ impl QConv {
             }
         }
         let weights = match kernel {
-            Kernel::Avx512Vnni => Weights::I8(w.iter().map(|&v| v as i8).collect()),
+            k if is_vnni(k) => Weights::I8(w.iter().map(|&v| v as i8).collect()),
             _ => Weights::I16(w),
         };
         Packed {
@@ -479,7 +456,7 @@ impl QConv {
 
     /// The kernel this op runs.
     #[cfg(test)]
-    fn kernel(&self) -> Kernel {
+    fn kernel(&self) -> Isa {
         self.packed.kernel
     }
 
@@ -538,7 +515,7 @@ impl QConv {
         let off = self.p.zp_in + 128;
         let macs = out_len * self.p.kh * self.p.kw * if self.p.depthwise { 1 } else { self.p.cin };
         let ok = match (self.packed.kernel, self.p.depthwise, x) {
-            (Kernel::Avx2, false, _) => {
+            (Isa::Avx2, false, _) => {
                 let (u, ok) = self.pack_input::<i16>(x, &g, off);
                 if ok {
                     self.gemm(&g, &u, y, macs);
@@ -739,10 +716,12 @@ impl QConv {
                 // (`dw_fast` checked VBMI), and `u` is unpadded iff `fast`.
                 match kernel {
                     _ if fast => unsafe { x86::dw3x3_vbmi(self, g, u, &pad, rows, yc) },
-                    Kernel::Avx512Vnni if self.p.kh * self.p.kw == 9 => unsafe {
+                    // Only a 3x3 kernel: its packing holds nine taps per
+                    // channel, which a 1x9 or 9x1 layer would read past.
+                    k if is_vnni(k) && (self.p.kh, self.p.kw) == (3, 3) => unsafe {
                         x86::dw3x3_avx512(self, g, u, rows, yc)
                     },
-                    Kernel::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc) },
+                    Isa::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc) },
                     _ => self.dw_rows(g, u, rows, yc),
                 }
             }
@@ -757,7 +736,7 @@ impl QConv {
     /// Depthwise rows, vectorized over channels (inlined into each
     /// target-feature variant).
     #[inline(always)]
-    fn dw_rows<O: OutElem>(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [O]) {
+    pub(crate) fn dw_rows<O: OutElem>(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [O]) {
         let p = &*self.p;
         let pk = &*self.packed;
         let c = p.cout;
@@ -790,11 +769,11 @@ impl QConv {
     /// Whether the depthwise convolution runs [`x86::dw3x3_vbmi`]: 3x3,
     /// dilation 1, horizontal stride 1 or 2, output bounds that are
     /// integers within the int8 range (it clamps as bytes).
-    fn dw_fast(kernel: Kernel, p: &QConvParams) -> bool {
+    fn dw_fast(kernel: Isa, p: &QConvParams) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             let zo = p.zp_out as f32;
-            kernel == Kernel::Avx512Vnni
+            kernel == Isa::Avx512Vbmi
                 && p.depthwise
                 && (p.kh, p.kw) == (3, 3)
                 && p.dilation == (1, 1)
@@ -804,7 +783,6 @@ impl QConv {
                 && -128.0 - zo <= p.lo
                 && p.lo <= p.hi
                 && p.hi <= 127.0 - zo
-                && is_x86_feature_detected!("avx512vbmi")
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -884,28 +862,24 @@ impl QConv {
 /// [0, 255].
 fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if std::mem::size_of::<T>() == 1
-        && is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vl")
-    {
-        // SAFETY: `T` is one byte, `u8` by `From<u8>`; the features are present.
-        return unsafe {
-            let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len());
-            x86::to_grid_u8_avx512(src, off, dst)
-        };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        return unsafe { x86::to_grid_avx2(src, off, dst) };
+    match kernels::table().passes {
+        Isa::Portable => {}
+        _ if std::mem::size_of::<T>() == 1 && Isa::Avx512.available() => {
+            // SAFETY: `T` is one byte, so `u8` (`From<u8>`); AVX-512 is present.
+            return unsafe {
+                let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len());
+                x86::to_grid_u8_avx512(src, off, dst)
+            };
+        }
+        // SAFETY: the table picks AVX2 only where the CPU has it.
+        _ => return unsafe { x86::to_grid_avx2(src, off, dst) },
     }
     to_grid_body(src, off, dst)
 }
 
 /// Branch-free, so that it vectorizes.
 #[inline(always)]
-fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
+pub(crate) fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
     let mut bad = 0u32;
     for (d, &s) in dst.iter_mut().zip(src) {
         let v = s + off;
@@ -924,44 +898,44 @@ fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> boo
 /// XNNPACK's fp32 requantization: i32 -> f32 (round to nearest even), scale,
 /// round half to even, clamp.
 #[inline(always)]
-fn requant(acc: i32, m: f32, lo: f32, hi: f32) -> f32 {
+pub(crate) fn requant(acc: i32, m: f32, lo: f32, hi: f32) -> f32 {
     requant_f32((acc as f32) * m, lo, hi)
 }
 
 #[inline(always)]
-fn requant_f32(v: f32, lo: f32, hi: f32) -> f32 {
+pub(crate) fn requant_f32(v: f32, lo: f32, hi: f32) -> f32 {
     v.round_ties_even().max(lo).min(hi)
 }
 
-struct Rq {
-    lo: f32,
-    hi: f32,
+pub(crate) struct Rq {
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
     /// `zp_out + 128`: added for byte outputs.
-    zp: f32,
+    pub(crate) zp: f32,
 }
 
 /// One output row of one panel of a GEMM convolution.
-struct Job<'a, T> {
-    u: &'a [T],
+pub(crate) struct Job<'a, T> {
+    pub(crate) u: &'a [T],
     /// Offset in `u` of the first tap of the row's first pixel, and the
     /// offset between consecutive pixels (elements).
-    base: usize,
-    ps: usize,
-    wo: usize,
+    pub(crate) base: usize,
+    pub(crate) ps: usize,
+    pub(crate) wo: usize,
     /// Byte offsets of the contiguous runs from a pixel's first tap.
-    segs: &'a [usize],
-    seg_len: usize,
-    cout: usize,
-    panel: &'a Panel,
-    pk: &'a Packed,
-    rq: &'a Rq,
+    pub(crate) segs: &'a [usize],
+    pub(crate) seg_len: usize,
+    pub(crate) cout: usize,
+    pub(crate) panel: &'a Panel,
+    pub(crate) pk: &'a Packed,
+    pub(crate) rq: &'a Rq,
 }
 
 impl<T: Copy> Job<'_, T> {
     fn row<O: OutElem>(&self, y: &mut [O]) {
         match self.pk.kernel {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni | Kernel::Avx2 => unsafe {
+            Isa::Avx512Vnni | Isa::Avx512Vbmi | Isa::Avx2 => unsafe {
                 // SAFETY: the kernel was resolved against this CPU's features,
                 // and `u` holds u8 for VNNI, i16 for AVX2 (see `run`).
                 x86::row(self, y)
@@ -1017,821 +991,10 @@ impl<T: Copy> Job<'_, T> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::*;
-    use std::arch::x86_64::*;
-
-    /// Depthwise 3x3: 16 channels per vector, the nine weight vectors kept
-    /// in registers along a row of output pixels.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn dw3x3_avx512<O: OutElem>(
-        q: &QConv,
-        g: &Geo,
-        u: &[u8],
-        rows: Range<usize>,
-        yc: &mut [O],
-    ) {
-        let p = &*q.p;
-        let pk = &*q.packed;
-        let c = p.cout;
-        let cpad = c.next_multiple_of(16);
-        let (sh, sw) = p.stride;
-        let (dh, dw) = p.dilation;
-        let lo = _mm512_set1_ps(p.lo);
-        let hi = _mm512_set1_ps(p.hi);
-        let up = u.as_ptr();
-        let zp = (p.zp_out + 128) as f32;
-        for (i, ro) in rows.enumerate() {
-            let (b, yo) = (ro / g.ho, ro % g.ho);
-            let yrow = yc.as_mut_ptr().add(i * g.wo * c) as *mut u8;
-            for c0 in (0..c).step_by(16) {
-                let mk = mask16(c - c0);
-                let w: [__m512i; 9] = std::array::from_fn(|t| {
-                    _mm512_loadu_si512(pk.dw.as_ptr().add(t * cpad + c0) as *const _)
-                });
-                let init = _mm512_loadu_si512(pk.init.as_ptr().add(c0) as *const _);
-                let m = _mm512_loadu_ps(pk.m.as_ptr().add(c0));
-                // Byte offsets of the nine taps from a pixel's first tap.
-                let taps: [usize; 9] =
-                    std::array::from_fn(|t| ((t / 3) * dh * g.wp + (t % 3) * dw) * c);
-                let row0 = (b * g.hp + yo * sh) * g.wp * c + c0;
-                for xo in 0..g.wo {
-                    let src = up.add(row0 + xo * sw * c);
-                    let mut acc = init;
-                    for t in 0..9 {
-                        let x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(
-                            mk,
-                            src.add(taps[t]) as *const _,
-                        ));
-                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, w[t]));
-                    }
-                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
-                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                        f,
-                    );
-                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                    store16::<O>(yrow, xo * c + c0, mk, f, zp);
-                }
-            }
-        }
-    }
-
-    /// What [`dw_block`] needs of the convolution.
-    struct DwCtx {
-        /// Channels, and the input row length in pixels.
-        c: usize,
-        w: usize,
-        wo: usize,
-        pad_l: usize,
-        /// [`Packed::dw`] (`[column][cpad]`), `init` and `m`.
-        wts: *const i32,
-        cpad: usize,
-        init: *const i32,
-        m: *const f32,
-        /// Padding byte.
-        off: u8,
-        hi: f32,
-        /// `zp_out + 128`, and the bounds as bytes (`lo + zp`, `hi + zp`).
-        zp: i16,
-        lo_b: i16,
-        hi_b: i16,
-        /// The bounds as i32, for f32 outputs.
-        lo_i: i32,
-        hi_i: i32,
-        /// No reachable `acc * m` reaches 2^30 (see [`QConv::new`]).
-        small: bool,
-    }
-
-    impl DwCtx {
-        /// Bytes out with nothing to bound: zero point 0, bounds the whole
-        /// byte range, no sum whose conversion could overflow.
-        fn plain(&self) -> bool {
-            self.zp == 0 && self.lo_b == 0 && self.hi_b == 255 && self.small
-        }
-    }
-
-    /// Depthwise 3x3, dilation 1, horizontal stride 1 or 2, on the
-    /// unpadded input (`pad`: a row of padding bytes for the rows outside
-    /// the picture; columns outside it are a constant). For each output
-    /// pixel and 16 channels, three `vpdpbusd` over columns transposed to
-    /// i32 lanes (u0, u1, u2, _) of the three input rows, against weights
-    /// (w0, w1, w2, 0); along a row each column is transposed once and kept
-    /// for the next pixels. At stride 1 the columns take four rows (u0, u1,
-    /// u2, u3) and serve two output rows, the second with weights (0, w0,
-    /// w1, w2).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    pub(super) unsafe fn dw3x3_vbmi<O: OutElem>(
-        q: &QConv,
-        g: &Geo,
-        u: &[u8],
-        pad: &[u8],
-        rows: Range<usize>,
-        yc: &mut [O],
-    ) {
-        let p = &*q.p;
-        let pk = &*q.packed;
-        let c = p.cout;
-        let row_len = g.w * c;
-        assert!(u.len() >= g.n * g.h * row_len && (g.hp == g.h || pad.len() >= row_len));
-        assert!(yc.len() >= rows.len() * g.wo * c);
-        let zp = p.zp_out + 128;
-        let k = DwCtx {
-            c,
-            w: g.w,
-            wo: g.wo,
-            pad_l: g.pad_l,
-            wts: pk.dw.as_ptr(),
-            cpad: c.next_multiple_of(16),
-            init: pk.init.as_ptr(),
-            m: pk.m.as_ptr(),
-            off: (p.zp_in + 128) as u8,
-            hi: p.hi,
-            zp: zp as i16,
-            lo_b: (p.lo as i32 + zp) as i16,
-            hi_b: (p.hi as i32 + zp) as i16,
-            lo_i: p.lo as i32,
-            hi_i: p.hi as i32,
-            small: pk.dw[3 * c.next_multiple_of(16)] != 0,
-        };
-        let plain = O::BYTES && k.plain();
-        // Vectors per block: up to 4, as even as possible (144 channels
-        // are 3 x 3 vectors, not 4 + 4 + 1: each block packs its bytes).
-        let nvec = c.div_ceil(16);
-        let per = nvec.div_ceil(nvec.div_ceil(4));
-        let mut i = 0;
-        while i < rows.len() {
-            let ro = rows.start + i;
-            let (b, yo) = (ro / g.ho, ro % g.ho);
-            // Stride 1: two output rows of the same picture at once, from
-            // four input rows.
-            let two = p.stride == (1, 1) && i + 1 < rows.len() && yo + 1 < g.ho;
-            let iy0 = (yo * p.stride.0) as isize - g.pad_t as isize;
-            // Rows outside the picture read the padding row (same length).
-            let rp: [*const u8; 4] = std::array::from_fn(|r| {
-                let iy = iy0 + r as isize;
-                if (0..g.h as isize).contains(&iy) {
-                    u.as_ptr().add((b * g.h + iy as usize) * row_len)
-                } else {
-                    pad.as_ptr()
-                }
-            });
-            let y = yc.as_mut_ptr().add(i * g.wo * c) as *mut u8;
-            for c0 in (0..c).step_by(16 * per) {
-                let nv = (c - c0).div_ceil(16).min(per);
-                macro_rules! go {
-                    ($($rows:literal, $sw:literal, $nv:literal);*) => {
-                        match (two as usize + 1, p.stride.1, nv, plain) {
-                            $(
-                                ($rows, $sw, $nv, true) =>
-                                    dw_block::<O, $nv, $sw, true, $rows>(&k, &rp, c0, y),
-                                ($rows, $sw, $nv, false) =>
-                                    dw_block::<O, $nv, $sw, false, $rows>(&k, &rp, c0, y),
-                            )*
-                            _ => unreachable!("stride 1 or 2, 1 to 4 vectors"),
-                        }
-                    };
-                }
-                go!(1, 1, 1; 1, 1, 2; 1, 1, 3; 1, 1, 4; 1, 2, 1; 1, 2, 2; 1, 2, 3; 1, 2, 4;
-                    2, 1, 1; 2, 1, 2; 2, 1, 3; 2, 1, 4);
-            }
-            i += 1 + two as usize;
-        }
-    }
-
-    /// One output row of [`dw3x3_vbmi`] for the NV * 16 channels from `c0`
-    /// (the last vector possibly partial), horizontal stride SW.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    unsafe fn dw_block<
-        O: OutElem,
-        const NV: usize,
-        const SW: usize,
-        const PLAIN: bool,
-        const ROWS: usize,
-    >(
-        k: &DwCtx,
-        rp: &[*const u8; 4],
-        c0: usize,
-        y: *mut u8,
-    ) {
-        let nc = (k.c - c0).min(16 * NV);
-        let mut wv = [[_mm512_setzero_si512(); NV]; 3];
-        for (tx, col) in wv.iter_mut().enumerate() {
-            for (v, w) in col.iter_mut().enumerate() {
-                // In bounds: `dw` holds cpad >= c0 + 16 * NV lanes per column.
-                *w = _mm512_loadu_si512(k.wts.add(tx * k.cpad + c0 + 16 * v) as *const _);
-            }
-        }
-        let mut init = [_mm512_setzero_si512(); NV];
-        let mut m = [_mm512_setzero_ps(); NV];
-        for v in 0..NV {
-            init[v] = _mm512_loadu_si512(k.init.add(c0 + 16 * v) as *const _);
-            m[v] = _mm512_loadu_ps(k.m.add(c0 + 16 * v));
-        }
-        // Column output byte 4c + r takes row r's channel c: rows 0 and 2
-        // from the first table (byte c), row 1 from the second (64 + c);
-        // byte 3 (weight 0) gets row 0 again.
-        let idx = _mm512_add_epi8(
-            _mm512_set1_epi32(0x0000_4000),
-            _mm512_setr_epi32(
-                0x0000_0000,
-                0x0101_0101,
-                0x0202_0202,
-                0x0303_0303,
-                0x0404_0404,
-                0x0505_0505,
-                0x0606_0606,
-                0x0707_0707,
-                0x0808_0808,
-                0x0909_0909,
-                0x0a0a_0a0a,
-                0x0b0b_0b0b,
-                0x0c0c_0c0c,
-                0x0d0d_0d0d,
-                0x0e0e_0e0e,
-                0x0f0f_0f0f,
-            ),
-        );
-        // Two rows: columns of four rows, bytes 0 and 1 as above, 2 and 3
-        // from rows 2 and 3 in lanes 0 and 1 of the second table.
-        let idx4: [i32; 16] = std::array::from_fn(|c| {
-            let c = c as i32;
-            (4 * c) | (4 * c + 1) << 8 | (64 + c) << 16 | (80 + c) << 24
-        });
-        let idx4 = _mm512_loadu_si512(idx4.as_ptr() as *const _);
-        let pl = k.pad_l as isize;
-        let col = |ix: isize| dw_col::<NV, ROWS>(k, rp, ix, c0, idx, idx4);
-        let mut cols = [col(-pl), col(1 - pl), col(2 - pl)];
-        for xo in 0..k.wo {
-            if xo > 0 {
-                let ix = (xo * SW) as isize - pl;
-                if SW == 1 {
-                    cols = [cols[1], cols[2], col(ix + 2)];
-                } else {
-                    cols = [cols[2], col(ix + 1), col(ix + 2)];
-                }
-            }
-            let mut acc = init;
-            for (col, w) in cols.iter().zip(&wv) {
-                for v in 0..NV {
-                    acc[v] = _mm512_dpbusd_epi32(acc[v], col[v], w[v]);
-                }
-            }
-            dw_store::<O, NV, PLAIN>(k, &acc, &m, y, xo * k.c + c0, nc);
-            if ROWS == 2 {
-                // The next row: its taps are rows 1 to 3, weights (0, w0,
-                // w1, w2).
-                let mut acc = init;
-                for (col, w) in cols.iter().zip(&wv) {
-                    for v in 0..NV {
-                        let w = _mm512_slli_epi32::<8>(w[v]);
-                        acc[v] = _mm512_dpbusd_epi32(acc[v], col[v], w);
-                    }
-                }
-                dw_store::<O, NV, PLAIN>(k, &acc, &m, y, (k.wo + xo) * k.c + c0, nc);
-            }
-        }
-    }
-
-    /// Input column `ix` of [`dw_block`]: NV vectors of 16 channels, lane c
-    /// holding the bytes (row 0, row 1, row 2, row 0) of channel c, or rows
-    /// 0 to 3 for two output rows.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    unsafe fn dw_col<const NV: usize, const ROWS: usize>(
-        k: &DwCtx,
-        rp: &[*const u8; 4],
-        ix: isize,
-        c0: usize,
-        idx: __m512i,
-        idx4: __m512i,
-    ) -> [__m512i; NV] {
-        if ix < 0 || ix >= k.w as isize {
-            return [_mm512_set1_epi8(k.off as i8); NV];
-        }
-        let o = ix as usize * k.c + c0;
-        let mut out = [_mm512_setzero_si512(); NV];
-        for (v, col) in out.iter_mut().enumerate() {
-            let o = o + 16 * v;
-            let left = k.c - c0 - 16 * v;
-            // Within the pixel: 16 bytes, or masked to the channels left.
-            let ld = |r: usize| {
-                if left >= 16 {
-                    _mm_loadu_si128(rp[r].add(o) as *const _)
-                } else {
-                    _mm_maskz_loadu_epi8(mask16(left), rp[r].add(o) as *const _)
-                }
-            };
-            let (r0, r1, r2) = (ld(0), ld(1), ld(2));
-            // The upper lanes are never indexed.
-            let t = _mm512_permutex2var_epi8(
-                _mm512_castsi128_si512(r0),
-                idx,
-                _mm512_castsi128_si512(r1),
-            );
-            *col = if ROWS == 2 {
-                let r23 = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(r2), ld(3));
-                _mm512_permutex2var_epi8(t, idx4, r23)
-            } else {
-                _mm512_mask_permutexvar_epi8(
-                    t,
-                    0x4444_4444_4444_4444,
-                    idx,
-                    _mm512_castsi128_si512(r2),
-                )
-            };
-        }
-        out
-    }
-
-    /// Requantizes NV accumulators and stores them at element `o` of the
-    /// output row `y` (`nc` channels): rounding by the conversion, the
-    /// bounds applied as bytes after `vpackssdw` (so out-of-range sums only
-    /// need `f <= hi` first: the conversion's overflow value is negative).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    unsafe fn dw_store<O: OutElem, const NV: usize, const PLAIN: bool>(
-        k: &DwCtx,
-        acc: &[__m512i; NV],
-        m: &[__m512; NV],
-        y: *mut u8,
-        o: usize,
-        nc: usize,
-    ) {
-        let hi = _mm512_set1_ps(k.hi);
-        let mut q = [_mm512_setzero_si512(); 4];
-        for v in 0..NV {
-            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[v]), m[v]);
-            let f = if PLAIN { f } else { _mm512_min_ps(f, hi) };
-            q[v] = _mm512_cvtps_epi32(f);
-        }
-        if O::BYTES {
-            let (zp, lo, hi) = (
-                _mm512_set1_epi16(k.zp),
-                _mm512_set1_epi16(k.lo_b),
-                _mm512_set1_epi16(k.hi_b),
-            );
-            // PLAIN: the saturations of the packs are the bounds.
-            let bound = |a: __m512i| {
-                if PLAIN {
-                    a
-                } else {
-                    _mm512_min_epi16(_mm512_max_epi16(_mm512_adds_epi16(a, zp), lo), hi)
-                }
-            };
-            let p01 = bound(_mm512_packs_epi32(q[0], q[1]));
-            let p23 = if NV > 2 {
-                bound(_mm512_packs_epi32(q[2], q[3]))
-            } else {
-                p01
-            };
-            // Lane L of the packed bytes holds channels 4L..4L+4 of each
-            // vector in turn: a 4x4 transpose of dwords restores the order.
-            let b = _mm512_permutexvar_epi32(
-                _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
-                _mm512_packus_epi16(p01, p23),
-            );
-            if nc == 64 {
-                _mm512_storeu_si512(y.add(o) as *mut _, b);
-            } else {
-                _mm512_mask_storeu_epi8(y.add(o) as *mut _, mask64(nc), b);
-            }
-        } else {
-            let (lo, hi) = (_mm512_set1_epi32(k.lo_i), _mm512_set1_epi32(k.hi_i));
-            for (v, &qv) in q.iter().enumerate().take(NV) {
-                let f = _mm512_cvtepi32_ps(_mm512_min_epi32(_mm512_max_epi32(qv, lo), hi));
-                let mk = mask16(nc - 16 * v);
-                _mm512_mask_storeu_ps((y as *mut f32).add(o + 16 * v), mk, f);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn mask64(n: usize) -> __mmask64 {
-        if n >= 64 {
-            !0
-        } else {
-            (1u64 << n) - 1
-        }
-    }
-
-    /// [`to_grid`] for bytes, 16 values at a time.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn to_grid_u8_avx512(src: &[f32], off: f32, dst: &mut [u8]) -> bool {
-        let n = src.len().min(dst.len());
-        let offv = _mm512_set1_ps(off);
-        let top = _mm512_set1_epi32(255);
-        let mut bad: __mmask16 = 0;
-        let mut i = 0;
-        while i < n {
-            let mk = mask16(n - i);
-            let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src.as_ptr().add(i)), offv);
-            // Round to nearest (out of range gives i32::MIN): exact only if
-            // converting back gives the same float (NaN never does).
-            let q = _mm512_cvtps_epi32(v);
-            bad |= _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(mk, _mm512_cvtepi32_ps(q), v);
-            bad |= _mm512_mask_cmpgt_epu32_mask(mk, q, top);
-            _mm_mask_storeu_epi8(
-                dst.as_mut_ptr().add(i) as *mut _,
-                mk,
-                _mm512_cvtepi32_epi8(q),
-            );
-            i += 16;
-        }
-        bad == 0
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dw_avx2<O: OutElem>(
-        q: &QConv,
-        g: &Geo,
-        u: &[u8],
-        rows: Range<usize>,
-        yc: &mut [O],
-    ) {
-        q.dw_rows(g, u, rows, yc)
-    }
-
-    /// Stores 16 requantized values at element `o` of `y`: as f32, or
-    /// plus `zp` as bytes.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store16<O: OutElem>(y: *mut u8, o: usize, mk: __mmask16, f: __m512, zp: f32) {
-        if O::BYTES {
-            let q = _mm512_cvtps_epi32(_mm512_add_ps(f, _mm512_set1_ps(zp)));
-            _mm_mask_storeu_epi8(y.add(o) as *mut _, mk, _mm512_cvtusepi32_epi8(q));
-        } else {
-            _mm512_mask_storeu_ps((y as *mut f32).add(o), mk, f);
-        }
-    }
-
-    /// Requantizes 16 sums and stores them at element `o` of `y`:
-    /// `clamp(rne(acc * m), lo, hi)` as f32, or plus `zp` as bytes. The
-    /// clamp comes first (rounding commutes with it: `lo` and `hi` are
-    /// integers), which lets a byte output round in its conversion to
-    /// integers and add the zero point there.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn requant16<O: OutElem>(
-        y: *mut u8,
-        o: usize,
-        mk: __mmask16,
-        acc: __m512i,
-        m: __m512,
-        lo: __m512,
-        hi: __m512,
-        zp: __m512i,
-    ) {
-        let f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
-        let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-        if O::BYTES {
-            let q =
-                _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-            let q = _mm512_add_epi32(q, zp);
-            _mm_mask_storeu_epi8(y.add(o) as *mut _, mk, _mm512_cvtepi32_epi8(q));
-        } else {
-            let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-            _mm512_mask_storeu_ps((y as *mut f32).add(o), mk, f);
-        }
-    }
-
-    /// [`store16`] for 8 values.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store8<O: OutElem>(y: *mut u8, o: usize, mk: __mmask8, f: __m256, zp: f32) {
-        if O::BYTES {
-            let q = _mm256_cvtps_epi32(_mm256_add_ps(f, _mm256_set1_ps(zp)));
-            _mm_mask_storeu_epi8(
-                y.add(o) as *mut _,
-                mk as __mmask16,
-                _mm256_cvtusepi32_epi8(q),
-            );
-        } else {
-            _mm256_mask_storeu_ps((y as *mut f32).add(o), mk, f);
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn to_grid_avx2<T: Copy + From<u8>>(
-        src: &[f32],
-        off: f32,
-        dst: &mut [T],
-    ) -> bool {
-        to_grid_body(src, off, dst)
-    }
-
-    /// One output row of one panel, in blocks of MR pixels.
-    pub(super) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
-        let pn = job.panel;
-        if job.pk.narrow {
-            return match job.cout {
-                1 => narrow_row::<T, O, 1>(job, y),
-                2 => narrow_row::<T, O, 2>(job, y),
-                3 => narrow_row::<T, O, 3>(job, y),
-                _ => narrow_row::<T, O, 4>(job, y),
-            };
-        }
-        match (job.pk.kernel, job.pk.lanes, pn.j) {
-            (Kernel::Avx512Vnni, 8, _) => blocks::<T, O, 16>(job, y, vnni256::<O, 16>),
-            (Kernel::Avx512Vnni, _, 1) => blocks::<T, O, 16>(job, y, vnni512::<O, 16, 1>),
-            (Kernel::Avx512Vnni, _, 2) => blocks::<T, O, 12>(job, y, vnni512::<O, 12, 2>),
-            (Kernel::Avx512Vnni, _, 3) => blocks::<T, O, 8>(job, y, vnni512::<O, 8, 3>),
-            (Kernel::Avx512Vnni, _, _) => blocks::<T, O, 6>(job, y, vnni512::<O, 6, 4>),
-            (_, _, 1) => blocks::<T, O, 12>(job, y, avx2::<O, 12, 1>),
-            _ => blocks::<T, O, 6>(job, y, avx2::<O, 6, 2>),
-        }
-    }
-
-    /// Arguments of one micro-kernel call (pointers are valid for the reads
-    /// the packing allows: segments, padded K, slack at the end).
-    pub(super) struct Tile<const MR: usize> {
-        a: *const u8,
-        offs: [usize; MR],
-        np: usize,
-        segs: *const usize,
-        nseg: usize,
-        ngroups: usize,
-        w: *const u8,
-        init: *const i32,
-        m: *const f32,
-        nc: usize,
-        lo: f32,
-        hi: f32,
-        /// `zp_out + 128`, for byte outputs.
-        zp: f32,
-        /// The output (f32 or bytes, by the micro-kernel's `O`).
-        y: *mut u8,
-        ops: usize,
-    }
-
-    type Micro<const MR: usize> = unsafe fn(&Tile<MR>);
-
-    unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
-        job: &Job<T>,
-        y: &mut [O],
-        micro: Micro<MR>,
-    ) {
-        let pk = job.pk;
-        let pn = job.panel;
-        let esz = std::mem::size_of::<T>();
-        let (group, w): (usize, *const u8) = match &pk.weights {
-            Weights::I8(w) => (4, w.as_ptr().add(pn.w_off) as *const u8),
-            Weights::I16(w) => (2, w.as_ptr().add(pn.w_off) as *const u8),
-        };
-        let nc = (job.cout - pn.c0).min(pn.j * pk.lanes);
-        for x0 in (0..job.wo).step_by(MR) {
-            let np = (job.wo - x0).min(MR);
-            let tile = Tile::<MR> {
-                a: (job.u.as_ptr().add(job.base)) as *const u8,
-                offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps * esz),
-                np,
-                segs: job.segs.as_ptr(),
-                nseg: job.segs.len(),
-                ngroups: job.seg_len.div_ceil(group),
-                w,
-                init: pk.init.as_ptr().add(pn.lane_off),
-                m: pk.m.as_ptr().add(pn.lane_off),
-                nc,
-                lo: job.rq.lo,
-                hi: job.rq.hi,
-                zp: job.rq.zp,
-                y: y.as_mut_ptr().add(x0 * job.cout + pn.c0) as *mut u8,
-                ops: job.cout,
-            };
-            micro(&tile);
-        }
-    }
-
-    /// VNNI with lanes over 16 output pixels (see [`Packed::narrow`]): the
-    /// pixels' 4-byte groups sit every `ps` = 4 or 8 bytes, so two loads
-    /// and one `vpermt2d` gather them; each channel's weights are a
-    /// broadcast.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn narrow_row<T: Copy, O: OutElem, const NC: usize>(job: &Job<T>, y: &mut [O]) {
-        let pk = job.pk;
-        let Weights::I8(w) = &pk.weights else {
-            unreachable!("VNNI packs i8 weights")
-        };
-        let q = (job.ps / 4) as i32;
-        let idx = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(q),
-        );
-        let ngroups = job.seg_len.div_ceil(4);
-        let lo = _mm512_set1_ps(job.rq.lo);
-        let hi = _mm512_set1_ps(job.rq.hi);
-        let a = job.u.as_ptr().add(job.base) as *const u8;
-        // Two blocks of 16 pixels at a time: 2 * NC independent sums hide
-        // the latency of `vpdpbusd` (a block past the row end is computed
-        // from slack bytes and not stored).
-        let mut out = [[0f32; 32]; NC];
-        for x0 in (0..job.wo).step_by(32) {
-            let np = (job.wo - x0).min(32);
-            let mut acc: [[__m512i; NC]; 2] =
-                [std::array::from_fn(|c| _mm512_set1_epi32(pk.init[c])); 2];
-            let mut wp = w.as_ptr() as *const i32;
-            for &seg in job.segs {
-                let base = a.add(x0 * job.ps + seg);
-                let base2 = base.add(16 * job.ps);
-                for g in 0..ngroups {
-                    let xv = _mm512_permutex2var_epi32(
-                        _mm512_loadu_si512(base.add(4 * g) as *const _),
-                        idx,
-                        _mm512_loadu_si512(base.add(4 * g + 64) as *const _),
-                    );
-                    let xv2 = _mm512_permutex2var_epi32(
-                        _mm512_loadu_si512(base2.add(4 * g) as *const _),
-                        idx,
-                        _mm512_loadu_si512(base2.add(4 * g + 64) as *const _),
-                    );
-                    let [a0, a1] = &mut acc;
-                    for (c, (s0, s1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
-                        let wv = _mm512_set1_epi32(wp.add(c).read_unaligned());
-                        *s0 = _mm512_dpbusd_epi32(*s0, xv, wv);
-                        *s1 = _mm512_dpbusd_epi32(*s1, xv2, wv);
-                    }
-                    wp = wp.add(NC);
-                }
-            }
-            for (h, block) in acc.iter().enumerate() {
-                for (c, a) in block.iter().enumerate() {
-                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(*a), _mm512_set1_ps(pk.m[c]));
-                    let f = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                        f,
-                    );
-                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                    _mm512_storeu_ps(out[c].as_mut_ptr().add(16 * h), f);
-                }
-            }
-            let yo = &mut y[x0 * NC..][..np * NC];
-            for (x, px) in yo.chunks_exact_mut(NC).enumerate() {
-                for (c, v) in px.iter_mut().enumerate() {
-                    *v = O::put(out[c][x], job.rq.zp);
-                }
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn mask16(n: usize) -> __mmask16 {
-        if n >= 16 {
-            0xffff
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        }
-    }
-
-    #[inline(always)]
-    fn mask8(n: usize) -> __mmask8 {
-        if n >= 8 {
-            0xff
-        } else {
-            ((1u32 << n) - 1) as __mmask8
-        }
-    }
-
-    /// VNNI, 512-bit: MR pixels x J*16 channels, 4 K-bytes per lane.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn vnni512<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
-        let mut acc = [[_mm512_setzero_si512(); J]; MR];
-        for j in 0..J {
-            let v = _mm512_loadu_si512(t.init.add(16 * j) as *const _);
-            for a in acc.iter_mut() {
-                a[j] = v;
-            }
-        }
-        let mut wp = t.w as *const i8;
-        for si in 0..t.nseg {
-            let ap = t.a.add(*t.segs.add(si));
-            let pix: [*const u8; MR] = std::array::from_fn(|p| ap.add(t.offs[p]));
-            for k in 0..t.ngroups {
-                let mut wv = [_mm512_setzero_si512(); J];
-                for (j, v) in wv.iter_mut().enumerate() {
-                    *v = _mm512_loadu_si512(wp.add(64 * j) as *const _);
-                }
-                for p in 0..MR {
-                    let b = _mm512_set1_epi32((pix[p].add(4 * k) as *const i32).read_unaligned());
-                    for j in 0..J {
-                        acc[p][j] = _mm512_dpbusd_epi32(acc[p][j], b, wv[j]);
-                    }
-                }
-                wp = wp.add(64 * J);
-            }
-        }
-        let lo = _mm512_set1_ps(t.lo);
-        let hi = _mm512_set1_ps(t.hi);
-        let zpi = _mm512_set1_epi32(t.zp as i32);
-        for j in 0..J {
-            let left = t.nc.saturating_sub(16 * j);
-            if left == 0 {
-                break;
-            }
-            let mk = mask16(left);
-            let m = _mm512_maskz_loadu_ps(mk, t.m.add(16 * j));
-            for (p, a) in acc.iter().enumerate() {
-                if p < t.np {
-                    requant16::<O>(t.y, p * t.ops + 16 * j, mk, a[j], m, lo, hi, zpi);
-                }
-            }
-        }
-    }
-
-    /// VNNI, 256-bit, for up to 8 output channels: MR pixels x 8 channels.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn vnni256<O: OutElem, const MR: usize>(t: &Tile<MR>) {
-        let mut acc = [_mm256_loadu_si256(t.init as *const _); MR];
-        let mut wp = t.w as *const i8;
-        for si in 0..t.nseg {
-            let ap = t.a.add(*t.segs.add(si));
-            let pix: [*const u8; MR] = std::array::from_fn(|p| ap.add(t.offs[p]));
-            for k in 0..t.ngroups {
-                let wv = _mm256_loadu_si256(wp as *const _);
-                for p in 0..MR {
-                    let b = _mm256_set1_epi32((pix[p].add(4 * k) as *const i32).read_unaligned());
-                    acc[p] = _mm256_dpbusd_epi32(acc[p], b, wv);
-                }
-                wp = wp.add(32);
-            }
-        }
-        let lo = _mm256_set1_ps(t.lo);
-        let hi = _mm256_set1_ps(t.hi);
-        let mk = mask8(t.nc);
-        let m = _mm256_maskz_loadu_ps(mk, t.m);
-        for (p, a) in acc.iter().enumerate() {
-            if p < t.np {
-                let f = _mm256_mul_ps(_mm256_cvtepi32_ps(*a), m);
-                let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-                let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
-                store8::<O>(t.y, p * t.ops, mk, f, t.zp);
-            }
-        }
-    }
-
-    /// AVX2: i16 input and weights, `vpmaddwd` (two exact products per i32
-    /// lane): MR pixels x J*8 channels.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
-        let mut acc = [[_mm256_setzero_si256(); J]; MR];
-        for j in 0..J {
-            let v = _mm256_loadu_si256(t.init.add(8 * j) as *const _);
-            for a in acc.iter_mut() {
-                a[j] = v;
-            }
-        }
-        let mut wp = t.w as *const i16;
-        for si in 0..t.nseg {
-            let ap = t.a.add(*t.segs.add(si));
-            let pix: [*const u8; MR] = std::array::from_fn(|p| ap.add(t.offs[p]));
-            for k in 0..t.ngroups {
-                let mut wv = [_mm256_setzero_si256(); J];
-                for (j, v) in wv.iter_mut().enumerate() {
-                    *v = _mm256_loadu_si256(wp.add(16 * j) as *const _);
-                }
-                for p in 0..MR {
-                    // Two consecutive i16 inputs = one i32 to broadcast.
-                    let b = _mm256_set1_epi32((pix[p].add(4 * k) as *const i32).read_unaligned());
-                    for j in 0..J {
-                        acc[p][j] = _mm256_add_epi32(acc[p][j], _mm256_madd_epi16(b, wv[j]));
-                    }
-                }
-                wp = wp.add(16 * J);
-            }
-        }
-        let lo = _mm256_set1_ps(t.lo);
-        let hi = _mm256_set1_ps(t.hi);
-        let mut yb = [0f32; 8];
-        for j in 0..J {
-            let left = t.nc.saturating_sub(8 * j);
-            if left == 0 {
-                break;
-            }
-            let m = _mm256_loadu_ps(t.m.add(8 * j));
-            for (p, a) in acc.iter().enumerate() {
-                if p < t.np {
-                    let f = _mm256_mul_ps(_mm256_cvtepi32_ps(a[j]), m);
-                    let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-                    let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
-                    let o = p * t.ops + 8 * j;
-                    let y = (t.y as *mut O).add(o);
-                    if left >= 8 && !O::BYTES {
-                        _mm256_storeu_ps(y as *mut f32, f);
-                    } else {
-                        _mm256_storeu_ps(yb.as_mut_ptr(), f);
-                        for (i, &v) in yb.iter().take(left.min(8)).enumerate() {
-                            y.add(i).write(O::put(v, t.zp));
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Whether the VNNI kernel with lanes over pixels ([`Packed::narrow`])
 /// takes this convolution.
-fn narrow(kernel: Kernel, p: &QConvParams) -> bool {
-    kernel == Kernel::Avx512Vnni
+pub(crate) fn narrow(kernel: Isa, p: &QConvParams) -> bool {
+    is_vnni(kernel)
         && !p.depthwise
         && p.cout <= 4
         && p.dilation.1 == 1
@@ -2055,17 +1218,14 @@ mod tests {
             .collect()
     }
 
-    fn kernels() -> Vec<Kernel> {
-        let ks: Vec<Kernel> = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512Vnni]
-            .into_iter()
-            .filter(|k| k.available())
-            .collect();
+    fn kernels() -> Vec<Isa> {
+        let ks: Vec<Isa> = ISAS.iter().copied().filter(|k| k.available()).collect();
         eprintln!("kernels tested on this CPU: {ks:?}");
         ks
     }
 
     /// Compares with the reference; says whether both clamps were reached.
-    fn check(p: &QConvParams, x: &[f32], shape: [usize; 4], kernel: Kernel, what: &str) -> bool {
+    fn check(p: &QConvParams, x: &[f32], shape: [usize; 4], kernel: Isa, what: &str) -> bool {
         let (want, os) = reference(p, x, shape);
         let op = QConv::new(p.clone(), kernel).expect("op builds");
         assert_eq!(op.kernel(), kernel);
@@ -2214,6 +1374,18 @@ mod tests {
                     kh: 1,
                     ..dw(17, 2, true, 15, 16)
                 },
+                // Nine taps that are not 3x3: the 3x3 kernels must not take
+                // them (their packing holds 3 rows of 3).
+                Case {
+                    kh: 1,
+                    kw: 9,
+                    ..dw(20, 1, true, 6, 13)
+                },
+                Case {
+                    kh: 9,
+                    kw: 1,
+                    ..dw(20, 1, false, 12, 5)
+                },
             ],
             3,
         );
@@ -2278,10 +1450,7 @@ mod tests {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(
-            saw_fast,
-            Kernel::Avx512Vnni.available() && is_x86_feature_detected!("avx512vbmi")
-        );
+        assert_eq!(saw_fast, Isa::Avx512Vbmi.available());
     }
 
     /// Depthwise rows split over two threads (chunks of odd lengths: the
@@ -2347,11 +1516,11 @@ mod tests {
         p.scale[0] = 4.0 / (255 * abs) as f32;
         p.lo = -1e9;
         p.hi = 1e9;
-        assert!(QConv::new(p.clone(), Kernel::Portable).is_none());
+        assert!(QConv::new(p.clone(), Isa::Portable).is_none());
         // The same bias with a scale that saturates the channel is taken.
         p.scale[0] = 1.0;
         p.hi = 127.0;
-        assert!(QConv::new(p, Kernel::Portable).is_some());
+        assert!(QConv::new(p, Isa::Portable).is_some());
     }
 
     /// Inputs off the int8 grid (which the importer never feeds) still give
@@ -2369,16 +1538,14 @@ mod tests {
         }
     }
 
-    /// `Auto` takes the best SIMD kernel, never the portable one (the
-    /// importer then keeps tract's convolution).
+    /// The importer's choice takes the table's kernel, or declines where
+    /// the table keeps tract's convolution.
     #[test]
-    fn auto_picks_a_simd_kernel_or_declines() {
+    fn the_table_picks_the_kernel_or_declines() {
         let mut rng = fastrand::Rng::with_seed(8);
         let p = params(&case(3, 8, 8, 1, true, 5, 5), &mut rng);
-        let want = [Kernel::Avx512Vnni, Kernel::Avx2]
-            .into_iter()
-            .find(|k| k.available());
-        assert_eq!(QConv::new(p, Kernel::Auto).map(|q| q.kernel()), want);
+        let want = kernels::table().qconv;
+        assert_eq!(QConv::auto(p).map(|q| q.kernel()), want);
     }
 
     /// Through tract, on a 2-thread pool: the rows split over threads give

@@ -14,6 +14,8 @@
 use tract_core::internal::*;
 
 use super::ops::in_bands;
+#[allow(unused_imports)] // used on x86-64 only
+use crate::kernels::{self, Isa};
 
 /// What [`Requant`] computes before rounding.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,25 +92,20 @@ impl Requant {
         255 * (ma.abs() + mb.abs()) + half <= i32::MAX as i64
     }
 
-    /// [`Self::apply_portable`] compiled for AVX2 when the CPU has it (the
-    /// same arithmetic: Rust never fuses a multiply and an add by itself).
+    /// [`Self::apply_portable`], compiled for the table's instruction set
+    /// (the same arithmetic: Rust never fuses a multiply and an add by
+    /// itself).
     fn apply(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { self.apply_avx2(a, b, y) };
+        if kernels::table().passes == Isa::Avx2 {
+            // SAFETY: the table picks AVX2 only where the CPU has it.
+            return unsafe { kernels::x86_64::passes::requant(self, a, b, y) };
         }
         self.apply_portable(a, b, y)
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn apply_avx2(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
-        self.apply_portable(a, b, y)
-    }
-
     #[inline(always)]
-    fn apply_portable(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
+    pub(crate) fn apply_portable(&self, a: &[f32], b: &[f32], y: &mut [f32]) {
         let (lo, hi) = (self.lo as f32, self.hi as f32);
         // The clamp comes first: rounding commutes with it (lo and hi are
         // integers) and keeps `rne_small` in range.

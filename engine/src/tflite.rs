@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use super::conv::DirectConv;
 use super::ops::{ChannelFn, PerChannel, ReflectPad2d, SpatialSum, Upsample2d};
-use super::qconv::{Kernel, QConv, QConvParams};
+use super::qconv::{QConv, QConvParams};
 use super::quant::{QuantFn, QuantMean, Requant};
 use tract_core::internal::*;
 use tract_core::ops::array::{Pad, PadMode};
@@ -1256,7 +1256,7 @@ impl<'a> Importer<'a> {
                 hi,
             };
             let exact = zi.fract() == 0.0 && lo <= hi;
-            if let Some(qc) = exact.then(|| QConv::new(params, Kernel::Auto)).flatten() {
+            if let Some(qc) = exact.then(|| QConv::auto(params)).flatten() {
                 let q = self.node(format!("{name}.qconv"), qc, &[x])?;
                 self.ints.insert(out, q);
                 return Ok(Some(self.real(name, out, q)?));

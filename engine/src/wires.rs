@@ -15,6 +15,8 @@ use tract_core::internal::*;
 
 use super::qconv::{OutElem, QConv};
 use super::quant::{QuantFn, Requant};
+#[allow(unused_imports)] // used on x86-64 only
+use crate::kernels::{self, Isa};
 
 /// XNNPACK's fixed-point int8 ADD ([`QuantFn::Add`]) on byte inputs
 /// `q + 128`: `(a * ma + b * mb + c) >> shift` with the input zero points
@@ -63,23 +65,18 @@ impl ByteAdd {
         })
     }
 
+    /// [`Self::apply_portable`], compiled for the table's instruction set.
     fn apply<O: OutElem>(&self, a: &[u8], b: &[u8], y: &mut [O]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { self.apply_avx2(a, b, y) };
+        if kernels::table().passes == Isa::Avx2 {
+            // SAFETY: the table picks AVX2 only where the CPU has it.
+            return unsafe { kernels::x86_64::passes::byte_add(self, a, b, y) };
         }
         self.apply_portable(a, b, y)
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn apply_avx2<O: OutElem>(&self, a: &[u8], b: &[u8], y: &mut [O]) {
-        self.apply_portable(a, b, y)
-    }
-
     #[inline(always)]
-    fn apply_portable<O: OutElem>(&self, a: &[u8], b: &[u8], y: &mut [O]) {
+    pub(crate) fn apply_portable<O: OutElem>(&self, a: &[u8], b: &[u8], y: &mut [O]) {
         let (ma, mb, c, shift) = (self.ma, self.mb, self.c, self.shift);
         let (lo, hi) = (self.lo, self.hi);
         let zo = self.zo;

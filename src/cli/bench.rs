@@ -85,6 +85,10 @@ pub fn bench(a: BenchArgs) -> CliResult {
     }
     let style = StyleSet::builtin().styles[0].embedding;
     println!(
+        "kernels: {}",
+        styleframe::inference::kernels::table().describe()
+    );
+    println!(
         "network                         size     threads  ms/inference (median of {}, predict {})",
         a.runs, a.predict_runs
     );

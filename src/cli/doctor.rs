@@ -98,6 +98,10 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
             }
         }
     }
+    println!(
+        "kernels: {}",
+        styleframe::inference::kernels::table().describe()
+    );
     // Cameras.
     let cams = styleframe::capture::camera::list_cameras();
     if cams.is_empty() {

@@ -1,7 +1,7 @@
 //! The whole daemon in-process: a still scene as the camera, the real
 //! transfer network, the headless screen, fakes for the button and systemd.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The engine against the official TFLite runtime's outputs in
 //! `../shared/reference/` (made by its `make_reference.py`).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -9,7 +9,7 @@
 //! timing bound is loose (a loaded 2-core machine) and only an *upper* bound
 //! on retries or a lower bound on progress.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};

@@ -1,6 +1,6 @@
 //! `models fetch`: mirror first, else the URL; every file sha256-checked.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

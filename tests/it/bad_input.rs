@@ -9,7 +9,7 @@
 //!
 //! Also the regression inputs found by fuzzing (`fuzz/`).
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::os::unix::process::CommandExt;

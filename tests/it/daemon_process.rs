@@ -1,6 +1,6 @@
 //! `styleframe run` as systemd runs it: a real process, real signals.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
