@@ -4,9 +4,10 @@
 #   cross/qemu-check.sh [aarch64|armv7]        (default aarch64)
 #
 # 1. `styleframe --help` / `--version` under qemu;
-# 2. `styleframe still CONTENT out.png --style STYLE --models DIR --size SIZE`
-#    under qemu and natively; `styleframe psnr` of the two must be >= 40 dB
-#    (same network, same input: only float rounding may differ);
+# 2. `styleframe still` under qemu and natively, for the fp16 transfer network
+#    (`styleframe psnr` of the two >= MIN_DB: only float rounding may differ) and
+#    for the int8 one with the style predicted by the int8 prediction network
+#    (identical pixels: every int8 path is exact);
 # 3. `styleframe doctor --config C` under qemu must exit 10 (no camera here:
 #    config and models are fine, the camera check is the first to fail).
 #
@@ -14,7 +15,9 @@
 #      $CARGO_TARGET_DIR/release/styleframe), MODEL_MIRROR (default /work/shared/models),
 #      MODELS_META_DIR (styles.json + manifest.toml, default <repo>/models),
 #      CONTENT (default /work/shared/images/content/tubingen.jpg), STYLE (starry_night),
-#      SIZE (HxW, default 192x256: qemu's TCG is slow), MIN_DB (40),
+#      PAINTING (a painting for the int8 prediction network: ../style/the_scream.jpg
+#      beside CONTENT),
+#      SIZE (HxW, default 192x256: qemu's TCG is slow), MIN_DB (70),
 #      QEMU (the runner; QEMU="" runs CROSS_BIN natively, to dry-run this script).
 set -uo pipefail
 
@@ -34,8 +37,9 @@ mirror=${MODEL_MIRROR:-/work/shared/models}
 meta=${MODELS_META_DIR:-$repo/models}
 content=${CONTENT:-/work/shared/images/content/tubingen.jpg}
 style=${STYLE:-starry_night}
+painting=${PAINTING:-$(dirname "$content")/../style/the_scream.jpg}
 size=${SIZE:-192x256}
-min_db=${MIN_DB:-40}
+min_db=${MIN_DB:-70}
 
 bad=0
 ok() { echo "ok: $*"; }
@@ -65,29 +69,37 @@ fi
 run_cross --version >"$work/version.txt" 2>&1 && ok "--version: $(cat "$work/version.txt")" ||
     fail "--version: $(head -3 "$work/version.txt")"
 
-echo "== 2. still: qemu vs native"
+echo "== 2. still: qemu vs native, each transfer network"
+# fp16 file: float rounding may differ (>= MIN_DB); int8 file, with the style
+# predicted from a painting by the int8 prediction network: identical pixels.
+still_pair() { # NAME MODEL STYLE
+    local name=$1 model=$2 st=$3 start=$SECONDS
+    if run_cross still "$content" "$work/$name-cross.png" --style "$st" --size "$size" --models "$models" \
+        --model "$model" --threads 1 >"$work/$name-cross.log" 2>&1; then
+        ok "$name: still under qemu ($((SECONDS - start)) s)"
+    else
+        fail "$name: still under qemu:"; tail -5 "$work/$name-cross.log" | sed 's/^/    /'
+    fi
+    if ! "$host_bin" still "$content" "$work/$name-host.png" --style "$st" --size "$size" --models "$models" \
+        --model "$model" --threads 1 >"$work/$name-host.log" 2>&1; then
+        fail "$name: still natively:"; tail -5 "$work/$name-host.log" | sed 's/^/    /'
+    fi
+}
 if [ ! -x "$host_bin" ]; then
     fail "no native binary $host_bin to compare with"
 else
-    start=$SECONDS
-    if run_cross still "$content" "$work/cross.png" --style "$style" --size "$size" --models "$models" \
-        >"$work/still-cross.log" 2>&1; then
-        ok "still under qemu ($((SECONDS - start)) s)"
-    else
-        fail "still under qemu:"; tail -5 "$work/still-cross.log" | sed 's/^/    /'
-    fi
-    if "$host_bin" still "$content" "$work/host.png" --style "$style" --size "$size" --models "$models" \
-        >"$work/still-host.log" 2>&1; then
-        ok "still natively"
-    else
-        fail "still natively:"; tail -5 "$work/still-host.log" | sed 's/^/    /'
-    fi
-    if [ -f "$work/cross.png" ] && [ -f "$work/host.png" ]; then
-        if "$host_bin" psnr "$work/cross.png" "$work/host.png" --min "$min_db" >"$work/psnr.log" 2>&1; then
-            ok "psnr >= $min_db dB: $(tail -1 "$work/psnr.log")"
+    still_pair f16 style_transfer_f16_384 "$style"
+    still_pair int8 style_transfer_quantized_384 "$painting"
+    if [ -f "$work/f16-cross.png" ] && [ -f "$work/f16-host.png" ]; then
+        if "$host_bin" psnr "$work/f16-cross.png" "$work/f16-host.png" --min "$min_db" >"$work/psnr.log" 2>&1; then
+            ok "f16: psnr >= $min_db dB: $(tail -1 "$work/psnr.log")"
         else
-            fail "psnr below $min_db dB (or error): $(tail -2 "$work/psnr.log")"
+            fail "f16: psnr below $min_db dB (or error): $(tail -2 "$work/psnr.log")"
         fi
+    fi
+    if [ -f "$work/int8-cross.png" ] && [ -f "$work/int8-host.png" ]; then
+        db=$("$host_bin" psnr "$work/int8-cross.png" "$work/int8-host.png" 2>&1 | tail -1)
+        [ "$db" = inf ] && ok "int8: identical to x86 (psnr inf)" || fail "int8: not identical to x86: psnr $db"
     fi
 fi
 

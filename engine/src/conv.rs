@@ -222,7 +222,8 @@ unsafe fn run(isa: Isa, g: &Geo, p: &Packed, bias: &[f32], x: &[f32], out: &mut 
         // SAFETY: the caller checked `isa` against this CPU.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 | Isa::Avx2 => unsafe { kernels::x86_64::fconv::row(isa, g, p, bias, x, out) },
-        _ => portable::row(g, p, bias, x, out),
+        // SAFETY: the caller's contract is the kernel's.
+        _ => unsafe { portable::row(g, p, bias, x, out) },
     }
 }
 
@@ -253,13 +254,16 @@ macro_rules! fconv_kernels {
                 x: &[f32],
                 out: &mut [f32],
             ) {
-                match p {
-                    Packed::Broadcast { cb, w, bias } => match cb {
-                        8 => broadcast::<8, $p8>(g, w, bias, x, out),
-                        16 => broadcast::<16, $p16>(g, w, bias, x, out),
-                        _ => broadcast::<32, $p32>(g, w, bias, x, out),
-                    },
-                    Packed::Dot { run, w } => dot(g, *run, w, bias, x, out),
+                // SAFETY: the caller checked the op's instruction set, and `QConv::run` packs u8 input for VNNI and i16 for AVX2, as the micro-kernels read it.
+                unsafe {
+                    match p {
+                        Packed::Broadcast { cb, w, bias } => match cb {
+                            8 => broadcast::<8, $p8>(g, w, bias, x, out),
+                            16 => broadcast::<16, $p16>(g, w, bias, x, out),
+                            _ => broadcast::<32, $p32>(g, w, bias, x, out),
+                        },
+                        Packed::Dot { run, w } => dot(g, *run, w, bias, x, out),
+                    }
                 }
             }
 
@@ -273,21 +277,24 @@ macro_rules! fconv_kernels {
                 x: &[f32],
                 out: &mut [f32],
             ) {
-                let taps = g.kh * g.row;
-                for (blk, (wb, bb)) in w
-                    .chunks_exact(taps * CB)
-                    .zip(bias.chunks_exact(CB))
-                    .enumerate()
-                {
-                    let bb: &[f32; CB] = bb.try_into().unwrap();
-                    let mut ox = 0;
-                    while ox + P <= g.ow {
-                        tile::<CB, P>(g, wb, bb, x, ox, blk, out);
-                        ox += P;
-                    }
-                    while ox < g.ow {
-                        tile::<CB, 1>(g, wb, bb, x, ox, blk, out);
-                        ox += 1;
+                // SAFETY: `row`'s contract: `x` holds the `kh` input rows of this output row (from its first), `out` the row's `ow * cout` values; pixels read are within `ow` output pixels.
+                unsafe {
+                    let taps = g.kh * g.row;
+                    for (blk, (wb, bb)) in w
+                        .chunks_exact(taps * CB)
+                        .zip(bias.chunks_exact(CB))
+                        .enumerate()
+                    {
+                        let bb: &[f32; CB] = bb.try_into().unwrap();
+                        let mut ox = 0;
+                        while ox + P <= g.ow {
+                            tile::<CB, P>(g, wb, bb, x, ox, blk, out);
+                            ox += P;
+                        }
+                        while ox < g.ow {
+                            tile::<CB, 1>(g, wb, bb, x, ox, blk, out);
+                            ox += 1;
+                        }
                     }
                 }
             }
@@ -302,28 +309,31 @@ macro_rules! fconv_kernels {
                 blk: usize,
                 out: &mut [f32],
             ) {
-                let mut acc = [*bias; P];
-                let xp = x.as_ptr().add(ox * g.px);
-                let wp = wb.as_ptr();
-                for ky in 0..g.kh {
-                    let xr = xp.add(ky * g.in_row);
-                    let wr = wp.add(ky * g.row * CB);
-                    for j in 0..g.row {
-                        let wv = &*(wr.add(j * CB) as *const [f32; CB]);
-                        for (p, a) in acc.iter_mut().enumerate() {
-                            let v = *xr.add(p * g.px + j);
-                            for c in 0..CB {
-                                a[c] = madd(v, wv[c], a[c]);
+                // SAFETY: pixel `ox + P - 1 < ow` reads `kh` rows of `row` values from `(ox + p) * px`, inside `x` (`ow` was derived from the input width); the weights are one packed block of `kh * row * CB`.
+                unsafe {
+                    let mut acc = [*bias; P];
+                    let xp = x.as_ptr().add(ox * g.px);
+                    let wp = wb.as_ptr();
+                    for ky in 0..g.kh {
+                        let xr = xp.add(ky * g.in_row);
+                        let wr = wp.add(ky * g.row * CB);
+                        for j in 0..g.row {
+                            let wv = &*(wr.add(j * CB) as *const [f32; CB]);
+                            for (p, a) in acc.iter_mut().enumerate() {
+                                let v = *xr.add(p * g.px + j);
+                                for c in 0..CB {
+                                    a[c] = madd(v, wv[c], a[c]);
+                                }
                             }
                         }
                     }
-                }
-                let c0 = blk * CB;
-                let n = CB.min(g.cout - c0);
-                for (p, a) in acc.iter().enumerate() {
-                    let o = &mut out[(ox + p) * g.cout + c0..][..n];
-                    for (o, a) in o.iter_mut().zip(a) {
-                        *o = a.max(g.lo).min(g.hi);
+                    let c0 = blk * CB;
+                    let n = CB.min(g.cout - c0);
+                    for (p, a) in acc.iter().enumerate() {
+                        let o = &mut out[(ox + p) * g.cout + c0..][..n];
+                        for (o, a) in o.iter_mut().zip(a) {
+                            *o = a.max(g.lo).min(g.hi);
+                        }
                     }
                 }
             }
@@ -339,14 +349,17 @@ macro_rules! fconv_kernels {
                 x: &[f32],
                 out: &mut [f32],
             ) {
-                let mut ox = 0;
-                while ox + 2 <= g.ow {
-                    dot_tile::<2>(g, run, w, bias, x, ox, out);
-                    ox += 2;
-                }
-                while ox < g.ow {
-                    dot_tile::<1>(g, run, w, bias, x, ox, out);
-                    ox += 1;
+                // SAFETY: `row`'s contract, as for `broadcast`.
+                unsafe {
+                    let mut ox = 0;
+                    while ox + 2 <= g.ow {
+                        dot_tile::<2>(g, run, w, bias, x, ox, out);
+                        ox += 2;
+                    }
+                    while ox < g.ow {
+                        dot_tile::<1>(g, run, w, bias, x, ox, out);
+                        ox += 1;
+                    }
                 }
             }
 
@@ -360,49 +373,52 @@ macro_rules! fconv_kernels {
                 ox: usize,
                 out: &mut [f32],
             ) {
-                // Up to 4 channels at a time, so the accumulators fit.
-                let mut c0 = 0;
-                while c0 < g.cout {
-                    let n = (g.cout - c0).min(4);
-                    let mut acc = [[[0f32; DOT]; 4]; P];
-                    let mut tail = [[0f32; 4]; P];
-                    let chunks = g.row / DOT;
-                    for ky in 0..g.kh {
-                        let xr = x.as_ptr().add(ox * g.px + ky * g.in_row);
-                        for k in 0..chunks {
-                            let mut xv = [[0f32; DOT]; P];
-                            for (p, v) in xv.iter_mut().enumerate() {
-                                *v = *(xr.add(p * g.px + k * DOT) as *const [f32; DOT]);
+                // SAFETY: as for `tile`: whole chunks of DOT values lie within each kernel row's `row` values of the input, and the packed rows are zero-padded to `run`.
+                unsafe {
+                    // Up to 4 channels at a time, so the accumulators fit.
+                    let mut c0 = 0;
+                    while c0 < g.cout {
+                        let n = (g.cout - c0).min(4);
+                        let mut acc = [[[0f32; DOT]; 4]; P];
+                        let mut tail = [[0f32; 4]; P];
+                        let chunks = g.row / DOT;
+                        for ky in 0..g.kh {
+                            let xr = x.as_ptr().add(ox * g.px + ky * g.in_row);
+                            for k in 0..chunks {
+                                let mut xv = [[0f32; DOT]; P];
+                                for (p, v) in xv.iter_mut().enumerate() {
+                                    *v = *(xr.add(p * g.px + k * DOT) as *const [f32; DOT]);
+                                }
+                                for c in 0..n {
+                                    let wv = &*(w.as_ptr().add(((c0 + c) * g.kh + ky) * run + k * DOT)
+                                        as *const [f32; DOT]);
+                                    for p in 0..P {
+                                        for l in 0..DOT {
+                                            acc[p][c][l] = madd(xv[p][l], wv[l], acc[p][c][l]);
+                                        }
+                                    }
+                                }
                             }
-                            for c in 0..n {
-                                let wv = &*(w.as_ptr().add(((c0 + c) * g.kh + ky) * run + k * DOT)
-                                    as *const [f32; DOT]);
-                                for p in 0..P {
-                                    for l in 0..DOT {
-                                        acc[p][c][l] = madd(xv[p][l], wv[l], acc[p][c][l]);
+                            // The row's last values past whole chunks (the
+                            // packed weights there are zero-padded, the input
+                            // is not, so they go one by one).
+                            for j in chunks * DOT..g.row {
+                                for c in 0..n {
+                                    let wv = *w.as_ptr().add(((c0 + c) * g.kh + ky) * run + j);
+                                    for p in 0..P {
+                                        tail[p][c] = madd(*xr.add(p * g.px + j), wv, tail[p][c]);
                                     }
                                 }
                             }
                         }
-                        // The row's last values past whole chunks (the
-                        // packed weights there are zero-padded, the input
-                        // is not, so they go one by one).
-                        for j in chunks * DOT..g.row {
+                        for p in 0..P {
                             for c in 0..n {
-                                let wv = *w.as_ptr().add(((c0 + c) * g.kh + ky) * run + j);
-                                for p in 0..P {
-                                    tail[p][c] = madd(*xr.add(p * g.px + j), wv, tail[p][c]);
-                                }
+                                let s: f32 = acc[p][c].iter().sum::<f32>() + tail[p][c] + bias[c0 + c];
+                                out[(ox + p) * g.cout + c0 + c] = s.max(g.lo).min(g.hi);
                             }
                         }
+                        c0 += n;
                     }
-                    for p in 0..P {
-                        for c in 0..n {
-                            let s: f32 = acc[p][c].iter().sum::<f32>() + tail[p][c] + bias[c0 + c];
-                            out[(ox + p) * g.cout + c0 + c] = s.max(g.lo).min(g.hi);
-                        }
-                    }
-                    c0 += n;
                 }
             }
         }

@@ -8,6 +8,8 @@
 //! The daemon talks to the transfer network through the [`Stylizer`] trait so
 //! tests can swap in a fake.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod conv;
 pub mod embedding;
 pub mod kernels;
