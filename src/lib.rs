@@ -14,4 +14,5 @@ pub use styleframe_engine as inference;
 pub mod input;
 pub mod models;
 pub mod preprocess;
+pub mod process;
 pub mod styles;

@@ -74,23 +74,43 @@ pub trait Stylizer: Send {
     ) -> Result<(), EngineError>;
 }
 
-/// The process's pool for `threads` threads, shared by every network that
-/// asks for that many: its first thread runs all their graphs
-/// ([`run_spinning`]), so their freed tensors share one heap. A pool per
-/// network kept a heap of freed tensors per network (`styleframe bench`
+/// The threads a network runs on (cheap to clone). The binary owns the
+/// process's pools and hands the same one to every network that asks for
+/// that many threads: the pool's first thread runs all their graphs
+/// ([`run_spinning`]), so their freed tensors share one heap (a pool per
+/// network kept a heap of freed tensors per network: `styleframe bench`
 /// peak RSS 53-64 -> 89-111 MiB).
-fn executor(threads: usize) -> Executor {
-    static POOLS: std::sync::Mutex<Vec<(usize, Executor)>> = std::sync::Mutex::new(Vec::new());
-    if threads <= 1 {
-        return Executor::SingleThread;
+#[derive(Clone)]
+pub struct Pool {
+    executor: Executor,
+    threads: usize,
+}
+
+impl Pool {
+    /// A new pool of `threads` threads (one: the caller's thread, no pool).
+    pub fn new(threads: usize) -> Pool {
+        let executor = match threads {
+            0 | 1 => Executor::SingleThread,
+            n => Executor::multithread(n),
+        };
+        Pool {
+            executor,
+            threads: threads.max(1),
+        }
     }
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, e)) = pools.iter().find(|(n, _)| *n == threads) {
-        return e.clone();
+
+    pub fn threads(&self) -> usize {
+        self.threads
     }
-    let e = Executor::multithread(threads);
-    pools.push((threads, e.clone()));
-    e
+
+    /// Whether both are the same pool (not merely the same size).
+    pub fn same_as(&self, other: &Pool) -> bool {
+        match (&self.executor, &other.executor) {
+            (Executor::MultiThread(a), Executor::MultiThread(b)) => Arc::ptr_eq(a, b),
+            (Executor::SingleThread, Executor::SingleThread) => true,
+            _ => false,
+        }
+    }
 }
 
 fn tract_err(path: &Path) -> impl Fn(TractError) -> EngineError + '_ {
@@ -148,27 +168,8 @@ pub struct Profile {
     pub nodes: Vec<(String, Duration)>,
 }
 
-/// Keeps freed tensor buffers in the heap between frames. Each frame
-/// allocates and frees the same few-MB tensors; glibc returns them to the
-/// kernel (mmap'd blocks, heap trimming), so every frame paid for fresh
-/// zeroed pages: ~10% of a frame in page faults, measured with `perf`.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: mallopt only changes allocator thresholds.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-            }
-        });
-    }
-}
-
 impl Runner {
-    fn build(model: TypedModel, threads: usize, path: &Path) -> Result<Runner, EngineError> {
-        keep_freed_memory();
+    fn build(model: TypedModel, pool: &Pool, path: &Path) -> Result<Runner, EngineError> {
         kernels::table(); // logs the kernels picked, once
         let mut model = model.into_optimized().map_err(tract_err(path))?;
         wires::bytes_between_int_ops(&mut model).map_err(tract_err(path))?;
@@ -176,7 +177,7 @@ impl Runner {
         let state = SimpleState::new(&plan).map_err(tract_err(path))?;
         Ok(Runner {
             state,
-            executor: executor(threads),
+            executor: pool.executor.clone(),
             profile: None,
         })
     }
@@ -353,16 +354,16 @@ pub struct TransferNet {
     runner: Runner,
     h: usize,
     w: usize,
-    threads: usize,
+    pool: Pool,
     /// Order of the (content, embedding) inputs in the file.
     content_first: bool,
 }
 
 impl TransferNet {
-    /// Loads `path` for `h` x `w` content pictures using `threads` threads.
-    pub fn load(path: &Path, h: usize, w: usize, threads: usize) -> Result<Self, EngineError> {
+    /// Loads `path` for `h` x `w` content pictures, run on `pool`.
+    pub fn load(path: &Path, h: usize, w: usize, pool: &Pool) -> Result<Self, EngineError> {
         let bytes = read_model(path)?;
-        Self::from_bytes(path, bytes, h, w, threads)
+        Self::from_bytes(path, bytes, h, w, pool)
     }
 
     fn from_bytes(
@@ -370,7 +371,7 @@ impl TransferNet {
         bytes: Arc<Vec<u8>>,
         h: usize,
         w: usize,
-        threads: usize,
+        pool: &Pool,
     ) -> Result<Self, EngineError> {
         check_size(h, w)?;
         let (imported, shape_err) = import_file(path, &bytes, Some((h, w)))?;
@@ -407,21 +408,21 @@ impl TransferNet {
             )));
         }
         model.declutter().map_err(tract_err(path))?;
-        let runner = Runner::build(model, threads, path)?;
+        let runner = Runner::build(model, pool, path)?;
         Ok(TransferNet {
             path: path.to_owned(),
             bytes,
             runner,
             h,
             w,
-            threads,
+            pool: pool.clone(),
             content_first,
         })
     }
 
     /// The same network for another content size (e.g. when degrading).
     pub fn resized(&self, h: usize, w: usize) -> Result<Self, EngineError> {
-        Self::from_bytes(&self.path, self.bytes.clone(), h, w, self.threads)
+        Self::from_bytes(&self.path, self.bytes.clone(), h, w, &self.pool)
     }
 
     pub fn path(&self) -> &Path {
@@ -485,7 +486,8 @@ pub struct PredictNet {
 }
 
 impl PredictNet {
-    pub fn load(path: &Path, threads: usize) -> Result<Self, EngineError> {
+    /// Loads `path`, run on `pool`.
+    pub fn load(path: &Path, pool: &Pool) -> Result<Self, EngineError> {
         let bytes = read_model(path)?;
         let (imported, shape_err) = import_file(path, &bytes, None)?;
         let want_in = vec![1, PREDICT_SIDE, PREDICT_SIDE, 3];
@@ -503,7 +505,7 @@ impl PredictNet {
                 imported.outputs
             )));
         }
-        let runner = Runner::build(imported.model, threads, path)?;
+        let runner = Runner::build(imported.model, pool, path)?;
         Ok(PredictNet {
             path: path.to_owned(),
             runner,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use styleframe::process::pool;
 
 use clap::Args;
 
@@ -98,7 +99,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
         &a.thread_counts
     };
     for &threads in predict_threads {
-        let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, threads)?;
+        let mut p = PredictNet::load(&model_path(&a.m, &a.m.predict)?, &pool(threads))?;
         let x = synthetic_input(PREDICT_SIDE, PREDICT_SIDE);
         let ms = median_ms(|| p.embed(&x).map(drop), a.predict_runs)?;
         println!(
@@ -117,7 +118,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
     for id in transfer {
         for &(h, w) in &a.sizes {
             for &threads in &a.thread_counts {
-                let mut net = TransferNet::load(&model_path(&a.m, id)?, h, w, threads)?;
+                let mut net = TransferNet::load(&model_path(&a.m, id)?, h, w, &pool(threads))?;
                 let x = synthetic_input(h, w);
                 let mut y = vec![];
                 let ms = median_ms(|| net.stylize(&x, &style, &mut y), a.runs)?;
@@ -223,7 +224,7 @@ fn pipeline(a: BenchArgs) -> CliResult {
 fn flicker(a: BenchArgs) -> CliResult {
     use styleframe::preprocess::{Downsize, Preprocessor};
     let (h, w) = (256, 448);
-    let mut net = TransferNet::load(&model_path(&a.m, &a.m.model)?, h, w, a.m.threads)?;
+    let mut net = TransferNet::load(&model_path(&a.m, &a.m.model)?, h, w, &pool(a.m.threads))?;
     let style = StyleSet::builtin().styles[0].embedding;
     let scene = styleframe::capture::synthetic::still_scene(640, 360);
     let mut pre = Preprocessor::new(styleframe::config::Fit::Cover);

@@ -129,6 +129,7 @@ pub type CliResult = Result<ExitCode, Failure>;
 
 pub fn main() -> ExitCode {
     init_logging();
+    styleframe::process::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::run(a),

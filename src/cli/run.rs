@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+use styleframe::process::pool;
 
 use anyhow::Context;
 use clap::Args;
@@ -196,12 +197,12 @@ fn run_with(
     let transfer = model_file(&cfg, &cfg.models.transfer)?;
     let threads = cfg.inference.threads;
     // Load once now so a bad file stops the start with a clear error (exit 3).
-    let probe = TransferNet::load(&transfer, 64, 64, 1)?;
+    let probe = TransferNet::load(&transfer, 64, 64, &pool(1))?;
     drop(probe);
     let predict = if cfg.styles.strength < 1.0 {
         Some(PredictNet::load(
             &model_file(&cfg, &cfg.models.predict)?,
-            1,
+            &pool(1),
         )?)
     } else {
         None
@@ -239,7 +240,8 @@ fn run_with(
     let parts = Parts {
         open_source: Box::new(move || capture::open(&camera_cfg)),
         make_stylizer: Box::new(move |h, w| {
-            TransferNet::load(&transfer, h, w, threads).map(|n| Box::new(n) as Box<dyn Stylizer>)
+            TransferNet::load(&transfer, h, w, &pool(threads))
+                .map(|n| Box::new(n) as Box<dyn Stylizer>)
         }),
         predict,
         screen,

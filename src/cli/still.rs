@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use styleframe::process::pool;
 
 use anyhow::Context;
 use clap::Args;
@@ -107,7 +108,10 @@ pub fn model_path(m: &ModelArgs, id: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub fn load_predict(m: &ModelArgs) -> anyhow::Result<PredictNet> {
-    Ok(PredictNet::load(&model_path(m, &m.predict)?, m.threads)?)
+    Ok(PredictNet::load(
+        &model_path(m, &m.predict)?,
+        &pool(m.threads),
+    )?)
 }
 
 /// The style set: the file given, else `styles.json` beside the models, else built in.
@@ -163,7 +167,7 @@ pub fn still(a: StillArgs) -> CliResult {
     } else {
         style
     };
-    let mut net = TransferNet::load(&model_path(&a.m, &a.m.model)?, h, w, a.m.threads)?;
+    let mut net = TransferNet::load(&model_path(&a.m, &a.m.model)?, h, w, &pool(a.m.threads))?;
     let mut pre = styleframe::preprocess::Preprocessor::new(a.fit);
     let mut rgb = vec![];
     pre.fit_rgb8(

@@ -2,6 +2,7 @@
 //! transfer network, the headless screen, fakes for the button and systemd.
 
 use crate::common;
+use styleframe::process::pool;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -72,7 +73,7 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
         let parts = Parts {
             open_source: Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
             make_stylizer: Box::new(|h, w| {
-                TransferNet::load(&transfer_path(), h, w, 2)
+                TransferNet::load(&transfer_path(), h, w, &pool(2))
                     .map(|n| Box::new(n) as Box<dyn Stylizer>)
             }),
             predict: None,
@@ -123,7 +124,7 @@ fn rgb(pixels: &[u32]) -> Vec<u8> {
 fn engine_output(style: &str) -> Vec<u8> {
     let set = StyleSet::builtin();
     let e = set.find(style).unwrap().embedding;
-    let mut net = TransferNet::load(&transfer_path(), H, W, 2).unwrap();
+    let mut net = TransferNet::load(&transfer_path(), H, W, &pool(2)).unwrap();
     let mut x = vec![];
     Preprocessor::new(Fit::Cover)
         .downsize(&scene(), H, W, &mut x)

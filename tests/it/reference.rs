@@ -2,6 +2,7 @@
 //! `../shared/reference/` (made by its `make_reference.py`).
 
 use crate::common;
+use styleframe::process::pool;
 
 use std::collections::HashMap;
 
@@ -35,7 +36,7 @@ fn reference_embeddings() -> HashMap<String, Embedding> {
 fn predict() -> PredictNet {
     PredictNet::load(
         &common::models().join("style_predict_quantized_256.tflite"),
-        2,
+        &pool(2),
     )
     .unwrap()
 }
@@ -68,7 +69,13 @@ fn check_cases(model: &str) {
     for case in cases {
         let [h, w, _] = case.shape;
         let net = nets.entry((h, w)).or_insert_with(|| {
-            TransferNet::load(&common::models().join(format!("{model}.tflite")), h, w, 2).unwrap()
+            TransferNet::load(
+                &common::models().join(format!("{model}.tflite")),
+                h,
+                w,
+                &pool(2),
+            )
+            .unwrap()
         });
         let (cw, ch, content) = common::png(&common::reference().join(&case.content));
         assert_eq!((ch as usize, cw as usize), (h, w));
@@ -137,7 +144,7 @@ fn dynamic_range_transfer_runs_at_256x448_close_to_fp16() {
             &common::models().join(format!("{model}.tflite")),
             256,
             448,
-            2,
+            &pool(2),
         )
         .unwrap();
         let mut y = vec![];
