@@ -113,6 +113,9 @@ pub fn table() -> &'static Table {
         #[cfg(target_arch = "arm")]
         arm::plug(&mut t);
         log::info!("kernels: {}", t.describe());
+        if t.fconv == Isa::Portable && cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            log::warn!("no SIMD kernels of ours for this CPU: the networks run slower");
+        }
         t
     })
 }
