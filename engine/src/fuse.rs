@@ -11,8 +11,11 @@
 //! * a `PerChannel` then a reflect padding -> `ReflectPad2d { pre }`
 //!   (after the first, so the padding takes a whole `MulAdd`).
 //!
-//! The arithmetic does not change: each fused op computes its two ops'
-//! expressions, element by element, in the same order.
+//! Each fused op computes its two ops' expressions element by element (a
+//! `MulAdd` kernel may round once less, with a fused multiply-add): the
+//! int8 files' outputs stay bit-identical. These fusions used to be made
+//! while importing; as passes they check their single-reader condition
+//! on the graph itself, and the importer stays one node per operator.
 
 use tract_core::internal::*;
 

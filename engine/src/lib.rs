@@ -716,11 +716,24 @@ mod tests {
                 assert_ne!(fused_ops(&plain), want, "{file}: the passes fuse nothing");
             }
             let (a, b) = (run_on_pattern(fused), run_on_pattern(plain));
-            let bits = |t: &Tensor| -> Vec<u32> {
+            let floats = |t: &Tensor| -> Vec<f32> {
                 let v = t.try_as_plain_ram().and_then(|v| v.as_slice::<f32>());
-                v.unwrap().iter().map(|x| x.to_bits()).collect()
+                v.unwrap().to_vec()
             };
-            assert_eq!(bits(&a), bits(&b), "{file}");
+            let (a, b) = (floats(&a), floats(&b));
+            if file.contains("f16") || file.contains("dynamic") {
+                // Identical bits on x86-64 today; a MulAdd kernel may
+                // round once less (a fused multiply-add).
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst <= 1e-3, "{file}: outputs differ by {worst}");
+            } else {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{file}");
+            }
         }
     }
 

@@ -267,26 +267,7 @@ impl<'a> Importer<'a> {
                 ),
             ));
         }
-        let raw: Vec<f64> = match t.type_() {
-            TensorType::INT8 => bytes.iter().map(|&b| b as i8 as f64).collect(),
-            TensorType::UINT8 => bytes.iter().map(|&b| b as f64).collect(),
-            TensorType::FLOAT16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-                .collect(),
-            TensorType::FLOAT32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-            TensorType::INT32 => bytes
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-            _ => bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-        };
+        let raw = decode(t.type_(), bytes);
         let quant = t.quantization().and_then(|q| {
             let scale: Vec<f32> = q.scale()?.iter().collect();
             if scale.is_empty() {
@@ -300,30 +281,7 @@ impl<'a> Importer<'a> {
         });
         let float_type = matches!(t.type_(), TensorType::FLOAT16 | TensorType::FLOAT32);
         let tensor = if let Some((scale, zp, axis)) = quant {
-            // Per-axis (or per-tensor when one scale) affine dequantization.
-            let (outer, len, inner) = if scale.len() == 1 {
-                (1, 1, n)
-            } else {
-                if axis >= shape.len() || shape[axis] != scale.len() {
-                    return Err(self.tensor_err(ix, "quantization scales do not match its shape"));
-                }
-                (
-                    shape[..axis].iter().product(),
-                    shape[axis],
-                    shape[axis + 1..].iter().product(),
-                )
-            };
-            let mut out = vec![0f32; n];
-            for o in 0..outer {
-                for (c, &sc) in scale.iter().enumerate().take(len) {
-                    let s = sc as f64;
-                    let z = zp.get(c).or(zp.first()).copied().unwrap_or(0) as f64;
-                    for i in 0..inner {
-                        let k = (o * len + c) * inner + i;
-                        out[k] = ((raw[k] - z) * s) as f32;
-                    }
-                }
-            }
+            let out = self.dequantize(ix, &raw, &shape, &scale, &zp, axis)?;
             Tensor::from_shape(&shape, &out).map_err(graph_err)?
         } else if float_type {
             let v: Vec<f32> = raw.iter().map(|&x| x as f32).collect();
@@ -333,6 +291,44 @@ impl<'a> Importer<'a> {
             Tensor::from_shape(&shape, &v).map_err(graph_err)?
         };
         Ok(Some(tensor))
+    }
+
+    /// Per-axis (or per-tensor when one scale) affine dequantization of
+    /// the stored values `raw` of tensor `ix`.
+    fn dequantize(
+        &self,
+        ix: i32,
+        raw: &[f64],
+        shape: &[usize],
+        scale: &[f32],
+        zp: &[i64],
+        axis: usize,
+    ) -> Result<Vec<f32>, ImportError> {
+        let n = raw.len();
+        let (outer, len, inner) = if scale.len() == 1 {
+            (1, 1, n)
+        } else {
+            if axis >= shape.len() || shape[axis] != scale.len() {
+                return Err(self.tensor_err(ix, "quantization scales do not match its shape"));
+            }
+            (
+                shape[..axis].iter().product(),
+                shape[axis],
+                shape[axis + 1..].iter().product(),
+            )
+        };
+        let mut out = vec![0f32; n];
+        for o in 0..outer {
+            for (c, &sc) in scale.iter().enumerate().take(len) {
+                let s = sc as f64;
+                let z = zp.get(c).or(zp.first()).copied().unwrap_or(0) as f64;
+                for i in 0..inner {
+                    let k = (o * len + c) * inner + i;
+                    out[k] = ((raw[k] - z) * s) as f32;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn val(&mut self, ix: i32) -> Result<Val, ImportError> {
@@ -1682,6 +1678,31 @@ impl IntKernel {
             scale,
             wide,
         }
+    }
+}
+
+/// The stored values of a constant of type `ty` (checked by the caller:
+/// INT8, UINT8, FLOAT16, FLOAT32, INT32 or INT64), as f64.
+fn decode(ty: TensorType, bytes: &[u8]) -> Vec<f64> {
+    match ty {
+        TensorType::INT8 => bytes.iter().map(|&b| b as i8 as f64).collect(),
+        TensorType::UINT8 => bytes.iter().map(|&b| b as f64).collect(),
+        TensorType::FLOAT16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        TensorType::FLOAT32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        TensorType::INT32 => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        _ => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
     }
 }
 
