@@ -12,6 +12,7 @@
 
 pub mod conv;
 pub mod embedding;
+mod fuse;
 pub mod kernels;
 mod ops;
 mod qconv;
@@ -171,8 +172,7 @@ pub struct Profile {
 impl Runner {
     fn build(model: TypedModel, pool: &Pool, path: &Path) -> Result<Runner, EngineError> {
         kernels::table(); // logs the kernels picked, once
-        let mut model = model.into_optimized().map_err(tract_err(path))?;
-        wires::bytes_between_int_ops(&mut model).map_err(tract_err(path))?;
+        let model = optimize(model).map_err(tract_err(path))?;
         let plan = SimplePlan::new(model).map_err(tract_err(path))?;
         let state = SimpleState::new(&plan).map_err(tract_err(path))?;
         Ok(Runner {
@@ -243,14 +243,22 @@ impl Runner {
     }
 }
 
+/// The runner's graph: tract's optimizations, then our passes over the
+/// optimized graph.
+fn optimize(model: TypedModel) -> TractResult<TypedModel> {
+    let mut model = model.into_optimized()?;
+    fuse::per_channel_ops(&mut model)?;
+    wires::bytes_between_int_ops(&mut model)?;
+    Ok(model)
+}
+
 /// Optimizes an imported network as the runner does (our ops, byte wires)
 /// and runs it once on zeros, one thread. For the fuzz target: a crafted
 /// file that imports must still give an error, never a panic or a read out
 /// of bounds, in the kernels too. Inputs larger than `max_values` are not
 /// run.
 pub fn run_on_zeros(imported: tflite::Imported, max_values: usize) -> TractResult<()> {
-    let mut model = imported.model.into_optimized()?;
-    wires::bytes_between_int_ops(&mut model)?;
+    let model = optimize(imported.model)?;
     let mut inputs = tvec!();
     for i in 0..model.inputs.len() {
         let fact = model.input_fact(i)?;
@@ -607,6 +615,128 @@ mod tests {
         run_on_zeros(tflite::import(&bytes, &opts).unwrap(), 1 << 18).unwrap();
         let err = run_on_zeros(tflite::import(&bytes, &opts).unwrap(), 1000).unwrap_err();
         assert!(format!("{err}").contains("too large"), "{err}");
+    }
+
+    /// An official file's graph as the runner builds it, imported at
+    /// `hw`, with or without our fusions (see `fuse`).
+    fn official_graph(file: &str, hw: Option<(usize, usize)>, fused: bool) -> TypedModel {
+        let shared = std::env::var("STYLEFRAME_SHARED")
+            .unwrap_or_else(|_| format!("{}/../../shared", env!("CARGO_MANIFEST_DIR")));
+        let path = format!("{shared}/models/{file}.tflite");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let opts = tflite::ImportOptions {
+            input_hw: hw,
+            emulate_int8: true,
+        };
+        let mut model = tflite::import(&bytes, &opts).unwrap().model;
+        model.declutter().unwrap();
+        if fused {
+            optimize(model).unwrap()
+        } else {
+            let mut model = model.into_optimized().unwrap();
+            wires::bytes_between_int_ops(&mut model).unwrap();
+            model
+        }
+    }
+
+    /// How many nodes of each fused kind (`Debug` of the op) a graph has.
+    fn fused_ops(model: &TypedModel) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = vec![];
+        for node in model.nodes() {
+            let op = format!("{:?}", node.op);
+            if !["PerChannel", "SpatialSum", "ReflectPad2d"]
+                .iter()
+                .any(|k| op.starts_with(k))
+            {
+                continue;
+            }
+            match counts.iter_mut().find(|c| c.0 == op) {
+                Some(c) => c.1 += 1,
+                None => counts.push((op, 1)),
+            }
+        }
+        counts.sort();
+        counts
+    }
+
+    fn run_on_pattern(model: TypedModel) -> Tensor {
+        let mut inputs = tvec!();
+        for i in 0..model.inputs.len() {
+            let fact = model.input_fact(i).unwrap();
+            let shape = fact.shape.as_concrete().unwrap().to_vec();
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|k| ((k * 7919) % 1000) as f32 / 1000.0)
+                .collect();
+            inputs.push(Tensor::from_shape(&shape, &v).unwrap().into_tvalue());
+        }
+        let plan = SimplePlan::new(model).unwrap();
+        plan.run(inputs).unwrap().remove(0).into_tensor()
+    }
+
+    /// The graphs the fusion passes give have the fused ops the importer
+    /// used to make while importing (counted on each official file before
+    /// the fusions moved to `fuse`), and the same output bits as without
+    /// the passes.
+    #[test]
+    fn fusion_passes_give_the_fused_ops_and_the_same_outputs() {
+        let pad = |n: usize, pre: &str| {
+            format!("ReflectPad2d {{ top: {n}, bottom: {n}, left: {n}, right: {n}, pre: {pre} }}")
+        };
+        let mul_add_relu = "Some(PerChannel { f: MulAdd, relu: true })";
+        let f32_norms = vec![
+            ("PerChannel { f: Mul, relu: false }".to_string(), 26),
+            ("PerChannel { f: MulAdd, relu: false }".to_string(), 6),
+            ("PerChannel { f: MulAdd, relu: true }".to_string(), 1),
+            (pad(1, "None"), 9),
+            (pad(1, mul_add_relu), 5),
+            (pad(4, "None"), 1),
+            (pad(4, mul_add_relu), 1),
+            ("SpatialSum { centred: false }".to_string(), 13),
+            ("SpatialSum { centred: true }".to_string(), 13),
+        ];
+        for (file, hw, want) in [
+            ("style_predict_quantized_256", None, vec![]),
+            (
+                "style_transfer_quantized_384",
+                Some((64, 96)),
+                vec![(pad(1, "None"), 14), (pad(4, "None"), 2)],
+            ),
+            ("style_transfer_f16_384", Some((64, 96)), f32_norms.clone()),
+            (
+                "style_transfer_quantized_dynamic",
+                Some((64, 96)),
+                f32_norms,
+            ),
+        ] {
+            let (fused, plain) = (
+                official_graph(file, hw, true),
+                official_graph(file, hw, false),
+            );
+            assert_eq!(fused_ops(&fused), want, "{file}");
+            if want.iter().any(|(op, _)| op.contains("MulAdd")) {
+                assert_ne!(fused_ops(&plain), want, "{file}: the passes fuse nothing");
+            }
+            let (a, b) = (run_on_pattern(fused), run_on_pattern(plain));
+            let floats = |t: &Tensor| -> Vec<f32> {
+                let v = t.try_as_plain_ram().and_then(|v| v.as_slice::<f32>());
+                v.unwrap().to_vec()
+            };
+            let (a, b) = (floats(&a), floats(&b));
+            if file.contains("f16") || file.contains("dynamic") {
+                // Identical bits on x86-64 today; a MulAdd kernel may
+                // round once less (a fused multiply-add).
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst <= 1e-3, "{file}: outputs differ by {worst}");
+            } else {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{file}");
+            }
+        }
     }
 
     #[test]

@@ -267,26 +267,7 @@ impl<'a> Importer<'a> {
                 ),
             ));
         }
-        let raw: Vec<f64> = match t.type_() {
-            TensorType::INT8 => bytes.iter().map(|&b| b as i8 as f64).collect(),
-            TensorType::UINT8 => bytes.iter().map(|&b| b as f64).collect(),
-            TensorType::FLOAT16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-                .collect(),
-            TensorType::FLOAT32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-            TensorType::INT32 => bytes
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-            _ => bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-        };
+        let raw = decode(t.type_(), bytes);
         let quant = t.quantization().and_then(|q| {
             let scale: Vec<f32> = q.scale()?.iter().collect();
             if scale.is_empty() {
@@ -300,30 +281,7 @@ impl<'a> Importer<'a> {
         });
         let float_type = matches!(t.type_(), TensorType::FLOAT16 | TensorType::FLOAT32);
         let tensor = if let Some((scale, zp, axis)) = quant {
-            // Per-axis (or per-tensor when one scale) affine dequantization.
-            let (outer, len, inner) = if scale.len() == 1 {
-                (1, 1, n)
-            } else {
-                if axis >= shape.len() || shape[axis] != scale.len() {
-                    return Err(self.tensor_err(ix, "quantization scales do not match its shape"));
-                }
-                (
-                    shape[..axis].iter().product(),
-                    shape[axis],
-                    shape[axis + 1..].iter().product(),
-                )
-            };
-            let mut out = vec![0f32; n];
-            for o in 0..outer {
-                for (c, &sc) in scale.iter().enumerate().take(len) {
-                    let s = sc as f64;
-                    let z = zp.get(c).or(zp.first()).copied().unwrap_or(0) as f64;
-                    for i in 0..inner {
-                        let k = (o * len + c) * inner + i;
-                        out[k] = ((raw[k] - z) * s) as f32;
-                    }
-                }
-            }
+            let out = self.dequantize(ix, &raw, &shape, &scale, &zp, axis)?;
             Tensor::from_shape(&shape, &out).map_err(graph_err)?
         } else if float_type {
             let v: Vec<f32> = raw.iter().map(|&x| x as f32).collect();
@@ -333,6 +291,44 @@ impl<'a> Importer<'a> {
             Tensor::from_shape(&shape, &v).map_err(graph_err)?
         };
         Ok(Some(tensor))
+    }
+
+    /// Per-axis (or per-tensor when one scale) affine dequantization of
+    /// the stored values `raw` of tensor `ix`.
+    fn dequantize(
+        &self,
+        ix: i32,
+        raw: &[f64],
+        shape: &[usize],
+        scale: &[f32],
+        zp: &[i64],
+        axis: usize,
+    ) -> Result<Vec<f32>, ImportError> {
+        let n = raw.len();
+        let (outer, len, inner) = if scale.len() == 1 {
+            (1, 1, n)
+        } else {
+            if axis >= shape.len() || shape[axis] != scale.len() {
+                return Err(self.tensor_err(ix, "quantization scales do not match its shape"));
+            }
+            (
+                shape[..axis].iter().product(),
+                shape[axis],
+                shape[axis + 1..].iter().product(),
+            )
+        };
+        let mut out = vec![0f32; n];
+        for o in 0..outer {
+            for (c, &sc) in scale.iter().enumerate().take(len) {
+                let s = sc as f64;
+                let z = zp.get(c).or(zp.first()).copied().unwrap_or(0) as f64;
+                for i in 0..inner {
+                    let k = (o * len + c) * inner + i;
+                    out[k] = ((raw[k] - z) * s) as f32;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn val(&mut self, ix: i32) -> Result<Val, ImportError> {
@@ -454,6 +450,34 @@ impl<'a> Importer<'a> {
     }
 
     fn op(&mut self, index: usize, op: &tflite::Operator<'a>) -> Result<(), ImportError> {
+        let cx = self.op_ctx(index, *op)?;
+        if self.emulate_int8 {
+            if let Some(y) = self.int8_op(&cx)? {
+                self.vals.insert(cx.out, Val::Wire(y));
+                return Ok(());
+            }
+        }
+        let result = match self.f32_op(&cx)? {
+            // DirectConv's output is stored as is: no grid bookkeeping.
+            Produced::Direct(y) => {
+                self.vals.insert(cx.out, Val::Wire(y));
+                return Ok(());
+            }
+            Produced::Val(v) => v,
+        };
+        if self.emulate_int8 {
+            self.follow_grid(cx.code, &cx.ins, cx.out, &result)?;
+        }
+        let result = match result {
+            Val::Wire(w) if self.emulate_int8 => Val::Wire(self.fake_quant(cx.out, w)?),
+            r => r,
+        };
+        self.vals.insert(cx.out, result);
+        Ok(())
+    }
+
+    /// Reads operator `index`'s code, inputs and single output.
+    fn op_ctx(&self, index: usize, op: tflite::Operator<'a>) -> Result<OpCtx<'a>, ImportError> {
         let codes = self
             .root
             .operator_codes()
@@ -469,360 +493,334 @@ impl<'a> Importer<'a> {
         let code = (oc.deprecated_builtin_code() as i32).max(oc.builtin_code().0);
         let ins: Vec<i32> = op.inputs().map(|v| v.iter().collect()).unwrap_or_default();
         let outs: Vec<i32> = op.outputs().map(|v| v.iter().collect()).unwrap_or_default();
-        if outs.len() != 1 {
-            return Err(self.unsupported(index, code, "operators with several outputs"));
-        }
-        let out = outs[0];
-        let name = self.tensor(out)?.name().unwrap_or("op").to_owned();
-        let unsupported = |why: &str| ImportError::Unsupported {
+        let mut cx = OpCtx {
             index,
-            op: opcode_name(code),
-            why: why.to_owned(),
+            code,
+            op,
+            ins,
+            out: 0,
+            name: String::new(),
         };
-        let need = |n: usize| {
-            if ins.len() < n {
-                Err(unsupported(&format!(
-                    "expects {n} inputs, has {}",
-                    ins.len()
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        if self.emulate_int8 {
-            if let Some(y) = self.int8_op(code, op, &ins, out, &name)? {
-                self.vals.insert(out, Val::Wire(y));
-                return Ok(());
-            }
+        if outs.len() != 1 {
+            return Err(cx.unsupported("operators with several outputs"));
         }
-        let result: Val = match BuiltinOperator(code) {
+        cx.out = outs[0];
+        cx.name = self.tensor(cx.out)?.name().unwrap_or("op").to_owned();
+        Ok(cx)
+    }
+
+    /// The operator on f32 values (dequantized constants, real-valued
+    /// wires): every operator the importer knows.
+    fn f32_op(&mut self, cx: &OpCtx<'a>) -> Result<Produced, ImportError> {
+        use BuiltinOperator as B;
+        let v = match cx.builtin() {
             // Activations run in f32 end to end: (de)quantization of a value
             // is the identity; constants were dequantized when read.
-            BuiltinOperator::QUANTIZE | BuiltinOperator::DEQUANTIZE => {
-                need(1)?;
-                self.val(ins[0])?
+            B::QUANTIZE | B::DEQUANTIZE => {
+                cx.need(1)?;
+                self.val(cx.ins[0])?
             }
-            BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D => {
-                need(2)?;
-                let depthwise = BuiltinOperator(code) == BuiltinOperator::DEPTHWISE_CONV_2D;
-                let geo = conv_geometry(op, depthwise).map_err(&unsupported)?;
-                let act = geo.act;
-                let x = self.wire(ins[0])?;
-                let kernel = self.konst(ins[1])?;
-                let ks = kernel.shape().to_vec();
-                if ks.len() != 4 {
-                    return Err(unsupported("kernel is not 4-D"));
-                }
-                let (out_ch, in_ch, group) = if depthwise {
-                    // tract takes TFLite's [1, H, W, C] depthwise kernel as
-                    // is (OHWI read with O = C/group), as tract-tflite does.
-                    (ks[3], ks[3], ks[3])
+            B::CONV_2D | B::DEPTHWISE_CONV_2D => return self.conv(cx),
+            B::ADD | B::MUL | B::SUB => self.arithmetic(cx)?,
+            B::SQUARED_DIFFERENCE => self.squared_difference(cx)?,
+            B::RSQRT | B::LOGISTIC | B::RELU | B::RELU6 => self.unary(cx)?,
+            B::MEAN => self.mean(cx)?,
+            B::MIRROR_PAD => self.mirror_pad(cx)?,
+            B::RESIZE_NEAREST_NEIGHBOR => self.resize(cx)?,
+            B::SHAPE | B::STRIDED_SLICE | B::PACK => self.shape_computation(cx)?,
+            _ => return Err(cx.unsupported("operator not implemented by styleframe's importer")),
+        };
+        Ok(Produced::Val(v))
+    }
+
+    /// CONV_2D / DEPTHWISE_CONV_2D in f32: our [`DirectConv`] where it
+    /// applies, tract's convolution and the fused activation otherwise.
+    fn conv(&mut self, cx: &OpCtx<'a>) -> Result<Produced, ImportError> {
+        cx.need(2)?;
+        let (ins, name) = (&cx.ins, &cx.name);
+        let depthwise = cx.builtin() == BuiltinOperator::DEPTHWISE_CONV_2D;
+        let geo = conv_geometry(&cx.op, depthwise).map_err(|why| cx.unsupported(why))?;
+        let x = self.wire(ins[0])?;
+        let kernel = self.konst(ins[1])?;
+        let ks = kernel.shape().to_vec();
+        if ks.len() != 4 {
+            return Err(cx.unsupported("kernel is not 4-D"));
+        }
+        let (out_ch, in_ch, group) = if depthwise {
+            // tract takes TFLite's [1, H, W, C] depthwise kernel as
+            // is (OHWI read with O = C/group), as tract-tflite does.
+            (ks[3], ks[3], ks[3])
+        } else {
+            (ks[0], ks[3], 1)
+        };
+        let bias = if ins.len() > 2 && ins[2] >= 0 {
+            self.konst(ins[2])?
+                .cast_to::<f32>()
+                .map_err(graph_err)?
+                .into_owned()
+        } else {
+            Tensor::zero::<f32>(&[out_ch]).map_err(graph_err)?
+        };
+        let x_ch = *self.shape_of(x)?.last().unwrap_or(&0);
+        if x_ch != in_ch {
+            return Err(cx.unsupported(&format!(
+                "input has {x_ch} channels, kernel expects {in_ch}"
+            )));
+        }
+        if let Some(direct) = geo.direct(&kernel, &ks, &bias, depthwise) {
+            let y = self.node(name.clone(), direct.map_err(graph_err)?, &[x])?;
+            return Ok(Produced::Direct(y));
+        }
+        let conv = geo.conv(&ks, in_ch, out_ch, group);
+        let k = self.constant(format!("{name}.kernel"), kernel)?;
+        let b = self.constant(format!("{name}.bias"), bias)?;
+        let y = self.node(name.clone(), conv, &[x, k, b])?;
+        Ok(Produced::Val(Val::Wire(self.activation(name, y, geo.act)?)))
+    }
+
+    /// ADD, MUL and SUB: folded at load on two constants, a [`PerChannel`]
+    /// op for a picture and a per-channel vector (the instance norms'
+    /// scale and offset), tract's broadcasting ops otherwise.
+    fn arithmetic(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        cx.need(2)?;
+        let (ins, name) = (&cx.ins, &cx.name);
+        let act = binary_activation(&cx.op, cx.code);
+        let (a, b) = (self.val(ins[0])?, self.val(ins[1])?);
+        if let (Val::Const { t: a, .. }, Val::Const { t: b, .. }) = (&a, &b) {
+            if act != ActivationFunctionType::NONE {
+                return Err(cx.unsupported("constant operands with an activation"));
+            }
+            let f = |x: f32, y: f32| match cx.builtin() {
+                BuiltinOperator::ADD => x + y,
+                BuiltinOperator::MUL => x * y,
+                _ => x - y,
+            };
+            return Ok(Val::Const {
+                t: broadcast_f32(a, b, f).map_err(graph_err)?,
+                from_file: false,
+            });
+        }
+        let a = self.wire(ins[0])?;
+        let b = self.wire(ins[1])?;
+        let f = match cx.builtin() {
+            BuiltinOperator::ADD => Some(ChannelFn::Add),
+            BuiltinOperator::MUL => Some(ChannelFn::Mul),
+            _ => None,
+        };
+        if let (Some(f), Some((x, v))) = (f, self.per_channel_pair(a, b)?) {
+            // A fused ReLU rides along; `fuse` makes `x * s + v` one op.
+            let relu = act == ActivationFunctionType::RELU;
+            let y = self.node(name.clone(), PerChannel { f, relu }, &[x, v])?;
+            let act = if relu {
+                ActivationFunctionType::NONE
+            } else {
+                act
+            };
+            return Ok(Val::Wire(self.activation(name, y, act)?));
+        }
+        let op = match cx.builtin() {
+            BuiltinOperator::ADD => tract_core::ops::math::add(),
+            BuiltinOperator::MUL => tract_core::ops::math::mul(),
+            _ => tract_core::ops::math::sub(),
+        };
+        let y = self.binary(name.clone(), op, a, b)?;
+        Ok(Val::Wire(self.activation(name, y, act)?))
+    }
+
+    /// SQUARED_DIFFERENCE: a [`PerChannel`] op when one side is a
+    /// per-channel vector (the instance norms' variance), else sub, square.
+    fn squared_difference(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        cx.need(2)?;
+        let name = cx.name.clone();
+        let a = self.wire(cx.ins[0])?;
+        let b = self.wire(cx.ins[1])?;
+        // Symmetric, so either operand may be the per-channel one.
+        if let Some((x, v)) = self.per_channel_pair(a, b)? {
+            let op = PerChannel {
+                f: ChannelFn::SquaredDiff,
+                relu: false,
+            };
+            return Ok(Val::Wire(self.node(name, op, &[x, v])?));
+        }
+        let d = self.binary(format!("{name}.sub"), tract_core::ops::math::sub(), a, b)?;
+        Ok(Val::Wire(self.node(
+            name,
+            tract_core::ops::math::square(),
+            &[d],
+        )?))
+    }
+
+    /// RSQRT, LOGISTIC, RELU and RELU6.
+    fn unary(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        cx.need(1)?;
+        let name = cx.name.clone();
+        let a = self.wire(cx.ins[0])?;
+        let y = match cx.builtin() {
+            BuiltinOperator::RSQRT => self.node(name, tract_core::ops::math::rsqrt(), &[a])?,
+            BuiltinOperator::LOGISTIC => self.node(name, tract_core::ops::nn::sigmoid(), &[a])?,
+            BuiltinOperator::RELU => self.activation(&name, a, ActivationFunctionType::RELU)?,
+            _ => self.activation(&name, a, ActivationFunctionType::RELU6)?,
+        };
+        Ok(Val::Wire(y))
+    }
+
+    /// MEAN as a sum then one multiply: an exact float mean (tract-tflite's
+    /// MEAN rounds floats through its quantized path). Over H and W it is
+    /// a [`SpatialSum`] (`fuse` centres it on a squared difference).
+    fn mean(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        cx.need(2)?;
+        let name = &cx.name;
+        let keep = cx
+            .op
+            .builtin_options_as_reducer_options()
+            .map(|o| o.keep_dims())
+            .unwrap_or(false);
+        let x = self.wire(cx.ins[0])?;
+        let shape = self.shape_of(x)?;
+        let axes_t = self.konst(cx.ins[1])?;
+        let rank = shape.len() as i32;
+        let mut axes: Vec<usize> = i32s(&axes_t)
+            .map_err(graph_err)?
+            .iter()
+            .map(|&a| {
+                if a < 0 {
+                    (a + rank) as usize
                 } else {
-                    (ks[0], ks[3], 1)
-                };
-                let bias = if ins.len() > 2 && ins[2] >= 0 {
-                    self.konst(ins[2])?
-                        .cast_to::<f32>()
-                        .map_err(graph_err)?
-                        .into_owned()
-                } else {
-                    Tensor::zero::<f32>(&[out_ch]).map_err(graph_err)?
-                };
-                let x_ch = *self.shape_of(x)?.last().unwrap_or(&0);
-                if x_ch != in_ch {
-                    return Err(unsupported(&format!(
-                        "input has {x_ch} channels, kernel expects {in_ch}"
-                    )));
+                    a as usize
                 }
-                if let Some(direct) = geo.direct(&kernel, &ks, &bias, depthwise) {
-                    let y = self.node(name.clone(), direct.map_err(graph_err)?, &[x])?;
-                    self.vals.insert(out, Val::Wire(y));
-                    return Ok(());
-                }
-                let conv = geo.conv(&ks, in_ch, out_ch, group);
-                let k = self.constant(format!("{name}.kernel"), kernel)?;
-                let b = self.constant(format!("{name}.bias"), bias)?;
-                let y = self.node(name.clone(), conv, &[x, k, b])?;
-                Val::Wire(self.activation(&name, y, act)?)
+            })
+            .collect();
+        axes.sort();
+        axes.dedup();
+        if axes.iter().any(|&a| a >= shape.len()) {
+            return Err(cx.unsupported("reduction axis out of range"));
+        }
+        let count: usize = axes.iter().map(|&a| shape[a]).product();
+        let sum: Box<dyn TypedOp> = if axes == [1, 2] && shape.len() == 4 {
+            Box::new(SpatialSum::default())
+        } else {
+            Box::new(Reduce::new(axes.iter().copied().collect(), Reducer::Sum))
+        };
+        let s = self.node(format!("{name}.sum"), sum, &[x])?;
+        let inv = self.scalar(&format!("{name}.inv"), 1.0 / count.max(1) as f32)?;
+        let mut y = self.binary(name.clone(), tract_core::ops::math::mul(), s, inv)?;
+        if !keep {
+            for &a in axes.iter().rev() {
+                y = self.node(format!("{name}.rm{a}"), AxisOp::Rm(a), &[y])?;
             }
-            BuiltinOperator::ADD | BuiltinOperator::MUL | BuiltinOperator::SUB => {
-                need(2)?;
-                let act = binary_activation(op, code);
-                let (a, b) = (self.val(ins[0])?, self.val(ins[1])?);
-                if let (Val::Const { t: a, .. }, Val::Const { t: b, .. }) = (&a, &b) {
-                    if act == ActivationFunctionType::NONE {
-                        let f = |x: f32, y: f32| match BuiltinOperator(code) {
-                            BuiltinOperator::ADD => x + y,
-                            BuiltinOperator::MUL => x * y,
-                            _ => x - y,
-                        };
-                        Val::Const {
-                            t: broadcast_f32(a, b, f).map_err(graph_err)?,
-                            from_file: false,
-                        }
-                    } else {
-                        return Err(unsupported("constant operands with an activation"));
-                    }
-                } else {
-                    let a = self.wire(ins[0])?;
-                    let b = self.wire(ins[1])?;
-                    let f = match BuiltinOperator(code) {
-                        BuiltinOperator::ADD => Some(ChannelFn::Add),
-                        BuiltinOperator::MUL => Some(ChannelFn::Mul),
-                        _ => None,
-                    };
-                    let per_channel = match (f, self.per_channel_pair(a, b)?) {
-                        (Some(f), Some((x, v))) => Some((f, x, v)),
-                        _ => None,
-                    };
-                    let (y, act) = if let Some((f, x, v)) = per_channel {
-                        // The instance norms' scale and offset (a fused ReLU rides along).
-                        let relu = act == ActivationFunctionType::RELU;
-                        let x_ix = if x == a { ins[0] } else { ins[1] };
-                        let y = match self.scaled_by(x, x_ix) {
-                            // x * s + v: one pass; the lone MUL node is pruned by tract.
-                            Some((mx, s)) if f == ChannelFn::Add => {
-                                let op = PerChannel {
-                                    f: ChannelFn::MulAdd,
-                                    relu,
-                                };
-                                self.node(name.clone(), op, &[mx, s, v])?
-                            }
-                            _ => self.node(name.clone(), PerChannel { f, relu }, &[x, v])?,
-                        };
-                        (
-                            y,
-                            if relu {
-                                ActivationFunctionType::NONE
-                            } else {
-                                act
-                            },
-                        )
-                    } else {
-                        let y = match BuiltinOperator(code) {
-                            BuiltinOperator::ADD => {
-                                self.binary(name.clone(), tract_core::ops::math::add(), a, b)?
-                            }
-                            BuiltinOperator::MUL => {
-                                self.binary(name.clone(), tract_core::ops::math::mul(), a, b)?
-                            }
-                            _ => self.binary(name.clone(), tract_core::ops::math::sub(), a, b)?,
-                        };
-                        (y, act)
-                    };
-                    Val::Wire(self.activation(&name, y, act)?)
-                }
+        }
+        Ok(Val::Wire(y))
+    }
+
+    /// MIRROR_PAD (REFLECT): H and W only is our [`ReflectPad2d`] (a
+    /// direct NHWC loop instead of tract's generic rank-N ndarray slicing;
+    /// `fuse` folds a per-channel op before it), tract's Pad otherwise.
+    fn mirror_pad(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        cx.need(2)?;
+        let mode = cx
+            .op
+            .builtin_options_as_mirror_pad_options()
+            .map(|o| o.mode());
+        if mode == Some(MirrorPadMode::SYMMETRIC) {
+            return Err(cx.unsupported("SYMMETRIC mirror padding"));
+        }
+        let x = self.wire(cx.ins[0])?;
+        let shape = self.shape_of(x)?;
+        let p = i32s(&self.konst(cx.ins[1])?).map_err(graph_err)?;
+        if p.len() != shape.len() * 2 || p.iter().any(|&v| v < 0) {
+            return Err(cx.unsupported("paddings do not match the input rank"));
+        }
+        let pads: Vec<(usize, usize)> = p
+            .chunks(2)
+            .map(|c| (c[0] as usize, c[1] as usize))
+            .collect();
+        for (d, &(b, a)) in shape.iter().zip(&pads) {
+            if b >= *d || a >= *d {
+                return Err(cx.unsupported(&format!(
+                    "reflection of {}/{} pixels needs a larger picture than {d}",
+                    b, a
+                )));
             }
-            BuiltinOperator::SQUARED_DIFFERENCE => {
-                need(2)?;
-                let a = self.wire(ins[0])?;
-                let b = self.wire(ins[1])?;
-                // Symmetric, so either operand may be the per-channel one.
-                if let Some((x, v)) = self.per_channel_pair(a, b)? {
-                    let op = PerChannel {
-                        f: ChannelFn::SquaredDiff,
-                        relu: false,
-                    };
-                    Val::Wire(self.node(name, op, &[x, v])?)
-                } else {
-                    let d =
-                        self.binary(format!("{name}.sub"), tract_core::ops::math::sub(), a, b)?;
-                    Val::Wire(self.node(name, tract_core::ops::math::square(), &[d])?)
-                }
+        }
+        let op: Box<dyn TypedOp> = match pads[..] {
+            [(0, 0), (top, bottom), (left, right), (0, 0)] => Box::new(ReflectPad2d {
+                top,
+                bottom,
+                left,
+                right,
+                pre: None,
+            }),
+            _ => Box::new(Pad {
+                pads,
+                mode: PadMode::Reflect,
+            }),
+        };
+        Ok(Val::Wire(self.node(cx.name.clone(), op, &[x])?))
+    }
+
+    /// RESIZE_NEAREST_NEIGHBOR by whole factors, taken from the ratio of
+    /// the sizes in the file so the network runs at any input size.
+    fn resize(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        cx.need(2)?;
+        if let Some(o) = cx.op.builtin_options_as_resize_nearest_neighbor_options() {
+            if o.align_corners() {
+                return Err(cx.unsupported("align_corners"));
             }
-            BuiltinOperator::RSQRT => {
-                need(1)?;
-                let a = self.wire(ins[0])?;
-                Val::Wire(self.node(name, tract_core::ops::math::rsqrt(), &[a])?)
+        }
+        let x = self.wire(cx.ins[0])?;
+        let shape = self.shape_of(x)?;
+        if shape.len() != 4 {
+            return Err(cx.unsupported("input is not NHWC"));
+        }
+        let (size, from_file) = match self.val(cx.ins[1])? {
+            Val::Const { t, from_file } => (t, from_file),
+            Val::Wire(_) => return Err(cx.unsupported("size computed at run time")),
+        };
+        let size = i32s(&size).map_err(graph_err)?;
+        if size.len() != 2 {
+            return Err(cx.unsupported("size is not [H, W]"));
+        }
+        // A size constant in the file was computed for the file's own
+        // input size: keep its ratio to the stored input shape, so
+        // the network runs at the size asked for. A size computed at
+        // load (dynamic files) is already right.
+        let factors = if from_file {
+            let stored = self.stored_shape(cx.ins[0])?;
+            if stored.len() != 4 {
+                return Err(cx.unsupported("input stored without its NHWC shape"));
             }
-            BuiltinOperator::LOGISTIC => {
-                need(1)?;
-                let a = self.wire(ins[0])?;
-                Val::Wire(self.node(name, tract_core::ops::nn::sigmoid(), &[a])?)
+            [(size[0] as usize, stored[1]), (size[1] as usize, stored[2])]
+        } else {
+            [(size[0] as usize, shape[1]), (size[1] as usize, shape[2])]
+        };
+        let mut f = [1usize; 2];
+        for (k, &(out, inp)) in factors.iter().enumerate() {
+            if inp == 0 || out % inp != 0 {
+                return Err(cx.unsupported(&format!(
+                    "non-integer scale {out}/{inp} (only whole-number upsampling)"
+                )));
             }
-            BuiltinOperator::RELU | BuiltinOperator::RELU6 => {
-                need(1)?;
-                let a = self.wire(ins[0])?;
-                let act = if BuiltinOperator(code) == BuiltinOperator::RELU {
-                    ActivationFunctionType::RELU
-                } else {
-                    ActivationFunctionType::RELU6
-                };
-                Val::Wire(self.activation(&name, a, act)?)
-            }
-            BuiltinOperator::MEAN => {
-                need(2)?;
-                let keep = op
-                    .builtin_options_as_reducer_options()
-                    .map(|o| o.keep_dims())
-                    .unwrap_or(false);
-                let x = self.wire(ins[0])?;
-                let shape = self.shape_of(x)?;
-                let axes_t = self.konst(ins[1])?;
-                let mut axes: Vec<usize> = i32s(&axes_t)
-                    .map_err(graph_err)?
-                    .iter()
-                    .map(|&a| {
-                        if a < 0 {
-                            (a + shape.len() as i32) as usize
-                        } else {
-                            a as usize
-                        }
-                    })
-                    .collect();
-                axes.sort();
-                axes.dedup();
-                if axes.iter().any(|&a| a >= shape.len()) {
-                    return Err(unsupported("reduction axis out of range"));
-                }
-                let count: usize = axes.iter().map(|&a| shape[a]).product();
-                // A sum then one multiply: exact float mean (tract-tflite's
-                // MEAN rounds floats through its quantized path).
-                let s = if axes == [1, 2] && shape.len() == 4 {
-                    // The mean of a per-channel squared difference that
-                    // nothing else reads: one pass, no picture of squares.
-                    let node = self.target.node(x.node);
-                    let sq = PerChannel {
-                        f: ChannelFn::SquaredDiff,
-                        relu: false,
-                    };
-                    let single = self.readers(ins[0]) == 1;
-                    match node.op_as::<PerChannel>() {
-                        Some(op) if *op == sq && single => {
-                            let inputs = node.inputs.clone();
-                            let op = SpatialSum { centred: true };
-                            self.node(format!("{name}.sum"), op, &inputs)?
-                        }
-                        _ => self.node(format!("{name}.sum"), SpatialSum::default(), &[x])?,
-                    }
-                } else {
-                    self.node(
-                        format!("{name}.sum"),
-                        Reduce::new(axes.iter().copied().collect(), Reducer::Sum),
-                        &[x],
-                    )?
-                };
-                let inv = self.scalar(&format!("{name}.inv"), 1.0 / count.max(1) as f32)?;
-                let mut y = self.binary(name.clone(), tract_core::ops::math::mul(), s, inv)?;
-                if !keep {
-                    for &a in axes.iter().rev() {
-                        y = self.node(format!("{name}.rm{a}"), AxisOp::Rm(a), &[y])?;
-                    }
-                }
-                Val::Wire(y)
-            }
-            BuiltinOperator::MIRROR_PAD => {
-                need(2)?;
-                let mode = op.builtin_options_as_mirror_pad_options().map(|o| o.mode());
-                if mode == Some(MirrorPadMode::SYMMETRIC) {
-                    return Err(unsupported("SYMMETRIC mirror padding"));
-                }
-                let x = self.wire(ins[0])?;
-                let shape = self.shape_of(x)?;
-                let p = i32s(&self.konst(ins[1])?).map_err(graph_err)?;
-                if p.len() != shape.len() * 2 || p.iter().any(|&v| v < 0) {
-                    return Err(unsupported("paddings do not match the input rank"));
-                }
-                let pads: Vec<(usize, usize)> = p
-                    .chunks(2)
-                    .map(|c| (c[0] as usize, c[1] as usize))
-                    .collect();
-                for (d, &(b, a)) in shape.iter().zip(&pads) {
-                    if b >= *d || a >= *d {
-                        return Err(unsupported(&format!(
-                            "reflection of {}/{} pixels needs a larger picture than {d}",
-                            b, a
-                        )));
-                    }
-                }
-                // The transfer network pads H and W only: a direct NHWC loop
-                // instead of tract's generic rank-N ndarray slicing.
-                let mut inputs = vec![x];
-                let op: Box<dyn TypedOp> = match pads[..] {
-                    [(0, 0), (top, bottom), (left, right), (0, 0)] => {
-                        // A per-channel op that only feeds this padding is
-                        // done while padding.
-                        let node = self.target.node(x.node);
-                        let pre = match node.op_as::<PerChannel>() {
-                            Some(p) if self.readers(ins[0]) == 1 => {
-                                inputs = node.inputs.to_vec();
-                                Some(p.clone())
-                            }
-                            _ => None,
-                        };
-                        Box::new(ReflectPad2d {
-                            top,
-                            bottom,
-                            left,
-                            right,
-                            pre,
-                        })
-                    }
-                    _ => Box::new(Pad {
-                        pads,
-                        mode: PadMode::Reflect,
-                    }),
-                };
-                Val::Wire(self.node(name, op, &inputs)?)
-            }
-            BuiltinOperator::RESIZE_NEAREST_NEIGHBOR => {
-                need(2)?;
-                if let Some(o) = op.builtin_options_as_resize_nearest_neighbor_options() {
-                    if o.align_corners() {
-                        return Err(unsupported("align_corners"));
-                    }
-                }
-                let x = self.wire(ins[0])?;
-                let shape = self.shape_of(x)?;
-                if shape.len() != 4 {
-                    return Err(unsupported("input is not NHWC"));
-                }
-                let (size, from_file) = match self.val(ins[1])? {
-                    Val::Const { t, from_file } => (t, from_file),
-                    Val::Wire(_) => return Err(unsupported("size computed at run time")),
-                };
-                let size = i32s(&size).map_err(graph_err)?;
-                if size.len() != 2 {
-                    return Err(unsupported("size is not [H, W]"));
-                }
-                // A size constant in the file was computed for the file's own
-                // input size: keep its ratio to the stored input shape, so
-                // the network runs at the size asked for. A size computed at
-                // load (dynamic files) is already right.
-                let factors = if from_file {
-                    let stored = self.stored_shape(ins[0])?;
-                    if stored.len() != 4 {
-                        return Err(unsupported("input stored without its NHWC shape"));
-                    }
-                    [(size[0] as usize, stored[1]), (size[1] as usize, stored[2])]
-                } else {
-                    [(size[0] as usize, shape[1]), (size[1] as usize, shape[2])]
-                };
-                let mut f = [1usize; 2];
-                for (k, &(out, inp)) in factors.iter().enumerate() {
-                    if inp == 0 || out % inp != 0 {
-                        return Err(unsupported(&format!(
-                            "non-integer scale {out}/{inp} (only whole-number upsampling)"
-                        )));
-                    }
-                    f[k] = out / inp;
-                }
-                Val::Wire(self.upsample(&name, x, f)?)
-            }
+            f[k] = out / inp;
+        }
+        Ok(Val::Wire(self.upsample(&cx.name, x, f)?))
+    }
+
+    /// SHAPE, STRIDED_SLICE and PACK: the dynamic file's size computation,
+    /// folded to constants at load.
+    fn shape_computation(&mut self, cx: &OpCtx<'a>) -> Result<Val, ImportError> {
+        let ins = &cx.ins;
+        let t = match cx.builtin() {
             BuiltinOperator::SHAPE => {
-                need(1)?;
+                cx.need(1)?;
                 let shape: Vec<i32> = match self.val(ins[0])? {
                     Val::Wire(w) => self.shape_of(w)?.iter().map(|&d| d as i32).collect(),
                     Val::Const { t, .. } => t.shape().iter().map(|&d| d as i32).collect(),
                 };
-                Val::Const {
-                    t: tensor1(&shape),
-                    from_file: false,
-                }
+                tensor1(&shape)
             }
             BuiltinOperator::STRIDED_SLICE => {
-                need(4)?;
-                let o = op.builtin_options_as_strided_slice_options();
+                cx.need(4)?;
+                let o = cx.op.builtin_options_as_strided_slice_options();
                 let x = self.konst(ins[0])?;
                 let begin = self.konst(ins[1])?;
                 let end = self.konst(ins[2])?;
@@ -836,42 +834,25 @@ impl<'a> Importer<'a> {
                         o.new_axis_mask(),
                     )
                 });
-                let t = strided_slice_1d(&x, &begin, &end, &strides, masks.unwrap_or_default())
-                    .map_err(|e| unsupported(&e))?;
-                Val::Const {
-                    t,
-                    from_file: false,
-                }
+                strided_slice_1d(&x, &begin, &end, &strides, masks.unwrap_or_default())
+                    .map_err(|e| cx.unsupported(&e))?
             }
-            BuiltinOperator::PACK => {
+            _ => {
                 let mut vals = vec![];
-                for &i in &ins {
+                for &i in ins {
                     let t = self.konst(i)?;
                     if t.rank() != 0 {
-                        return Err(unsupported("packing non-scalars"));
+                        return Err(cx.unsupported("packing non-scalars"));
                     }
                     vals.push(i32s(&t).map_err(graph_err)?[0]);
                 }
-                Val::Const {
-                    t: tensor1(&vals),
-                    from_file: false,
-                }
-            }
-            _ => {
-                return Err(unsupported(
-                    "operator not implemented by styleframe's importer",
-                ))
+                tensor1(&vals)
             }
         };
-        if self.emulate_int8 {
-            self.follow_grid(code, &ins, out, &result)?;
-        }
-        let result = match result {
-            Val::Wire(w) if self.emulate_int8 => Val::Wire(self.fake_quant(out, w)?),
-            r => r,
-        };
-        self.vals.insert(out, result);
-        Ok(())
+        Ok(Val::Const {
+            t,
+            from_file: false,
+        })
     }
 
     /// Keeps track of int8 grids through the float plumbing between two
@@ -943,47 +924,6 @@ impl<'a> Importer<'a> {
             None
         })
     }
-
-    /// When `w` (tensor `ix`) is a per-channel MUL's output read by one
-    /// operator only, that MUL's (picture, scale) inputs, to fuse into the
-    /// ADD that reads it.
-    fn scaled_by(&self, w: OutletId, ix: i32) -> Option<(OutletId, OutletId)> {
-        let node = self.target.node(w.node);
-        let op = node.op_as::<PerChannel>()?;
-        if *op
-            != (PerChannel {
-                f: ChannelFn::Mul,
-                relu: false,
-            })
-        {
-            return None;
-        }
-        (self.readers(ix) == 1).then_some((node.inputs[0], node.inputs[1]))
-    }
-
-    /// How many operators read tensor `ix` (a graph output counts as one
-    /// more reader).
-    fn readers(&self, ix: i32) -> usize {
-        let ops = self.graph.operators().map(|ops| {
-            ops.iter()
-                .filter(|o| o.inputs().is_some_and(|i| i.iter().any(|t| t == ix)))
-                .count()
-        });
-        let is_output = self
-            .graph
-            .outputs()
-            .is_some_and(|o| o.iter().any(|t| t == ix));
-        ops.unwrap_or(usize::MAX).saturating_add(is_output as usize)
-    }
-
-    fn unsupported(&self, index: usize, code: i32, why: &str) -> ImportError {
-        ImportError::Unsupported {
-            index,
-            op: opcode_name(code),
-            why: why.into(),
-        }
-    }
-
     /// With `emulate_int8`, the int8 operators XNNPACK (the reference
     /// runtime's int8 engine) runs on integers, computed on integers too
     /// (held exactly in f32): convolutions accumulate `(q - zp) * w + bias`
@@ -993,155 +933,204 @@ impl<'a> Importer<'a> {
     /// norms' low-variance channels, cost up to 15 dB of PSNR. `None` when
     /// the operator is not one of those or its tensors are not int8 as
     /// expected: the generic f32 path then handles it.
-    fn int8_op(
-        &mut self,
-        code: i32,
-        op: &tflite::Operator<'a>,
-        ins: &[i32],
-        out: i32,
-        name: &str,
-    ) -> Result<Option<OutletId>, ImportError> {
-        let Some((so, _)) = self.qparams(out)? else {
+    fn int8_op(&mut self, cx: &OpCtx<'a>) -> Result<Option<OutletId>, ImportError> {
+        let Some((so, _)) = self.qparams(cx.out)? else {
             return Ok(None);
         };
-        match BuiltinOperator(code) {
-            BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D => {
-                self.int8_conv(code, op, ins, out, name, so)
-            }
+        match cx.builtin() {
+            BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D => self.int8_conv(cx, so),
             BuiltinOperator::ADD | BuiltinOperator::SUB | BuiltinOperator::MUL => {
-                if ins.len() != 2 {
-                    return Ok(None);
-                }
-                let act = binary_activation(op, code);
-                // Two constants fold at load on the generic path.
-                if ins
-                    .iter()
-                    .all(|&i| matches!(self.vals.get(&i), None | Some(Val::Const { .. })))
-                {
-                    return Ok(None);
-                }
-                let (Some((sa, _)), Some((sb, _))) = (self.qparams(ins[0])?, self.qparams(ins[1])?)
-                else {
-                    return Ok(None);
-                };
-                let (Some(a), Some(b)) = (self.int_wire(ins[0])?, self.int_wire(ins[1])?) else {
-                    return Ok(None);
-                };
-                let f = if BuiltinOperator(code) == BuiltinOperator::MUL {
-                    // XNNPACK: (a - za) * (b - zb) in int32, times
-                    // sa * sb / so in f32.
-                    QuantFn::Mul(sa * sb / so)
-                } else {
-                    let sign = if BuiltinOperator(code) == BuiltinOperator::SUB {
-                        -1.0
-                    } else {
-                        1.0
-                    };
-                    match int8_add(sa / so, sign * sb / so) {
-                        Some(f) => f,
-                        None => return Ok(None),
-                    }
-                };
-                // The full picture first; a per-channel operand repeats.
-                let (sa, sb) = (self.shape_of(a)?, self.shape_of(b)?);
-                let (f, a, b) = if Requant::fits(&sa, &sb) {
-                    (f, a, b)
-                } else if Requant::fits(&sb, &sa) {
-                    let f = match f {
-                        QuantFn::Add { ma, mb, shift } => QuantFn::Add {
-                            ma: mb,
-                            mb: ma,
-                            shift,
-                        },
-                        f => f,
-                    };
-                    (f, b, a)
-                } else {
-                    return Ok(None);
-                };
-                let (q, real) = self.requant(name, out, f, &[a, b], act)?;
-                self.ints.insert(out, q);
-                Ok(Some(real))
+                self.int8_arithmetic(cx, so)
             }
-            BuiltinOperator::MEAN => {
-                let keep = op
-                    .builtin_options_as_reducer_options()
-                    .map(|o| o.keep_dims())
-                    .unwrap_or(false);
-                if ins.len() != 2 || !keep {
-                    return Ok(None);
-                }
-                let Some((si, zi)) = self.qparams(ins[0])? else {
-                    return Ok(None);
-                };
-                let Val::Const { t: axes, .. } = self.val(ins[1])? else {
-                    return Ok(None);
-                };
-                let Some(x) = self.int_wire(ins[0])? else {
-                    return Ok(None);
-                };
-                let shape = self.shape_of(x)?;
-                let rank = shape.len() as i32;
-                let mut axes: Vec<usize> = i32s(&axes)
-                    .map_err(graph_err)?
-                    .iter()
-                    .map(|&a| if a < 0 { a + rank } else { a })
-                    .filter(|&a| (0..rank).contains(&a))
-                    .map(|a| a as usize)
-                    .collect();
-                axes.sort();
-                axes.dedup();
-                if axes != [1, 2] || shape.len() != 4 {
-                    return Ok(None);
-                }
-                let count = shape[1] * shape[2];
-                // XNNPACK sums the stored int8 values (zero point
-                // included), converts the sum to f32 and subtracts the zero
-                // point's share after scaling, all in f32: that rounding
-                // decides near-ties (checked on 30k reference means).
-                let m = si / so / count.max(1) as f32;
-                let bias = (zi * count as f32) * m;
-                let (lo, hi) = self.int8_bounds(out, ActivationFunctionType::NONE)?;
-                let op = QuantMean {
-                    zn: zi as i64 * count as i64,
-                    m,
-                    bias,
-                    lo,
-                    hi,
-                };
-                let q = self.node(format!("{name}.q"), op, &[x])?;
-                let real = self.real(name, out, q)?;
-                self.ints.insert(out, q);
-                Ok(Some(real))
-            }
+            BuiltinOperator::MEAN => self.int8_mean(cx, so),
             _ => Ok(None),
         }
+    }
+
+    /// ADD, SUB and MUL on the integers, requantized to the output's scale
+    /// `so` as XNNPACK does.
+    fn int8_arithmetic(
+        &mut self,
+        cx: &OpCtx<'a>,
+        so: f32,
+    ) -> Result<Option<OutletId>, ImportError> {
+        let ins = &cx.ins;
+        if ins.len() != 2 {
+            return Ok(None);
+        }
+        let act = binary_activation(&cx.op, cx.code);
+        // Two constants fold at load on the generic path.
+        if ins
+            .iter()
+            .all(|&i| matches!(self.vals.get(&i), None | Some(Val::Const { .. })))
+        {
+            return Ok(None);
+        }
+        let (Some((sa, _)), Some((sb, _))) = (self.qparams(ins[0])?, self.qparams(ins[1])?) else {
+            return Ok(None);
+        };
+        let (Some(a), Some(b)) = (self.int_wire(ins[0])?, self.int_wire(ins[1])?) else {
+            return Ok(None);
+        };
+        let f = if cx.builtin() == BuiltinOperator::MUL {
+            // XNNPACK: (a - za) * (b - zb) in int32, times sa * sb / so in f32.
+            QuantFn::Mul(sa * sb / so)
+        } else {
+            let sign = if cx.builtin() == BuiltinOperator::SUB {
+                -1.0
+            } else {
+                1.0
+            };
+            match int8_add(sa / so, sign * sb / so) {
+                Some(f) => f,
+                None => return Ok(None),
+            }
+        };
+        // The full picture first; a per-channel operand repeats.
+        let (sa, sb) = (self.shape_of(a)?, self.shape_of(b)?);
+        let (f, a, b) = if Requant::fits(&sa, &sb) {
+            (f, a, b)
+        } else if Requant::fits(&sb, &sa) {
+            let f = match f {
+                QuantFn::Add { ma, mb, shift } => QuantFn::Add {
+                    ma: mb,
+                    mb: ma,
+                    shift,
+                },
+                f => f,
+            };
+            (f, b, a)
+        } else {
+            return Ok(None);
+        };
+        let (q, real) = self.requant(&cx.name, cx.out, f, &[a, b], act)?;
+        self.ints.insert(cx.out, q);
+        Ok(Some(real))
+    }
+
+    /// MEAN over H and W (dimensions kept) on the integers, as XNNPACK.
+    fn int8_mean(&mut self, cx: &OpCtx<'a>, so: f32) -> Result<Option<OutletId>, ImportError> {
+        let keep = cx
+            .op
+            .builtin_options_as_reducer_options()
+            .map(|o| o.keep_dims())
+            .unwrap_or(false);
+        if cx.ins.len() != 2 || !keep {
+            return Ok(None);
+        }
+        let Some((si, zi)) = self.qparams(cx.ins[0])? else {
+            return Ok(None);
+        };
+        let Val::Const { t: axes, .. } = self.val(cx.ins[1])? else {
+            return Ok(None);
+        };
+        let Some(x) = self.int_wire(cx.ins[0])? else {
+            return Ok(None);
+        };
+        let shape = self.shape_of(x)?;
+        let rank = shape.len() as i32;
+        let mut axes: Vec<usize> = i32s(&axes)
+            .map_err(graph_err)?
+            .iter()
+            .map(|&a| if a < 0 { a + rank } else { a })
+            .filter(|&a| (0..rank).contains(&a))
+            .map(|a| a as usize)
+            .collect();
+        axes.sort();
+        axes.dedup();
+        if axes != [1, 2] || shape.len() != 4 {
+            return Ok(None);
+        }
+        let count = shape[1] * shape[2];
+        // XNNPACK sums the stored int8 values (zero point included),
+        // converts the sum to f32 and subtracts the zero point's share
+        // after scaling, all in f32: that rounding decides near-ties
+        // (checked on 30k reference means).
+        let m = si / so / count.max(1) as f32;
+        let bias = (zi * count as f32) * m;
+        let (lo, hi) = self.int8_bounds(cx.out, ActivationFunctionType::NONE)?;
+        let op = QuantMean {
+            zn: zi as i64 * count as i64,
+            m,
+            bias,
+            lo,
+            hi,
+        };
+        let q = self.node(format!("{}.q", cx.name), op, &[x])?;
+        let real = self.real(&cx.name, cx.out, q)?;
+        self.ints.insert(cx.out, q);
+        Ok(Some(real))
     }
 
     /// CONV_2D / DEPTHWISE_CONV_2D on the integers: int8 kernel (zero
     /// point 0, per-channel scales) and int32 bias as exact f32, the sum
     /// exact as long as it stays below 2^24 (checked from the weights), then
     /// `acc * (si * sw[c] / so)` in f32 as XNNPACK's fp32 requantization.
-    fn int8_conv(
-        &mut self,
-        code: i32,
-        op: &tflite::Operator<'a>,
-        ins: &[i32],
-        out: i32,
-        name: &str,
-        so: f32,
-    ) -> Result<Option<OutletId>, ImportError> {
+    fn int8_conv(&mut self, cx: &OpCtx<'a>, so: f32) -> Result<Option<OutletId>, ImportError> {
+        let (ins, name) = (&cx.ins, &cx.name);
         if ins.len() < 2 {
             return Ok(None);
         }
-        let depthwise = BuiltinOperator(code) == BuiltinOperator::DEPTHWISE_CONV_2D;
-        let Ok(geo) = conv_geometry(op, depthwise) else {
+        let depthwise = cx.builtin() == BuiltinOperator::DEPTHWISE_CONV_2D;
+        let Ok(geo) = conv_geometry(&cx.op, depthwise) else {
             return Ok(None);
         };
         let act = geo.act;
         let Some((si, zi)) = self.qparams(ins[0])? else {
             return Ok(None);
         };
+        let Some(k) = self.int8_kernel(cx, depthwise, si, so)? else {
+            return Ok(None);
+        };
+        let Some(x) = self.int_wire(ins[0])? else {
+            return Ok(None);
+        };
+        if *self.shape_of(x)?.last().unwrap_or(&0) != k.in_ch {
+            return Ok(None);
+        }
+        // The integer convolution with its requantization fused (same
+        // arithmetic, i32 sums); the tract convolution below stays for what
+        // it cannot take.
+        if let Ok((lo, hi)) = self.int8_bounds(cx.out, act) {
+            let (lo, hi) = (lo as f32, hi as f32);
+            let params = QConvParams {
+                kh: k.shape[1],
+                kw: k.shape[2],
+                cin: k.in_ch,
+                cout: k.out_ch,
+                stride: geo.stride,
+                dilation: geo.dilation,
+                same: geo.same,
+                depthwise,
+                zp_in: zi as i32,
+                zp_out: self.qparams(cx.out)?.map_or(0, |(_, z)| z as i32),
+                weights: k.weights.iter().map(|&w| w as i8).collect(),
+                bias: k.bias.clone(),
+                scale: k.scale.clone(),
+                lo,
+                hi,
+            };
+            let exact = zi.fract() == 0.0 && lo <= hi;
+            if let Some(qc) = exact.then(|| QConv::auto(params)).flatten() {
+                let q = self.node(format!("{name}.qconv"), qc, &[x])?;
+                self.ints.insert(cx.out, q);
+                return Ok(Some(self.real(name, cx.out, q)?));
+            }
+        }
+        self.int8_tract_conv(cx, &geo, k, x).map(Some)
+    }
+
+    /// The int8 kernel and int32 bias of a convolution with input scale
+    /// `si` and output scale `so`, or `None` when they are not stored as
+    /// XNNPACK's int8 path expects.
+    fn int8_kernel(
+        &self,
+        cx: &OpCtx<'a>,
+        depthwise: bool,
+        si: f32,
+        so: f32,
+    ) -> Result<Option<IntKernel>, ImportError> {
+        let ins = &cx.ins;
         let kt = self.tensor(ins[1])?;
         if kt.type_() != TensorType::INT8 {
             return Ok(None);
@@ -1167,10 +1156,10 @@ impl<'a> Importer<'a> {
         if ks.len() != 4 {
             return Ok(None);
         }
-        let (out_ch, in_ch, group) = if depthwise {
-            (ks[3], ks[3], ks[3])
+        let (out_ch, in_ch) = if depthwise {
+            (ks[3], ks[3])
         } else {
-            (ks[0], ks[3], 1)
+            (ks[0], ks[3])
         };
         let per_channel = k_scales.len() == out_ch
             && kq.quantized_dimension() as usize == if depthwise { 3 } else { 0 };
@@ -1190,93 +1179,45 @@ impl<'a> Importer<'a> {
             vec![0; out_ch]
         };
         // XNNPACK's requantization scale, computed in f32 as it does.
-        let m: Vec<f32> = (0..out_ch)
+        let scale: Vec<f32> = (0..out_ch)
             .map(|c| si * k_scales[if per_channel { c } else { 0 }] / so)
             .collect();
-        // Worst case |sum of products| per output channel: 255 * sum |w|.
-        let mut bound = vec![0i64; out_ch];
-        for (i, &w) in kraw.iter().enumerate() {
-            let c = if depthwise {
-                i % out_ch
-            } else {
-                i / (kraw.len() / out_ch)
-            };
-            bound[c] += 255 * w.abs();
-        }
-        // Files mark dead channels with a bias of +-(2^31 - 1): their output
-        // saturates whatever the input, and so does it with any bias that
-        // keeps |acc * m| >= 256; a smaller one keeps the sum exact.
-        let bias: Vec<i64> = bias
-            .iter()
-            .zip(&bound)
-            .zip(&m)
-            .map(|((&b, &w), &m)| {
-                if m.is_nan() || m <= 0.0 {
-                    return 0; // a zero scale: the output is 0 anyway
-                }
-                let saturating = (w as f64 + (256.0 / m as f64).ceil() + 1.0).min(1e15) as i64;
-                b.clamp(-saturating, saturating)
-            })
-            .collect();
-        // f32 holds integers exactly below 2^24; past that (wide 1x1
-        // convolutions) the sum runs in f64, and its one rounding to f32 is
-        // XNNPACK's own int32 -> f32 conversion.
-        let wide = bound.iter().zip(&bias).any(|(w, b)| w + b.abs() >= 1 << 24);
-        let dt = if wide {
+        Ok(Some(IntKernel::new(
+            ks, in_ch, depthwise, kraw, bias, scale,
+        )))
+    }
+
+    /// The int8 convolution by tract on exact integers (in f32, or f64
+    /// for wide sums), then the requantization.
+    fn int8_tract_conv(
+        &mut self,
+        cx: &OpCtx<'a>,
+        geo: &ConvGeometry,
+        k: IntKernel,
+        x: OutletId,
+    ) -> Result<OutletId, ImportError> {
+        let name = &cx.name;
+        let dt = if k.wide {
             f64::datum_type()
         } else {
             f32::datum_type()
         };
-        let Some(x) = self.int_wire(ins[0])? else {
-            return Ok(None);
-        };
-        if *self.shape_of(x)?.last().unwrap_or(&0) != in_ch {
-            return Ok(None);
-        }
-        // The integer convolution with its requantization fused (same
-        // arithmetic, i32 sums); the tract convolution below stays for what
-        // it cannot take.
-        if let Ok((lo, hi)) = self.int8_bounds(out, act) {
-            let (lo, hi) = (lo as f32, hi as f32);
-            let params = QConvParams {
-                kh: ks[1],
-                kw: ks[2],
-                cin: in_ch,
-                cout: out_ch,
-                stride: geo.stride,
-                dilation: geo.dilation,
-                same: geo.same,
-                depthwise,
-                zp_in: zi as i32,
-                zp_out: self.qparams(out)?.map_or(0, |(_, z)| z as i32),
-                weights: kraw.iter().map(|&w| w as i8).collect(),
-                bias: bias.clone(),
-                scale: m.clone(),
-                lo,
-                hi,
-            };
-            let exact = zi.fract() == 0.0 && lo <= hi;
-            if let Some(qc) = exact.then(|| QConv::auto(params)).flatten() {
-                let q = self.node(format!("{name}.qconv"), qc, &[x])?;
-                self.ints.insert(out, q);
-                return Ok(Some(self.real(name, out, q)?));
-            }
-        }
-        let conv = geo.conv(&ks, in_ch, out_ch, group);
-        let kv: Vec<f64> = kraw.iter().map(|&w| w as f64).collect();
-        let kernel = Tensor::from_shape(&ks, &kv).map_err(graph_err)?;
+        let group = if k.depthwise { k.out_ch } else { 1 };
+        let conv = geo.conv(&k.shape, k.in_ch, k.out_ch, group);
+        let kv: Vec<f64> = k.weights.iter().map(|&w| w as f64).collect();
+        let kernel = Tensor::from_shape(&k.shape, &kv).map_err(graph_err)?;
         let kernel = kernel.cast_to_dt(dt).map_err(graph_err)?.into_owned();
-        let bv: Vec<f64> = bias.iter().map(|&b| b as f64).collect();
+        let bv: Vec<f64> = k.bias.iter().map(|&b| b as f64).collect();
         let bv = tensor1(&bv).cast_to_dt(dt).map_err(graph_err)?.into_owned();
-        let k = self.constant(format!("{name}.ikernel"), kernel)?;
+        let kc = self.constant(format!("{name}.ikernel"), kernel)?;
         let b = self.constant(format!("{name}.ibias"), bv)?;
-        let x = if wide {
+        let x = if k.wide {
             self.node(format!("{name}.f64"), tract_core::ops::cast::cast(dt), &[x])?
         } else {
             x
         };
-        let mut acc = self.node(format!("{name}.iconv"), conv, &[x, k, b])?;
-        if wide {
+        let mut acc = self.node(format!("{name}.iconv"), conv, &[x, kc, b])?;
+        if k.wide {
             let f32_dt = f32::datum_type();
             acc = self.node(
                 format!("{name}.f32"),
@@ -1286,9 +1227,10 @@ impl<'a> Importer<'a> {
         }
         // The per-channel scale goes into the requantization (tract cannot
         // fold it into the kernel there, which would make the sum inexact).
-        let (q, real) = self.requant(name, out, QuantFn::Scale(m), &[acc], act)?;
-        self.ints.insert(out, q);
-        Ok(Some(real))
+        let f = QuantFn::Scale(k.scale);
+        let (q, real) = self.requant(name, cx.out, f, &[acc], geo.act)?;
+        self.ints.insert(cx.out, q);
+        Ok(real)
     }
 
     /// Per-tensor (scale, zero point) of an int8 tensor.
@@ -1627,6 +1569,140 @@ impl ConvGeometry {
             group,
             q_params: None,
         }
+    }
+}
+
+/// One operator being imported: its place in the file, its builtin code,
+/// the tensors it reads and the one it writes (whose name names its nodes).
+struct OpCtx<'a> {
+    index: usize,
+    code: i32,
+    op: tflite::Operator<'a>,
+    ins: Vec<i32>,
+    out: i32,
+    name: String,
+}
+
+impl OpCtx<'_> {
+    fn builtin(&self) -> BuiltinOperator {
+        BuiltinOperator(self.code)
+    }
+
+    fn unsupported(&self, why: &str) -> ImportError {
+        ImportError::Unsupported {
+            index: self.index,
+            op: opcode_name(self.code),
+            why: why.to_owned(),
+        }
+    }
+
+    /// At least `n` inputs.
+    fn need(&self, n: usize) -> Result<(), ImportError> {
+        if self.ins.len() < n {
+            return Err(self.unsupported(&format!("expects {n} inputs, has {}", self.ins.len())));
+        }
+        Ok(())
+    }
+}
+
+/// What the f32 import of an operator gives.
+enum Produced {
+    /// A value that goes through the int8 grid bookkeeping
+    /// ([`Importer::follow_grid`], [`Importer::fake_quant`]).
+    Val(Val),
+    /// A [`DirectConv`]'s output, stored as is.
+    Direct(OutletId),
+}
+
+/// An int8 convolution's integer weights (OHWI, or [1,H,W,C] depthwise),
+/// bias and per-output-channel requantization scales.
+struct IntKernel {
+    shape: Vec<usize>,
+    in_ch: usize,
+    out_ch: usize,
+    depthwise: bool,
+    weights: Vec<i64>,
+    /// Clamped so that sums stay exact (see [`IntKernel::new`]).
+    bias: Vec<i64>,
+    scale: Vec<f32>,
+    /// A sum can reach 2^24: tract's fallback convolution then runs in f64.
+    wide: bool,
+}
+
+impl IntKernel {
+    fn new(
+        shape: Vec<usize>,
+        in_ch: usize,
+        depthwise: bool,
+        weights: Vec<i64>,
+        bias: Vec<i64>,
+        scale: Vec<f32>,
+    ) -> IntKernel {
+        let out_ch = scale.len();
+        // Worst case |sum of products| per output channel: 255 * sum |w|.
+        let mut bound = vec![0i64; out_ch];
+        for (i, &w) in weights.iter().enumerate() {
+            let c = if depthwise {
+                i % out_ch
+            } else {
+                i / (weights.len() / out_ch)
+            };
+            bound[c] += 255 * w.abs();
+        }
+        // Files mark dead channels with a bias of +-(2^31 - 1): their output
+        // saturates whatever the input, and so does it with any bias that
+        // keeps |acc * m| >= 256; a smaller one keeps the sum exact.
+        let bias: Vec<i64> = bias
+            .iter()
+            .zip(&bound)
+            .zip(&scale)
+            .map(|((&b, &w), &m)| {
+                if m.is_nan() || m <= 0.0 {
+                    return 0; // a zero scale: the output is 0 anyway
+                }
+                let saturating = (w as f64 + (256.0 / m as f64).ceil() + 1.0).min(1e15) as i64;
+                b.clamp(-saturating, saturating)
+            })
+            .collect();
+        // f32 holds integers exactly below 2^24; past that (wide 1x1
+        // convolutions) the sum runs in f64, and its one rounding to f32 is
+        // XNNPACK's own int32 -> f32 conversion.
+        let wide = bound.iter().zip(&bias).any(|(w, b)| w + b.abs() >= 1 << 24);
+        IntKernel {
+            shape,
+            in_ch,
+            out_ch,
+            depthwise,
+            weights,
+            bias,
+            scale,
+            wide,
+        }
+    }
+}
+
+/// The stored values of a constant of type `ty` (checked by the caller:
+/// INT8, UINT8, FLOAT16, FLOAT32, INT32 or INT64), as f64.
+fn decode(ty: TensorType, bytes: &[u8]) -> Vec<f64> {
+    match ty {
+        TensorType::INT8 => bytes.iter().map(|&b| b as i8 as f64).collect(),
+        TensorType::UINT8 => bytes.iter().map(|&b| b as f64).collect(),
+        TensorType::FLOAT16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        TensorType::FLOAT32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        TensorType::INT32 => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        _ => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
     }
 }
 
