@@ -316,6 +316,13 @@ mod tests {
         let mut byte_wires = f32_wires.clone();
         let n = bytes_between_int_ops(&mut byte_wires).unwrap();
         eprintln!("{file}: {n} byte wires");
+        // Where no QConv kernel runs (tract's convolution: armv7, and
+        // aarch64 until it has one), no wire can be bytes.
+        let wires = if f32_wires.nodes().iter().any(|n| n.op_is::<QConv>()) {
+            wires
+        } else {
+            0
+        };
         assert_eq!(n, wires, "{file}: byte wires");
         let mut rng = fastrand::Rng::with_seed(7);
         let inputs: Vec<Tensor> = f32_wires
