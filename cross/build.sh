@@ -103,7 +103,9 @@ build() {
         cd "$root"
         # RUSTFLAGS only reach target crates when --target is given (build scripts
         # and proc-macros stay generic), which is what the tuned variants want.
-        RUSTFLAGS="$flags" CARGO_TARGET_DIR="$tdir" nice -n "$nice_level" \
+        # An empty RUSTFLAGS would still override config.toml's rustflags (armv7's +neon).
+        if [ -n "$flags" ]; then export RUSTFLAGS="$flags"; else unset RUSTFLAGS; fi
+        CARGO_TARGET_DIR="$tdir" nice -n "$nice_level" \
             cargo build --release --locked --config "$here/config.toml" \
             --target "$triple" --bin styleframe
     )
@@ -118,7 +120,10 @@ for a in "${arches[@]}"; do
         for cpu in $(tuned_cpus_of "$a"); do
             # A separate target dir: different RUSTFLAGS would otherwise evict the
             # generic artifacts and force a full rebuild every other run.
-            build "$a" "$target_dir/tuned-$cpu" "styleframe-$a-$cpu" "-C target-cpu=$cpu"
+            # RUSTFLAGS replaces config.toml's rustflags: armv7 repeats its +neon.
+            flags="-C target-cpu=$cpu"
+            [ "$a" = armv7 ] && flags="$flags -C target-feature=+neon"
+            build "$a" "$target_dir/tuned-$cpu" "styleframe-$a-$cpu" "$flags"
         done
     fi
 done

@@ -301,24 +301,22 @@ impl SpatialSum {
         for b in 0..n {
             total.iter_mut().for_each(|t| *t = 0.0);
             for r in 0..h {
-                row_acc.iter_mut().for_each(|a| *a = 0.0);
-                let row = x[(b * h + r) * w * c..][..w * c].chunks_exact(c);
-                match centre {
-                    None => row.for_each(|px| {
-                        row_acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
-                    }),
-                    Some(m) => {
-                        let m = if m.len() > c {
-                            &m[b * c..][..c]
-                        } else {
-                            &m[..c]
-                        };
-                        row.for_each(|px| {
-                            for ((a, &v), &k) in row_acc.iter_mut().zip(px).zip(m) {
-                                *a += (v - k) * (v - k);
-                            }
-                        });
+                let row = &x[(b * h + r) * w * c..][..w * c];
+                let m = centre.map(|m| {
+                    if m.len() > c {
+                        &m[b * c..][..c]
+                    } else {
+                        &m[..c]
                     }
+                });
+                // `c` known to the compiler for the usual channel counts
+                // (see `PerChannel::apply_pixels`).
+                match c {
+                    16 => sum_row::<16>(row, m, &mut row_acc),
+                    32 => sum_row::<32>(row, m, &mut row_acc),
+                    64 => sum_row::<64>(row, m, &mut row_acc),
+                    128 => sum_row::<128>(row, m, &mut row_acc),
+                    _ => sum_row_dyn(row, m, &mut row_acc),
                 }
                 for (t, &a) in total.iter_mut().zip(&row_acc) {
                     *t += a as f64;
@@ -328,6 +326,42 @@ impl SpatialSum {
                 *o = t as f32;
             }
         }
+    }
+}
+
+/// `acc` = the per-channel sums of a row's pixels (of `(v - m)^2` with a
+/// centre `m`), in pixel order.
+#[inline(always)]
+fn sum_row<const C: usize>(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
+    let mut a = [0f32; C];
+    match m {
+        None => row.chunks_exact(C).for_each(|px| {
+            a.iter_mut().zip(&px[..C]).for_each(|(a, &v)| *a += v);
+        }),
+        Some(m) => {
+            let m = &m[..C];
+            row.chunks_exact(C).for_each(|px| {
+                for ((a, &v), &k) in a.iter_mut().zip(&px[..C]).zip(m) {
+                    *a += (v - k) * (v - k);
+                }
+            });
+        }
+    }
+    acc[..C].copy_from_slice(&a);
+}
+
+fn sum_row_dyn(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
+    let c = acc.len();
+    acc.iter_mut().for_each(|a| *a = 0.0);
+    match m {
+        None => row.chunks_exact(c).for_each(|px| {
+            acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+        }),
+        Some(m) => row.chunks_exact(c).for_each(|px| {
+            for ((a, &v), &k) in acc.iter_mut().zip(px).zip(m) {
+                *a += (v - k) * (v - k);
+            }
+        }),
     }
 }
 
@@ -425,34 +459,66 @@ impl PerChannel {
     }
 
     /// `ys = f(xs, v[, o])` (then ReLU) for whole pixels of `c` channels.
+    /// The usual channel counts get a copy with `c` known to the compiler:
+    /// with a run-time `c` each pixel paid a vectorized loop's set-up and
+    /// scalar tail (on aarch64 about as many instructions as the work).
     fn apply_pixels(&self, xs: &[f32], c: usize, v: &[f32], o: &[f32], ys: &mut [f32]) {
-        for (xp, yp) in xs.chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
-            match self.f {
-                ChannelFn::Add => yp
-                    .iter_mut()
-                    .zip(xp)
-                    .zip(v)
-                    .for_each(|((y, a), k)| *y = a + k),
-                ChannelFn::Mul => yp
-                    .iter_mut()
-                    .zip(xp)
-                    .zip(v)
-                    .for_each(|((y, a), k)| *y = a * k),
-                ChannelFn::SquaredDiff => yp
-                    .iter_mut()
-                    .zip(xp)
-                    .zip(v)
-                    .for_each(|((y, a), k)| *y = (a - k) * (a - k)),
-                ChannelFn::MulAdd => yp
-                    .iter_mut()
-                    .zip(xp)
-                    .zip(v.iter().zip(o))
-                    .for_each(|((y, a), (k, o))| *y = a * k + o),
+        match c {
+            8 => self.pixels::<8>(xs, v, o, ys),
+            16 => self.pixels::<16>(xs, v, o, ys),
+            32 => self.pixels::<32>(xs, v, o, ys),
+            64 => self.pixels::<64>(xs, v, o, ys),
+            128 => self.pixels::<128>(xs, v, o, ys),
+            _ => {
+                for (xp, yp) in xs.chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
+                    self.pixel(xp, v, o, yp);
+                }
             }
         }
-        if self.relu {
-            ys.iter_mut().for_each(|o| *o = o.max(0.0));
+    }
+
+    #[inline(always)]
+    fn pixels<const C: usize>(&self, xs: &[f32], v: &[f32], o: &[f32], ys: &mut [f32]) {
+        let (v, o) = (&v[..C], &o[..C]);
+        for (xp, yp) in xs.chunks_exact(C).zip(ys.chunks_exact_mut(C)) {
+            self.pixel(&xp[..C], v, o, &mut yp[..C]);
         }
+    }
+
+    /// One pixel: the function, then ReLU (the same operations, in the same
+    /// order, as two passes would do).
+    #[inline(always)]
+    fn pixel(&self, xp: &[f32], v: &[f32], o: &[f32], yp: &mut [f32]) {
+        let yx = yp.iter_mut().zip(xp);
+        match self.f {
+            ChannelFn::Add => yx.zip(v).for_each(|((y, a), k)| *y = a + k),
+            ChannelFn::Mul => yx.zip(v).for_each(|((y, a), k)| *y = a * k),
+            ChannelFn::SquaredDiff => yx.zip(v).for_each(|((y, a), k)| *y = (a - k) * (a - k)),
+            ChannelFn::MulAdd => yx
+                .zip(v.iter().zip(o))
+                .for_each(|((y, a), (k, o))| *y = a * k + o),
+        }
+        if self.relu {
+            yp.iter_mut().for_each(|y| *y = relu(*y));
+        }
+    }
+}
+
+/// `max(y, 0)`: on armv7 a comparison, not a call to libm's `fmaxf` (see
+/// [`super::quant::clamp`]).
+#[inline(always)]
+fn relu(y: f32) -> f32 {
+    #[cfg(target_arch = "arm")]
+    {
+        if y < 0.0 {
+            0.0
+        } else {
+            y
+        }
+    }
+    #[cfg(not(target_arch = "arm"))]
+    {
+        y.max(0.0)
     }
 }
 
@@ -664,7 +730,16 @@ mod tests {
 
     #[test]
     fn spatial_sum_matches_tract_reduce_sum() {
-        for shape in [[1, 7, 9, 5], [2, 3, 1, 4], [1, 1, 13, 1], [1, 31, 17, 32]] {
+        let shapes = [
+            [1, 7, 9, 5],
+            [2, 3, 1, 4],
+            [1, 1, 13, 1],
+            [1, 31, 17, 32],
+            [2, 5, 3, 16],
+            [1, 4, 6, 64],
+            [1, 3, 5, 128],
+        ];
+        for shape in shapes {
             let x = picture(shape);
             let ours = eval1(&SpatialSum::default(), &x);
             let generic = eval1(&Reduce::new(tvec![1, 2], Reducer::Sum), &x);
@@ -758,6 +833,14 @@ mod tests {
     fn centred_sum_equals_squared_difference_then_sum() {
         let x = picture([2, 5, 7, 3]);
         let m = Tensor::from_shape(&[2, 1, 1, 3], &[0.5f32, -1.0, 2.0, 0.0, 1.5, -0.25]).unwrap();
+        centred_sum_equals_two_ops(x, m);
+        // The channel counts with a compiled copy of their own.
+        for c in [16, 32, 64, 128] {
+            centred_sum_equals_two_ops(picture([2, 3, 5, c]), picture([2, 1, 1, c]));
+        }
+    }
+
+    fn centred_sum_equals_two_ops(x: Tensor, m: Tensor) {
         let sq = PerChannel {
             f: ChannelFn::SquaredDiff,
             relu: false,
@@ -853,7 +936,18 @@ mod tests {
     #[test]
     fn per_channel_matches_tract_broadcasting_binary_ops() {
         use tract_core::ops::math;
-        for (shape, vn) in [([1, 5, 7, 3], 1), ([2, 3, 4, 5], 2), ([2, 1, 9, 1], 1)] {
+        // Odd channel counts and every count with its own compiled copy.
+        let shapes = [
+            ([1, 5, 7, 3], 1),
+            ([2, 3, 4, 5], 2),
+            ([2, 1, 9, 1], 1),
+            ([1, 3, 5, 8], 1),
+            ([2, 2, 3, 16], 2),
+            ([1, 3, 3, 32], 1),
+            ([2, 2, 2, 64], 2),
+            ([1, 2, 3, 128], 1),
+        ];
+        for (shape, vn) in shapes {
             let [n, h, w, c] = shape;
             let x = picture(shape);
             let v = picture([vn, 1, 1, c]);
@@ -907,7 +1001,13 @@ mod tests {
 
     #[test]
     fn per_channel_mul_add_equals_mul_then_add() {
-        for shape in [[1, 5, 7, 3], [2, 3, 4, 5]] {
+        for shape in [
+            [1, 5, 7, 3],
+            [2, 3, 4, 5],
+            [1, 3, 5, 16],
+            [2, 2, 3, 32],
+            [1, 2, 2, 128],
+        ] {
             let [_, _, _, c] = shape;
             let x = picture(shape);
             let (v, o) = (picture([1, 1, 1, c]), picture([shape[0], 1, 1, c]));

@@ -76,6 +76,29 @@ fn rne_small(x: f32) -> f32 {
     (x + MAGIC) - MAGIC
 }
 
+/// `v` clamped to `[lo, hi]`, for a `v` that is not NaN. `f32::max` and
+/// `min` are IEEE maxNum/minNum: one instruction on x86-64 and aarch64, but
+/// armv7's VFP and NEON have none, and LLVM calls libm's `fmaxf`/`fminf` for
+/// every value (armv7 prediction network: 19 % of its instructions). Two
+/// comparisons give the same value there (a -0.0 may stay -0.0: every
+/// caller rounds or converts it to the integer 0 next, or is an f32 path).
+#[inline(always)]
+pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    #[cfg(target_arch = "arm")]
+    {
+        let v = if v < lo { lo } else { v };
+        if v > hi {
+            hi
+        } else {
+            v
+        }
+    }
+    #[cfg(not(target_arch = "arm"))]
+    {
+        v.max(lo).min(hi)
+    }
+}
+
 impl Requant {
     /// Whether `b` (shape) can go with `a` (shape) here.
     pub fn fits(a: &[usize], b: &[usize]) -> bool {
@@ -109,7 +132,7 @@ impl Requant {
         let (lo, hi) = (self.lo as f32, self.hi as f32);
         // The clamp comes first: rounding commutes with it (lo and hi are
         // integers) and keeps `rne_small` in range.
-        let q = |v: f32| rne_small(v.max(lo).min(hi));
+        let q = |v: f32| rne_small(clamp(v, lo, hi));
         // The second operand repeats every `period` values.
         let period = b.len().max(1);
         match &self.f {
@@ -118,11 +141,8 @@ impl Requant {
                     let m = m[0];
                     y.iter_mut().zip(a).for_each(|(y, &a)| *y = q(a * m));
                 } else {
-                    for (ys, xs) in y.chunks_exact_mut(m.len()).zip(a.chunks_exact(m.len())) {
-                        for ((y, &x), &m) in ys.iter_mut().zip(xs).zip(m) {
-                            *y = q(x * m);
-                        }
-                    }
+                    // Per channel: `each` repeats short vectors to long runs.
+                    each(a, m, m.len(), y, |x, m| q(x * m));
                 }
             }
             QuantFn::Mul(m) => {
@@ -141,12 +161,12 @@ impl Requant {
                     let (ma, mb, half) = (ma as i32, mb as i32, half as i32);
                     each(a, b, period, y, |a, b| {
                         let acc = (a as i32 * ma + b as i32 * mb + half) >> shift;
-                        (acc as f32).max(lo).min(hi)
+                        clamp(acc as f32, lo, hi)
                     });
                 } else {
                     each(a, b, period, y, |a, b| {
                         let acc = (a as i64 * ma + b as i64 * mb + half) >> shift;
-                        (acc as f32).max(lo).min(hi)
+                        clamp(acc as f32, lo, hi)
                     });
                 }
             }
@@ -312,6 +332,8 @@ impl QuantMean {
                     8 => sum_pixels::<8>(seg, &mut part),
                     16 => sum_pixels::<16>(seg, &mut part),
                     32 => sum_pixels::<32>(seg, &mut part),
+                    64 => sum_pixels::<64>(seg, &mut part),
+                    128 => sum_pixels::<128>(seg, &mut part),
                     _ => {
                         for px in seg.chunks_exact(c) {
                             part.iter_mut().zip(px).for_each(|(p, &v)| *p += v);
@@ -325,7 +347,7 @@ impl QuantMean {
             for (o, &s) in y[b * c..][..c].iter_mut().zip(&acc) {
                 let raw = (s + self.zn) as f32;
                 let v = raw * self.m - self.bias;
-                *o = rne_small(v.max(lo).min(hi));
+                *o = rne_small(clamp(v, lo, hi));
             }
         }
     }
@@ -427,6 +449,27 @@ mod tests {
         };
         let got = run(&op, &[t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0])]);
         assert_eq!(got, [1.0, 20.0, 3.0, 40.0]);
+        // Short vectors are repeated to long runs, long ones are not: the
+        // same integers as a plain per-element loop either way.
+        for c in [3, 8, 16, 32, 64, 128, 200, 300] {
+            let m: Vec<f32> = (0..c).map(|i| 0.013 * (i % 17) as f32 + 0.25).collect();
+            let x: Vec<f32> = (0..7 * c)
+                .map(|i| ((i * 37) % 511) as f32 - 255.0)
+                .collect();
+            let op = Requant {
+                zp: 0,
+                f: QuantFn::Scale(m.clone()),
+                lo: -100,
+                hi: 120,
+            };
+            let want: Vec<f32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (x * m[i % c]).round_ties_even().clamp(-100.0, 120.0))
+                .collect();
+            let got = run(&op, &[t(&[1, 1, 7, c], &x)]);
+            assert_eq!(got, want, "{c} channels");
+        }
     }
 
     #[test]
@@ -592,7 +635,7 @@ mod tests {
         // Long rows (more than one 65536-pixel segment) of random integers:
         // the result is the definition computed in i64.
         let mut rng = fastrand::Rng::with_seed(11);
-        for c in [8, 16, 32, 5] {
+        for c in [8, 16, 32, 64, 128, 5] {
             let (h, w) = (2, 70_001);
             let x: Vec<f32> = (0..h * w * c).map(|_| rng.i32(-255..=255) as f32).collect();
             let op = QuantMean {

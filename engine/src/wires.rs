@@ -313,6 +313,13 @@ mod tests {
         let mut byte_wires = f32_wires.clone();
         let n = bytes_between_int_ops(&mut byte_wires).unwrap();
         eprintln!("{file}: {n} byte wires");
+        // Where no QConv kernel runs (tract's convolution: armv7, and
+        // aarch64 until it has one), no wire can be bytes, and the model is
+        // unchanged: nothing to compare (`run_all` reads plain tensors only).
+        if !f32_wires.nodes().iter().any(|n| n.op_is::<QConv>()) {
+            assert_eq!(n, 0, "{file}: byte wires without QConv");
+            return;
+        }
         assert_eq!(n, wires, "{file}: byte wires");
         let mut rng = fastrand::Rng::with_seed(7);
         let inputs: Vec<Tensor> = f32_wires
