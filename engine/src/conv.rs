@@ -141,7 +141,7 @@ impl DirectConv {
             hi,
             bias: Arc::new(bias.to_vec()),
             packed: Arc::new(packed),
-            isa: kernels::table().fconv,
+            isa: kernels::table().fconv.unwrap_or(Isa::Portable),
         })
     }
 

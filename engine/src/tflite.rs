@@ -1524,10 +1524,12 @@ impl ConvGeometry {
         depthwise: bool,
     ) -> Option<TractResult<DirectConv>> {
         let unpadded = !self.same || (ks[1] == 1 && ks[2] == 1 && self.stride == (1, 1));
-        // armv7: LLVM does not vectorize f32 loops with NEON (it flushes
-        // denormals), so DirectConv runs scalar VFP there: 4.6x tract's NEON
-        // kernels (docs/armv7.md).
-        if cfg!(target_arch = "arm") || depthwise || !unpadded || self.dilation != (1, 1) {
+        // Where tract's own convolution is faster (armv7: the kernel table).
+        if crate::kernels::table().fconv.is_none()
+            || depthwise
+            || !unpadded
+            || self.dilation != (1, 1)
+        {
             return None;
         }
         let bounds = match self.act {

@@ -67,8 +67,9 @@ impl Isa {
 /// The kernels the engine runs on this CPU, per kind of op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Table {
-    /// The f32 direct convolution (`DirectConv`, the fp16 file).
-    pub fconv: Isa,
+    /// The f32 direct convolution (`DirectConv`, the fp16 file); `None`
+    /// where tract's own convolution measured faster than ours.
+    pub fconv: Option<Isa>,
     /// The exact int8 convolution (`QConv`); `None` where tract's own
     /// convolution measured faster than ours.
     pub qconv: Option<Isa>,
@@ -82,19 +83,18 @@ impl Table {
     /// portable int8 convolution measured slower than tract's f32 path
     /// (predict 141 vs 97 ms), so it is left to tract.
     const PORTABLE: Table = Table {
-        fconv: Isa::Portable,
+        fconv: Some(Isa::Portable),
         qconv: None,
         passes: Isa::Portable,
     };
 
     /// One line for logs, `doctor` and `bench`.
     pub fn describe(&self) -> String {
-        let qconv = self.qconv.map_or("tract", Isa::name);
         format!(
             "{}: f32 conv {}, int8 conv {}, int8 passes {}",
             std::env::consts::ARCH,
-            self.fconv.name(),
-            qconv,
+            self.fconv.map_or("tract", Isa::name),
+            self.qconv.map_or("tract", Isa::name),
             self.passes.name()
         )
     }
@@ -113,7 +113,8 @@ pub fn table() -> &'static Table {
         #[cfg(target_arch = "arm")]
         arm::plug(&mut t);
         log::info!("kernels: {}", t.describe());
-        if t.fconv == Isa::Portable && cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        let ours = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+        if t.fconv == Some(Isa::Portable) && ours {
             log::warn!("no SIMD kernels of ours for this CPU: the networks run slower");
         }
         t
@@ -127,7 +128,7 @@ mod tests {
     #[test]
     fn the_table_picks_only_what_this_cpu_runs() {
         let t = table();
-        assert!(t.fconv.available() && t.passes.available());
+        assert!(t.fconv.is_none_or(Isa::available) && t.passes.available());
         assert!(t.qconv.is_none_or(Isa::available));
         assert!(t.describe().starts_with(std::env::consts::ARCH));
     }

@@ -24,13 +24,13 @@ pub(super) fn available(isa: Isa) -> bool {
 pub(super) fn plug(t: &mut Table) {
     if Isa::Avx2.available() {
         *t = Table {
-            fconv: Isa::Avx2,
+            fconv: Some(Isa::Avx2),
             qconv: Some(Isa::Avx2),
             passes: Isa::Avx2,
         };
     }
     if Isa::Avx512.available() {
-        t.fconv = Isa::Avx512;
+        t.fconv = Some(Isa::Avx512);
     }
     for isa in [Isa::Avx512Vnni, Isa::Avx512Vbmi] {
         if isa.available() {
