@@ -47,20 +47,25 @@ pub enum Kernel {
     Portable,
     Avx2,
     Avx512Vnni,
+    /// aarch64 NEON (Pi 4's Cortex-A72): u8 input widened to i16, `smlal`
+    /// by element into i32 (one exact product per lane).
+    Neon,
+    /// aarch64 with the dot product (Pi 5's Cortex-A76): `sdot`, four
+    /// i8 x i8 products per i32 lane, on the input bytes `u ^ 0x80`.
+    NeonDot,
 }
 
 impl Kernel {
     fn resolve(self) -> Option<Kernel> {
         let k = match self {
-            Kernel::Auto => {
-                if Kernel::Avx512Vnni.available() {
-                    Kernel::Avx512Vnni
-                } else if Kernel::Avx2.available() {
-                    Kernel::Avx2
-                } else {
-                    return None;
-                }
-            }
+            Kernel::Auto => [
+                Kernel::Avx512Vnni,
+                Kernel::Avx2,
+                Kernel::NeonDot,
+                Kernel::Neon,
+            ]
+            .into_iter()
+            .find(|k| k.available())?,
             k => k,
         };
         k.available().then_some(k)
@@ -78,7 +83,11 @@ impl Kernel {
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => true,
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonDot => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -165,6 +174,8 @@ struct Packed {
     /// that `vpmaddwd` with a zero-extended input byte is one exact product;
     /// for the VBMI one ([`QConv::dw_fast`]) `[column][c rounded up to 16]`.
     dw: Vec<i32>,
+    /// Depthwise on NEON: the weights as i16, `[tap][c rounded up to 16]`.
+    dw16: Vec<i16>,
     /// `bias - off * Σw` and `m`, per (padded) lane.
     init: Vec<i32>,
     m: Vec<f32>,
@@ -263,6 +274,12 @@ fn gemm_shape(kernel: Kernel, p: &QConvParams) -> (usize, usize, usize) {
         Kernel::Avx512Vnni if cout <= 8 => (8, 4, 1),
         Kernel::Avx512Vnni => (16, 4, 4),
         Kernel::Avx2 => (8, 2, 2),
+        // k padded to 8 in [`QConv::pack_gemm`].
+        // Pairs of i8 products in i16 (`neon_c8`) unless a weight is -128.
+        Kernel::Neon if !p.weights.contains(&-128) => (cout.min(4), 16, 1),
+        Kernel::Neon if cout <= 4 => (4, 1, 1),
+        Kernel::Neon => (8, 1, 2),
+        Kernel::NeonDot => (4, 4, 4),
         _ => (16, 1, 1),
     }
 }
@@ -331,9 +348,11 @@ impl QConv {
         }
         let w_of = |co: usize, i: usize| weights[widx(co, i)] as i32;
         let packed = if p.depthwise {
-            // The format of the AVX-512 kernel, which takes 3x3 only.
-            let vnni = kernel == Kernel::Avx512Vnni && taps == 9;
-            let stride = if vnni {
+            // The format of the AVX-512 kernel, which takes 3x3 only (not
+            // 1x9 or 9x1: it reads the taps as 3 x 3).
+            let vnni = kernel == Kernel::Avx512Vnni && (p.kh, p.kw) == (3, 3);
+            let neon = matches!(kernel, Kernel::Neon | Kernel::NeonDot);
+            let stride = if vnni || neon {
                 cout.next_multiple_of(16)
             } else {
                 cout
@@ -369,6 +388,15 @@ impl QConv {
                 dw
             };
             init.resize(stride, 0);
+            let mut dw16 = vec![];
+            if neon {
+                dw16 = vec![0i16; taps * stride];
+                for (t, row) in dw16.chunks_exact_mut(stride).enumerate() {
+                    for (c, v) in row.iter_mut().enumerate().take(cout) {
+                        *v = w_of(c, t) as i16;
+                    }
+                }
+            }
             Packed {
                 kernel,
                 lanes: 0,
@@ -377,6 +405,7 @@ impl QConv {
                 panels: vec![],
                 weights: Weights::I8(vec![]),
                 dw,
+                dw16,
                 init,
                 m: {
                     let mut m = p.scale.clone();
@@ -417,7 +446,11 @@ impl QConv {
         } else {
             (kh * kw, cin)
         };
-        let ngroups = seg_len.div_ceil(group);
+        // NEON steps through k by 8 (one input vector of i16).
+        let ngroups = match kernel {
+            Kernel::Neon if group == 1 => seg_len.next_multiple_of(8),
+            _ => seg_len.div_ceil(group),
+        };
         let mut panels = vec![];
         let (mut c0, mut w_off, mut lane_off) = (0, 0, 0);
         while c0 < cout {
@@ -433,8 +466,10 @@ impl QConv {
             lane_off += j * lanes;
         }
         let mut w = vec![0i16; w_off];
-        let mut pinit = vec![0i32; lane_off];
-        let mut pm = vec![0f32; lane_off];
+        // Slack: the NEON kernels load `init` and `m` by 4 lanes (a panel
+        // of 1 to 3 lanes reads past its own).
+        let mut pinit = vec![0i32; lane_off + 4];
+        let mut pm = vec![0f32; lane_off + 4];
         let per_out = kh * kw * cin;
         for pn in &panels {
             let mut ix = pn.w_off;
@@ -457,11 +492,20 @@ impl QConv {
                 if co < cout {
                     pinit[pn.lane_off + lane] = init[co];
                     pm[pn.lane_off + lane] = p.scale[co];
+                    if kernel == Kernel::NeonDot || group == 16 {
+                        // `sdot` reads `u - 128`: Σ w·u = Σ w·(u - 128) + 128 Σw
+                        // (within i32: bounded as `init` is in `new`).
+                        let ws = &weights[co * per_out..][..per_out];
+                        pinit[pn.lane_off + lane] +=
+                            128 * ws.iter().map(|&v| v as i32).sum::<i32>();
+                    }
                 }
             }
         }
         let weights = match kernel {
-            Kernel::Avx512Vnni => Weights::I8(w.iter().map(|&v| v as i8).collect()),
+            Kernel::Avx512Vnni | Kernel::NeonDot | Kernel::Neon if group != 1 => {
+                Weights::I8(w.iter().map(|&v| v as i8).collect())
+            }
             _ => Weights::I16(w),
         };
         Packed {
@@ -472,6 +516,7 @@ impl QConv {
             panels,
             weights,
             dw: vec![],
+            dw16: vec![],
             init: pinit,
             m: pm,
         }
@@ -739,12 +784,16 @@ impl QConv {
                 // (`dw_fast` checked VBMI), and `u` is unpadded iff `fast`.
                 match kernel {
                     _ if fast => unsafe { x86::dw3x3_vbmi(self, g, u, &pad, rows, yc) },
-                    Kernel::Avx512Vnni if self.p.kh * self.p.kw == 9 => unsafe {
+                    Kernel::Avx512Vnni if (self.p.kh, self.p.kw) == (3, 3) => unsafe {
                         x86::dw3x3_avx512(self, g, u, rows, yc)
                     },
                     Kernel::Avx2 => unsafe { x86::dw_avx2(self, g, u, rows, yc) },
                     _ => self.dw_rows(g, u, rows, yc),
                 }
+            }
+            #[cfg(target_arch = "aarch64")]
+            if matches!(kernel, Kernel::Neon | Kernel::NeonDot) {
+                return self.dw_neon(g, u, rows, yc);
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
@@ -785,6 +834,31 @@ impl QConv {
                 }
             }
         }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn dw_neon<O: OutElem>(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [O]) {
+        let p = &*self.p;
+        let pk = &*self.packed;
+        let d = crate::kernels::aarch64::qdw::Dw {
+            u,
+            c: p.cout,
+            kh: p.kh,
+            kw: p.kw,
+            stride: p.stride,
+            dilation: p.dilation,
+            hp: g.hp,
+            wp: g.wp,
+            ho: g.ho,
+            wo: g.wo,
+            w16: &pk.dw16,
+            init: &pk.init,
+            m: &pk.m,
+            lo: p.lo,
+            hi: p.hi,
+            zp: (p.zp_out + 128) as f32,
+        };
+        crate::kernels::aarch64::qdw::rows(&d, rows, yc);
     }
 
     /// Whether the depthwise convolution runs [`x86::dw3x3_vbmi`]: 3x3,
@@ -965,6 +1039,12 @@ impl<T: Copy> Job<'_, T> {
                 // SAFETY: the kernel was resolved against this CPU's features,
                 // and `u` holds u8 for VNNI, i16 for AVX2 (see `run`).
                 x86::row(self, y)
+            },
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon | Kernel::NeonDot => unsafe {
+                // SAFETY: the kernel was resolved against this CPU's features
+                // (`dotprod` for NeonDot), and `u` holds u8 (see `run`).
+                arm::row(self, y)
             },
             _ => self.row_portable(y),
         }
@@ -1828,6 +1908,84 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::*;
+    use crate::kernels::aarch64::qgemm::{self, Tile};
+
+    /// One output row of one panel, in tiles of MR pixels.
+    ///
+    /// # Safety
+    /// `Neon`/`NeonDot` resolved on this CPU; `u` holds u8 with the
+    /// packing's slack (or in place, segments a multiple of 4 bytes).
+    pub(super) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            match (job.pk.kernel, job.panel.j) {
+                (Kernel::Neon, _) if matches!(job.pk.weights, Weights::I8(_)) => {
+                    match job.pk.lanes {
+                        1 => blocks::<T, O, 4>(job, y, qgemm::neon_c8::<O, 4, 1>),
+                        2 => blocks::<T, O, 4>(job, y, qgemm::neon_c8::<O, 4, 2>),
+                        3 => blocks::<T, O, 4>(job, y, qgemm::neon_c8::<O, 4, 3>),
+                        _ => blocks::<T, O, 4>(job, y, qgemm::neon_c8::<O, 4, 4>),
+                    }
+                }
+                (Kernel::Neon, _) if job.pk.lanes == 4 => {
+                    blocks::<T, O, 12>(job, y, qgemm::neon::<O, 12, 1>)
+                }
+                (Kernel::Neon, 1) => blocks::<T, O, 8>(job, y, qgemm::neon::<O, 8, 2>),
+                (Kernel::Neon, _) => blocks::<T, O, 4>(job, y, qgemm::neon::<O, 4, 4>),
+                (_, 1) => blocks::<T, O, 8>(job, y, qgemm::dot::<O, 8, 1>),
+                (_, 2) => blocks::<T, O, 8>(job, y, qgemm::dot::<O, 8, 2>),
+                (_, 3) => blocks::<T, O, 6>(job, y, qgemm::dot::<O, 6, 3>),
+                _ => blocks::<T, O, 4>(job, y, qgemm::dot::<O, 4, 4>),
+            }
+        }
+    }
+
+    unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
+        job: &Job<T>,
+        y: &mut [O],
+        micro: unsafe fn(&Tile<MR>),
+    ) {
+        let pk = job.pk;
+        let pn = job.panel;
+        let w = match &pk.weights {
+            Weights::I8(w) => w[pn.w_off..].as_ptr() as *const u8,
+            Weights::I16(w) => w[pn.w_off..].as_ptr() as *const u8,
+        };
+        let nc = (job.cout - pn.c0).min(pn.j * pk.lanes);
+        let last_seg = job.segs.last().copied().unwrap_or(0);
+        for x0 in (0..job.wo).step_by(MR) {
+            let np = (job.wo - x0).min(MR);
+            // Whole 16-byte vectors of the last segment of the last pixel
+            // stay within `u` (the padded copy's slack).
+            let end =
+                job.base + (x0 + np - 1) * job.ps + last_seg + job.seg_len.next_multiple_of(16);
+            let tile = Tile::<MR> {
+                slack: end <= job.u.len(),
+                a: job.u[job.base..].as_ptr() as *const u8,
+                offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps),
+                np,
+                segs: job.segs,
+                seg_len: job.seg_len,
+                w,
+                init: pk.init[pn.lane_off..].as_ptr(),
+                m: pk.m[pn.lane_off..].as_ptr(),
+                nc,
+                lo: job.rq.lo,
+                hi: job.rq.hi,
+                zp: job.rq.zp,
+                y: y[x0 * job.cout + pn.c0..].as_mut_ptr() as *mut u8,
+                ops: job.cout,
+            };
+            // SAFETY: the tile's reads and writes are within `u` (packed
+            // with slack, or whole segments in place) and `y` (np pixels).
+            unsafe { micro(&tile) };
+        }
+    }
+}
+
 /// Whether the VNNI kernel with lanes over pixels ([`Packed::narrow`])
 /// takes this convolution.
 fn narrow(kernel: Kernel, p: &QConvParams) -> bool {
@@ -2056,10 +2214,16 @@ mod tests {
     }
 
     fn kernels() -> Vec<Kernel> {
-        let ks: Vec<Kernel> = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512Vnni]
-            .into_iter()
-            .filter(|k| k.available())
-            .collect();
+        let ks: Vec<Kernel> = [
+            Kernel::Portable,
+            Kernel::Avx2,
+            Kernel::Avx512Vnni,
+            Kernel::Neon,
+            Kernel::NeonDot,
+        ]
+        .into_iter()
+        .filter(|k| k.available())
+        .collect();
         eprintln!("kernels tested on this CPU: {ks:?}");
         ks
     }
@@ -2128,6 +2292,11 @@ mod tests {
                     if c.depthwise { "dw" } else { "" },
                 );
                 saturated += check(&p, &x, shape, kernel, &what) as usize;
+                // Weights in [-127, 127], as TFLite's int8 spec has them
+                // (NEON then pairs products in i16).
+                let mut p = p;
+                p.weights.iter_mut().for_each(|w| *w = (*w).max(-127));
+                check(&p, &x, shape, kernel, &format!("{what} w>-128"));
             }
         }
         // Most cases reach both clamps: saturation is exercised.
@@ -2149,6 +2318,8 @@ mod tests {
                 case(1, 160, 960, 1, true, 3, 3),
                 case(1, 21, 24, 2, true, 9, 7),
                 case(1, 8, 3, 1, false, 17, 3),
+                case(1, 24, 12, 1, true, 3, 11),
+                case(1, 32, 40, 2, true, 5, 19),
             ],
             1,
         );
@@ -2214,6 +2385,23 @@ mod tests {
                     kh: 1,
                     ..dw(17, 2, true, 15, 16)
                 },
+                // 1x9 and 9x1: not 3x3 although nine taps (the AVX-512
+                // kernel once took them as 3x3).
+                Case {
+                    kh: 1,
+                    kw: 9,
+                    ..dw(32, 1, true, 6, 13)
+                },
+                Case {
+                    kh: 9,
+                    kw: 1,
+                    ..dw(19, 2, true, 14, 5)
+                },
+                Case {
+                    kh: 1,
+                    kw: 9,
+                    ..dw(16, 1, false, 3, 11)
+                },
             ],
             3,
         );
@@ -2277,6 +2465,8 @@ mod tests {
                 }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = saw_fast;
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             saw_fast,
@@ -2305,6 +2495,42 @@ mod tests {
                 op.eval_slice(&x, &shape).unwrap()
             });
             assert_eq!(y, want, "{ch} channels, stride {stride}, {h}x{w}");
+        }
+    }
+
+    /// Weights and inputs at -128 everywhere (products 2^14, which two in
+    /// an i16 would overflow), with odd channel counts and widths off every
+    /// tile.
+    #[test]
+    fn extreme_weights_and_inputs_match_the_reference() {
+        let mut rng = fastrand::Rng::with_seed(12);
+        for kernel in kernels() {
+            for (c, depthwise, wmin) in [
+                (case(1, 40, 12, 1, true, 3, 11), false, -128),
+                (case(1, 40, 12, 1, true, 3, 11), false, -127),
+                (case(3, 9, 13, 2, true, 7, 13), false, -128),
+                (case(3, 9, 3, 2, true, 7, 13), false, -127),
+                (case(3, 16, 16, 1, true, 5, 9), true, -128),
+                (case(3, 21, 21, 2, true, 6, 7), true, -128),
+            ] {
+                let c = Case { depthwise, ..c };
+                let mut p = params(&c, &mut rng);
+                p.weights.iter_mut().for_each(|w| *w = wmin);
+                p.zp_in = -128;
+                p.lo = -1e9;
+                p.hi = 1e9;
+                let k = if depthwise { 9 } else { c.kh * c.kw * c.cin };
+                p.scale
+                    .iter_mut()
+                    .for_each(|s| *s = 1.0 / (128.0 * 128.0 * k as f32));
+                let shape = [1, c.h, c.w, c.cin];
+                // x = q + 128: q = 127 and q = -128 (u = 0, i.e. -128 for
+                // `sdot`).
+                let x: Vec<f32> = (0..shape.iter().product::<usize>())
+                    .map(|i| if i % 3 == 0 { 255.0 } else { 0.0 })
+                    .collect();
+                check(&p, &x, shape, kernel, "extreme weights");
+            }
         }
     }
 
@@ -2375,9 +2601,14 @@ mod tests {
     fn auto_picks_a_simd_kernel_or_declines() {
         let mut rng = fastrand::Rng::with_seed(8);
         let p = params(&case(3, 8, 8, 1, true, 5, 5), &mut rng);
-        let want = [Kernel::Avx512Vnni, Kernel::Avx2]
-            .into_iter()
-            .find(|k| k.available());
+        let want = [
+            Kernel::Avx512Vnni,
+            Kernel::Avx2,
+            Kernel::NeonDot,
+            Kernel::Neon,
+        ]
+        .into_iter()
+        .find(|k| k.available());
         assert_eq!(QConv::new(p, Kernel::Auto).map(|q| q.kernel()), want);
     }
 
