@@ -312,7 +312,9 @@ pub(crate) unsafe fn store<O: OutElem, const V: usize>(
                 for (v, &fv) in f.iter().enumerate() {
                     vst1q_f32(b.as_mut_ptr().add(4 * v), fv);
                 }
-                std::ptr::copy_nonoverlapping(b.as_ptr(), y, n);
+                for (i, &v) in b.iter().enumerate().take(n) {
+                    y.add(i).write(v);
+                }
             }
             return;
         }
@@ -334,12 +336,24 @@ pub(crate) unsafe fn store<O: OutElem, const V: usize>(
                 vqmovn_u16(vcombine_u16(lo, hi)),
             );
         }
-        if n == 16 {
+        // No `memcpy` call for the usual 16, 8 or 4 channels.
+        let mut i = 0;
+        if n >= 16 {
             vst1q_u8(y, vld1q_u8(b.as_ptr()));
-        } else if n == 8 {
-            vst1_u8(y, vld1_u8(b.as_ptr()));
-        } else {
-            std::ptr::copy_nonoverlapping(b.as_ptr(), y, n);
+            i = 16;
+        }
+        if n - i >= 8 {
+            vst1_u8(y.add(i), vld1_u8(b.as_ptr().add(i)));
+            i += 8;
+        }
+        if n - i >= 4 {
+            (y.add(i) as *mut u32)
+                .write_unaligned((b.as_ptr().add(i) as *const u32).read_unaligned());
+            i += 4;
+        }
+        while i < n {
+            y.add(i).write(b[i]);
+            i += 1;
         }
     }
 }
