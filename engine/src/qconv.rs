@@ -13,11 +13,14 @@
 //! own, which tract drops when only the integers are used (conv -> conv).
 //!
 //! Kernels, picked at load from the CPU: AVX-512 VNNI (`vpdpbusd`, four
-//! u8 x s8 products per i32 lane), AVX2 (`vpmaddwd` on i16, exact), and a
-//! portable one the compiler vectorizes. `Auto` does not pick the portable
-//! one: on x86-64 without AVX2 it measured slower than tract's f32 path
-//! (predict 141 vs 97 ms), and on the Pi's NEON it has not been measured, so
-//! there the importer keeps tract's convolution until it is. Convolutions with
+//! u8 x s8 products per i32 lane), AVX2 (`vpmaddwd` on i16, exact), on
+//! aarch64 `NeonDot` (`sdot`, Pi 5) and `Neon` (`smull`/`smlal2` pairs in
+//! i16 + `sadalp`, or `smlal` on i16 when a weight is -128; Pi 4), see
+//! `kernels/aarch64/`, and a portable one the compiler vectorizes. `Auto`
+//! does not pick the portable one: on x86-64 without AVX2 it measured
+//! slower than tract's f32 path (predict 141 vs 97 ms). On aarch64 the NEON
+//! kernels replaced tract's convolution everywhere (arm-cost, A72: predict
+//! 287 -> 244 M instructions, int8 transfer 256x448 980 -> 609 M). Convolutions with
 //! groups = 1 run as a GEMM: each output pixel reads, for each kernel row,
 //! one contiguous run of `kw · cin` input bytes (dilation 1), so a 1x1, a
 //! 3x3 over 32 channels and a 9x9 over 3 channels all have the same inner
