@@ -1,6 +1,9 @@
 //! aarch64 (Pi 3/4/5 in 64-bit mode): NEON is always there; the Pi 5's
 //! Cortex-A76 adds the dot product (`sdot`) and fp16 arithmetic.
 
+pub(crate) mod qdw;
+pub(crate) mod qgemm;
+
 use super::{Isa, Table};
 
 pub(super) fn available(isa: Isa) -> bool {
@@ -14,5 +17,14 @@ pub(super) fn available(isa: Isa) -> bool {
     }
 }
 
-/// No aarch64 kernels of ours yet: the portable code, vectorized for NEON.
-pub(super) fn plug(_t: &mut Table) {}
+/// The int8 convolution on NEON, with `sdot` where the CPU has it: fewer
+/// instructions than tract's convolution for every layer of the official
+/// files (arm-cost: predict 287 -> 244 M on a Cortex-A72, int8 transfer
+/// 980 -> 609 M at 256x448).
+pub(super) fn plug(t: &mut Table) {
+    t.qconv = Some(if Isa::NeonDot.available() {
+        Isa::NeonDot
+    } else {
+        Isa::Neon
+    });
+}

@@ -1,0 +1,432 @@
+//! GEMM micro-kernels of the exact int8 convolution ([`crate::qconv`]) on
+//! aarch64: MR output pixels x J vectors of output channels, i32
+//! accumulators, fused fp32 requantization.
+//!
+//! - [`neon`] (any aarch64, the Pi 4's A72): the input bytes `u` (0..=255)
+//!   widened to i16 and the i16 weights multiplied by `smlal` by element
+//!   into i32: exact whatever the weights (no i16 sums).
+//! - [`dot`] (the Pi 5's A76, `dotprod`): `sdot` by element, four i8 x i8
+//!   products per i32 lane, on `s = u ^ 0x80 = u - 128`; the packing adds
+//!   `128 * Σw` to each channel's initial sum.
+
+// Register tiles read clearest as acc[pixel][vector] with both indexes.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::aarch64::*;
+use std::arch::asm;
+
+use crate::kernels::Isa;
+use crate::qconv::{Job, OutElem, Weights};
+
+/// Arguments of one micro-kernel call. The pointers are valid for the reads
+/// the packing allows: each pixel's segments of `seg_len` bytes at
+/// `a + segs[s] + offs[p]`, the packed weights of the panel, its `init` and
+/// `m` lanes; `y` for the `np` pixels' `nc` channels, `ops` elements apart.
+pub(crate) struct Tile<'a, const MR: usize> {
+    pub a: *const u8,
+    pub offs: [usize; MR],
+    pub np: usize,
+    pub segs: &'a [usize],
+    pub seg_len: usize,
+    pub w: *const u8,
+    pub init: *const i32,
+    pub m: *const f32,
+    pub nc: usize,
+    pub lo: f32,
+    pub hi: f32,
+    /// `zp_out + 128`, for byte outputs.
+    pub zp: f32,
+    pub y: *mut u8,
+    pub ops: usize,
+    /// The input has slack past each segment (padded copy): whole vectors
+    /// may be loaded there (the packed weights are zero).
+    pub slack: bool,
+}
+
+/// Loads `n` <= `N` bytes (the rest zero) without reading past them.
+#[inline(always)]
+unsafe fn partial<const N: usize>(src: *const u8, n: usize) -> [u8; N] {
+    let mut b = [0u8; N];
+    // SAFETY: the caller guarantees `n` readable bytes at `src`, n <= N.
+    unsafe { std::ptr::copy_nonoverlapping(src, b.as_mut_ptr(), n.min(N)) };
+    b
+}
+
+/// NEON: i16 weights `[seg][k padded to 8][4 * H lanes]`; for each k,
+/// one `smlal` by element per (pixel, 4 channels). H = 1 serves up to 4
+/// output channels without wasting half the lanes.
+///
+/// # Safety
+/// See [`Tile`]; NEON is always present on aarch64.
+pub(crate) unsafe fn neon<O: OutElem, const MR: usize, const H: usize>(t: &Tile<MR>) {
+    // SAFETY: reads as allowed by `Tile`: groups of 8 bytes inside the
+    // segment or into the slack, else through `partial`; weights padded.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); H]; MR];
+        for h in 0..H {
+            let v = vld1q_s32(t.init.add(4 * h));
+            for a in acc.iter_mut() {
+                a[h] = v;
+            }
+        }
+        let mut wp = t.w as *const i16;
+        for &seg in t.segs {
+            let ap = t.a.add(seg);
+            for kc in 0..t.seg_len.div_ceil(8) {
+                let left = t.seg_len - 8 * kc;
+                let x: [int16x8_t; MR] = std::array::from_fn(|p| {
+                    let src = ap.add(t.offs[p] + 8 * kc);
+                    let b = if left >= 8 || t.slack {
+                        vld1_u8(src)
+                    } else {
+                        vld1_u8(partial::<8>(src, left).as_ptr())
+                    };
+                    vreinterpretq_s16_u16(vmovl_u8(b))
+                });
+                macro_rules! step {
+                    ($($l:literal)*) => {$(
+                        if H == 1 {
+                            let w = vld1_s16(wp);
+                            for p in 0..MR {
+                                acc[p][0] = vmlal_laneq_s16::<$l>(acc[p][0], w, x[p]);
+                            }
+                        } else {
+                            let w: [int16x8_t; H] =
+                                std::array::from_fn(|h| vld1q_s16(wp.add(8 * (h / 2))));
+                            for p in 0..MR {
+                                for h in 0..H {
+                                    let a = acc[p][h];
+                                    acc[p][h] = if h % 2 == 0 {
+                                        vmlal_laneq_s16::<$l>(a, vget_low_s16(w[h]), x[p])
+                                    } else {
+                                        vmlal_high_laneq_s16::<$l>(a, w[h], x[p])
+                                    };
+                                }
+                            }
+                        }
+                        wp = wp.add(4 * H);
+                    )*};
+                }
+                step!(0 1 2 3 4 5 6 7);
+            }
+        }
+        store_tile::<O, MR, H>(t, &acc, 0);
+    }
+}
+
+/// NEON, weights in [-127, 127]: i8 weights `[seg][k / 16][NC][16]`,
+/// 16 k per (pixel, channel): `smull` + `smlal2` pair two products of
+/// `s = u ^ 0x80` by `w` in i16 (|s·w| <= 128 · 127, two fit), `sadalp`
+/// adds the pairs into four i32 lanes, summed at the end. Three
+/// instructions per 16 products against four per 16 for [`neon`].
+///
+/// # Safety
+/// See [`Tile`]; no weight is -128 (checked at packing).
+pub(crate) unsafe fn neon_c8<O: OutElem, const MR: usize, const NC: usize>(t: &Tile<MR>) {
+    // SAFETY: reads as allowed by `Tile`: 16-byte loads inside the
+    // segment or into the slack, else through `partial`; weights padded
+    // to 16 k.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); NC]; MR];
+        let flip = vdupq_n_u8(0x80);
+        let mut wp = t.w as *const i8;
+        for &seg in t.segs {
+            let ap = t.a.add(seg);
+            for kc in 0..t.seg_len.div_ceil(16) {
+                let left = t.seg_len - 16 * kc;
+                let x: [int8x16_t; MR] = std::array::from_fn(|p| {
+                    let src = ap.add(t.offs[p] + 16 * kc);
+                    let b = if left >= 16 || t.slack {
+                        vld1q_u8(src)
+                    } else {
+                        vld1q_u8(partial::<16>(src, left).as_ptr())
+                    };
+                    vreinterpretq_s8_u8(veorq_u8(b, flip))
+                });
+                for c in 0..NC {
+                    let w = vld1q_s8(wp.add(16 * c));
+                    for p in 0..MR {
+                        let pr = vmull_s8(vget_low_s8(x[p]), vget_low_s8(w));
+                        let pr = vmlal_high_s8(pr, x[p], w);
+                        acc[p][c] = vpadalq_s16(acc[p][c], pr);
+                    }
+                }
+                wp = wp.add(16 * NC);
+            }
+        }
+        // Each accumulator's four lanes summed: one vector of 4 channels
+        // per pixel, plus `init`.
+        let init = vld1q_s32(t.init);
+        let sums: [[int32x4_t; 1]; MR] = std::array::from_fn(|p| {
+            let a: [int32x4_t; 4] =
+                std::array::from_fn(|c| if c < NC { acc[p][c] } else { vdupq_n_s32(0) });
+            let s = vpaddq_s32(vpaddq_s32(a[0], a[1]), vpaddq_s32(a[2], a[3]));
+            [vaddq_s32(s, init)]
+        });
+        store_tile::<O, MR, 1>(t, &sums, 0);
+    }
+}
+
+/// `sdot acc.4s, w.16b, x.4b[L]`: lane i of `acc` += the dot product of
+/// bytes 4i..4i+4 of `w` with bytes 4L..4L+4 of `x` (all signed).
+#[inline(always)]
+unsafe fn sdot<const L: i32>(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    let mut a = acc;
+    // SAFETY: register-only arithmetic; the caller runs on a CPU with the
+    // dot product (only [`dot`], compiled with `dotprod`, calls this).
+    unsafe {
+        asm!(
+            "sdot {a:v}.4s, {w:v}.16b, {x:v}.4b[{l}]",
+            a = inout(vreg) a,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            l = const L,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    a
+}
+
+/// Dot product: i8 weights `[seg][k / 4][J * 4 lanes][4]`; 16 input bytes
+/// per pixel (4 groups of 4 k) serve 4 steps, each one `sdot` per
+/// (pixel, vector of 4 channels).
+///
+/// # Safety
+/// See [`Tile`]; the CPU has `dotprod`.
+#[target_feature(enable = "dotprod")]
+pub(crate) unsafe fn dot<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
+    // SAFETY: reads as allowed by `Tile`: 16-byte loads inside the
+    // segment, the tail through `partial`; weights padded to 4 k.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); J]; MR];
+        for j in 0..J {
+            let v = vld1q_s32(t.init.add(4 * j));
+            for a in acc.iter_mut() {
+                a[j] = v;
+            }
+        }
+        let flip = vdupq_n_u8(0x80);
+        let mut wp = t.w as *const i8;
+        let ng = t.seg_len.div_ceil(4);
+        for &seg in t.segs {
+            let ap = t.a.add(seg);
+            for kc in 0..ng.div_ceil(4) {
+                let left = t.seg_len - 16 * kc;
+                let x: [int8x16_t; MR] = std::array::from_fn(|p| {
+                    let src = ap.add(t.offs[p] + 16 * kc);
+                    let b = if left >= 16 || t.slack {
+                        vld1q_u8(src)
+                    } else {
+                        vld1q_u8(partial::<16>(src, left).as_ptr())
+                    };
+                    vreinterpretq_s8_u8(veorq_u8(b, flip))
+                });
+                let groups = (ng - 4 * kc).min(4);
+                macro_rules! step {
+                    ($l:literal) => {
+                        let w: [int8x16_t; J] = std::array::from_fn(|j| vld1q_s8(wp.add(16 * j)));
+                        for p in 0..MR {
+                            for j in 0..J {
+                                acc[p][j] = sdot::<$l>(acc[p][j], w[j], x[p]);
+                            }
+                        }
+                        wp = wp.add(16 * J);
+                    };
+                }
+                step!(0);
+                if groups > 1 {
+                    step!(1);
+                }
+                if groups > 2 {
+                    step!(2);
+                }
+                if groups > 3 {
+                    step!(3);
+                }
+            }
+        }
+        store_tile::<O, MR, J>(t, &acc, 0);
+    }
+}
+
+/// Requantizes and stores `V` vectors of 4 channels for each pixel, from
+/// channel `c0` of the tile.
+#[inline(always)]
+unsafe fn store_tile<O: OutElem, const MR: usize, const V: usize>(
+    t: &Tile<MR>,
+    acc: &[[int32x4_t; V]; MR],
+    c0: usize,
+) {
+    let n = t.nc.saturating_sub(c0).min(4 * V);
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `m` has the panel's lanes (padded), `y` the tile's outputs.
+    unsafe {
+        let lo = vdupq_n_f32(t.lo);
+        let hi = vdupq_n_f32(t.hi);
+        let zp = vdupq_n_f32(t.zp);
+        let m: [float32x4_t; V] = std::array::from_fn(|v| vld1q_f32(t.m.add(c0 + 4 * v)));
+        for (p, a) in acc.iter().enumerate().take(t.np) {
+            let f: [float32x4_t; V] = std::array::from_fn(|v| requant(a[v], m[v], lo, hi));
+            let y = (t.y as *mut O).add(p * t.ops + c0);
+            store::<O, V>(y, &f, n, zp);
+        }
+    }
+}
+
+/// XNNPACK's fp32 requantization of 4 lanes: `clamp(rne(acc as f32 * m))`
+/// (`scvtf` rounds to nearest even, as `as f32` does).
+#[inline(always)]
+pub(crate) fn requant(
+    acc: int32x4_t,
+    m: float32x4_t,
+    lo: float32x4_t,
+    hi: float32x4_t,
+) -> float32x4_t {
+    // SAFETY: NEON arithmetic on registers (always present on aarch64).
+    unsafe {
+        let f = vrndnq_f32(vmulq_f32(vcvtq_f32_s32(acc), m));
+        vminq_f32(vmaxq_f32(f, lo), hi)
+    }
+}
+
+/// Stores the first `n` of the `4 * V` requantized values `f` at `y`: as
+/// f32, or as bytes `v + zp` (saturated, as [`OutElem::put`] does).
+///
+/// # Safety
+/// `y` is valid for `n` writes.
+#[inline(always)]
+pub(crate) unsafe fn store<O: OutElem, const V: usize>(
+    y: *mut O,
+    f: &[float32x4_t; V],
+    n: usize,
+    zp: float32x4_t,
+) {
+    // SAFETY: full stores only when `n` covers them, else through a buffer.
+    unsafe {
+        if !O::BYTES {
+            let y = y as *mut f32;
+            if n == 4 * V {
+                for (v, &fv) in f.iter().enumerate() {
+                    vst1q_f32(y.add(4 * v), fv);
+                }
+            } else {
+                let mut b = [0f32; 16];
+                for (v, &fv) in f.iter().enumerate() {
+                    vst1q_f32(b.as_mut_ptr().add(4 * v), fv);
+                }
+                for (i, &v) in b.iter().enumerate().take(n) {
+                    y.add(i).write(v);
+                }
+            }
+            return;
+        }
+        let y = y as *mut u8;
+        // Integers in [0, 255] once `zp` is added: fcvtzu is exact, the
+        // narrowing saturates like `as u8`.
+        let h: [uint16x4_t; V] =
+            std::array::from_fn(|v| vqmovn_u32(vcvtq_u32_f32(vaddq_f32(f[v], zp))));
+        let mut b = [0u8; 16];
+        for pair in 0..V.div_ceil(2) {
+            let lo = h[2 * pair];
+            let hi = if 2 * pair + 1 < V {
+                h[2 * pair + 1]
+            } else {
+                lo
+            };
+            vst1_u8(
+                b.as_mut_ptr().add(8 * pair),
+                vqmovn_u16(vcombine_u16(lo, hi)),
+            );
+        }
+        // No `memcpy` call for the usual 16, 8 or 4 channels.
+        let mut i = 0;
+        if n >= 16 {
+            vst1q_u8(y, vld1q_u8(b.as_ptr()));
+            i = 16;
+        }
+        if n - i >= 8 {
+            vst1_u8(y.add(i), vld1_u8(b.as_ptr().add(i)));
+            i += 8;
+        }
+        if n - i >= 4 {
+            (y.add(i) as *mut u32)
+                .write_unaligned((b.as_ptr().add(i) as *const u32).read_unaligned());
+            i += 4;
+        }
+        while i < n {
+            y.add(i).write(b[i]);
+            i += 1;
+        }
+    }
+}
+
+/// One output row of one panel, in tiles of MR pixels.
+///
+/// # Safety
+/// `Neon`/`NeonDot` resolved on this CPU; `u` holds u8 with the
+/// packing's slack (or in place, segments a multiple of 4 bytes).
+pub(crate) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        match (job.pk.kernel, job.panel.j) {
+            (Isa::Neon, _) if matches!(job.pk.weights, Weights::I8(_)) => match job.pk.lanes {
+                1 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 1>),
+                2 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 2>),
+                3 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 3>),
+                _ => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 4>),
+            },
+            (Isa::Neon, _) if job.pk.lanes == 4 => blocks::<T, O, 12>(job, y, neon::<O, 12, 1>),
+            (Isa::Neon, 1) => blocks::<T, O, 8>(job, y, neon::<O, 8, 2>),
+            (Isa::Neon, _) => blocks::<T, O, 4>(job, y, neon::<O, 4, 4>),
+            (_, 1) => blocks::<T, O, 8>(job, y, dot::<O, 8, 1>),
+            (_, 2) => blocks::<T, O, 8>(job, y, dot::<O, 8, 2>),
+            (_, 3) => blocks::<T, O, 6>(job, y, dot::<O, 6, 3>),
+            _ => blocks::<T, O, 4>(job, y, dot::<O, 4, 4>),
+        }
+    }
+}
+
+/// # Safety
+/// As for [`row`].
+unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
+    job: &Job<T>,
+    y: &mut [O],
+    micro: unsafe fn(&Tile<MR>),
+) {
+    let pk = job.pk;
+    let pn = job.panel;
+    let w = match &pk.weights {
+        Weights::I8(w) => w[pn.w_off..].as_ptr() as *const u8,
+        Weights::I16(w) => w[pn.w_off..].as_ptr() as *const u8,
+    };
+    let nc = (job.cout - pn.c0).min(pn.j * pk.lanes);
+    let last_seg = job.segs.last().copied().unwrap_or(0);
+    for x0 in (0..job.wo).step_by(MR) {
+        let np = (job.wo - x0).min(MR);
+        // Whole 16-byte vectors of the last segment of the last pixel
+        // stay within `u` (the padded copy's slack).
+        let end = job.base + (x0 + np - 1) * job.ps + last_seg + job.seg_len.next_multiple_of(16);
+        let tile = Tile::<MR> {
+            slack: end <= job.u.len(),
+            a: job.u[job.base..].as_ptr() as *const u8,
+            offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps),
+            np,
+            segs: job.segs,
+            seg_len: job.seg_len,
+            w,
+            init: pk.init[pn.lane_off..].as_ptr(),
+            m: pk.m[pn.lane_off..].as_ptr(),
+            nc,
+            lo: job.rq.lo,
+            hi: job.rq.hi,
+            zp: job.rq.zp,
+            y: y[x0 * job.cout + pn.c0..].as_mut_ptr() as *mut u8,
+            ops: job.cout,
+        };
+        // SAFETY: the tile's reads and writes are within `u` (packed
+        // with slack, or whole segments in place) and `y` (np pixels).
+        unsafe { micro(&tile) };
+    }
+}
