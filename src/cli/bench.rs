@@ -85,6 +85,9 @@ pub fn bench(a: BenchArgs) -> CliResult {
         return flicker(a);
     }
     let style = StyleSet::builtin().styles[0].embedding;
+    // What a report from a Pi needs besides the times: the board and the
+    // kernels that ran.
+    println!("machine: {}", machine());
     println!(
         "kernels: {}",
         styleframe::inference::kernels::table().describe()
@@ -168,6 +171,22 @@ fn print_profile(p: &Profile, runs: usize) {
 }
 
 /// A smooth colourful picture: the networks' speed does not depend on content.
+/// The board (a Pi's `Model` line) or the CPU's name, from /proc/cpuinfo.
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let name = field("Model")
+        .or_else(|| field("model name"))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    format!("{name}, {cores} cores")
+}
+
 fn synthetic_input(h: usize, w: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(h * w * 3);
     for y in 0..h {
