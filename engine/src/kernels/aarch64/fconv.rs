@@ -144,10 +144,18 @@ impl Tile<'_> {
             for ky in 0..g.kh {
                 let xr = self.x.add(ky * g.in_row + ox * g.px);
                 let mut wr = self.w.add(ky * g.row * cb);
+                // One pointer per pixel, each bumped by post-indexed loads.
+                // Left to itself, the compiler sees that they are `px`
+                // apart and rebuilds each from the previous one (an add per
+                // load): `opaque` hides that.
+                let mut xp: [*const f32; P] = std::array::from_fn(|p| opaque(xr.add(p * g.px)));
                 let mut j = 0;
                 while j + 4 <= g.row {
-                    let xv: [float32x4_t; P] =
-                        std::array::from_fn(|p| vld1q_f32(xr.add(p * g.px + j)));
+                    let xv: [float32x4_t; P] = std::array::from_fn(|p| {
+                        let v = vld1q_f32(xp[p]);
+                        xp[p] = xp[p].add(4);
+                        v
+                    });
                     lane::<NV, P, 0>(&mut acc, &xv, wr);
                     lane::<NV, P, 1>(&mut acc, &xv, wr.add(cb));
                     lane::<NV, P, 2>(&mut acc, &xv, wr.add(2 * cb));
@@ -307,12 +315,20 @@ unsafe fn dot_tile<const P: usize>(
         for ky in 0..g.kh {
             let xr = x.as_ptr().add(ky * g.in_row + ox * g.px);
             let wr = w.as_ptr().add((c0 * g.kh + ky) * run);
+            // One pointer per pixel and per channel, bumped by
+            // post-indexed loads (see `Tile::run`).
+            let mut xp: [*const f32; P] = std::array::from_fn(|p| opaque(xr.add(p * g.px)));
+            let mut wp: [*const f32; DOT_GROUP] = std::array::from_fn(|c| opaque(wr.add(c * ws)));
             let mut j = 0;
             while j + 8 <= g.row {
-                let xv: [float32x4x2_t; P] =
-                    std::array::from_fn(|p| vld1q_f32_x2(xr.add(p * g.px + j)));
+                let xv: [float32x4x2_t; P] = std::array::from_fn(|p| {
+                    let v = vld1q_f32_x2(xp[p]);
+                    xp[p] = xp[p].add(8);
+                    v
+                });
                 for c in 0..DOT_GROUP {
-                    let wv = vld1q_f32_x2(wr.add(c * ws + j));
+                    let wv = vld1q_f32_x2(wp[c]);
+                    wp[c] = wp[c].add(8);
                     for p in 0..P {
                         acc[p][c] = vfmaq_f32(acc[p][c], xv[p].0, wv.0);
                         acc[p][c] = vfmaq_f32(acc[p][c], xv[p].1, wv.1);
@@ -369,4 +385,16 @@ unsafe fn dot_step<const P: usize>(
             acc[p][c] = vfmaq_f32(acc[p][c], xv[p], wv);
         }
     }
+}
+
+/// `p` unchanged, but where it comes from hidden from the optimizer (an
+/// empty `asm!` block): pointers that stay independent registers.
+#[inline(always)]
+fn opaque(mut p: *const f32) -> *const f32 {
+    // SAFETY: the block is empty; it reads and writes nothing but `p`'s
+    // register, which it leaves as it is.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
+    };
+    p
 }
