@@ -72,7 +72,8 @@ pub(crate) unsafe fn row(g: &Geo, p: &Packed, bias: &[f32], x: &[f32], out: &mut
 ///
 /// # Safety
 /// The bounds asserted by [`row`].
-#[inline(always)]
+// Not inlined: one symbol per block size in profiles, one call per row.
+#[inline(never)]
 unsafe fn broadcast<const NV: usize, const P: usize>(
     g: &Geo,
     w: &[f32],
@@ -269,6 +270,7 @@ unsafe fn lane<const NV: usize, const P: usize, const L: i32>(
 ///
 /// # Safety
 /// The bounds asserted by [`row`].
+#[inline(never)]
 unsafe fn dot(g: &Geo, run: usize, w: &[f32], bias: &[f32], x: &[f32], out: &mut [f32]) {
     let mut c0 = 0;
     while c0 < g.cout {
