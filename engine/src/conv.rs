@@ -879,6 +879,17 @@ mod tests {
     }
 
     #[test]
+    fn each_cpu_picks_its_own_kernels() {
+        let isa = Isa::detect();
+        assert!(isa.available());
+        if cfg!(target_arch = "aarch64") {
+            assert_eq!(isa, Isa::Neon);
+        } else {
+            assert!(!Isa::Neon.available());
+        }
+    }
+
+    #[test]
     fn a_picture_smaller_than_the_kernel_is_an_error() {
         let op = DirectConv::new(&[0.0; 81], [1, 9, 9, 1], &[0.0], (1, 1), (0.0, 1.0)).unwrap();
         let t = Tensor::zero::<f32>(&[1, 8, 20, 1]).unwrap();
