@@ -392,6 +392,8 @@ unsafe fn dot_step<const P: usize>(
 /// `p` unchanged, but where it comes from hidden from the optimizer (an
 /// empty `asm!` block): pointers that stay independent registers.
 #[inline(always)]
+// The block neither reads nor writes through `p`: `nomem` is right.
+#[allow(clippy::pointers_in_nomem_asm_block)]
 fn opaque(mut p: *const f32) -> *const f32 {
     // SAFETY: the block is empty; it reads and writes nothing but `p`'s
     // register, which it leaves as it is.
