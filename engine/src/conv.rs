@@ -211,7 +211,9 @@ pub(crate) struct Geo {
 /// The compiled copies of the kernels on this architecture.
 #[cfg(target_arch = "x86_64")]
 const ISAS: &[Isa] = &[Isa::Avx512, Isa::Avx2, Isa::Portable];
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "aarch64")]
+const ISAS: &[Isa] = &[Isa::Neon, Isa::Portable];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const ISAS: &[Isa] = &[Isa::Portable];
 
 /// # Safety
@@ -222,6 +224,9 @@ unsafe fn run(isa: Isa, g: &Geo, p: &Packed, bias: &[f32], x: &[f32], out: &mut 
         // SAFETY: the caller checked `isa` against this CPU.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 | Isa::Avx2 => unsafe { kernels::x86_64::fconv::row(isa, g, p, bias, x, out) },
+        // SAFETY: the caller checked `isa` (NEON is in every aarch64 CPU).
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { kernels::aarch64::fconv::row(g, p, bias, x, out) },
         // SAFETY: the caller's contract is the kernel's.
         _ => unsafe { portable::row(g, p, bias, x, out) },
     }
@@ -601,6 +606,31 @@ mod tests {
         }
     }
 
+    /// One convolution on random data, both with and without a clamp, on
+    /// every instruction set this CPU has, against the definition.
+    fn check(
+        [n, h, w, cin]: [usize; 4],
+        [cout, kh, kw]: [usize; 3],
+        stride: (usize, usize),
+        rng: &mut fastrand::Rng,
+    ) {
+        let x = random(n * h * w * cin, rng);
+        let k = random(cout * kh * kw * cin, rng);
+        let b = random(cout, rng);
+        for bounds in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
+            let want = naive(&x, [n, h, w, cin], &k, [cout, kh, kw], &b, stride, bounds);
+            let op = DirectConv::new(&k, [cout, kh, kw, cin], &b, stride, bounds).unwrap();
+            for &isa in ISAS {
+                let Some(op) = op.clone().with_isa(isa) else {
+                    continue;
+                };
+                let what =
+                    format!("{h}x{w} {cin}->{cout} {kh}x{kw} stride {stride:?} {bounds:?} {isa:?}");
+                assert_close(&eval(&op, &x, [n, h, w, cin]), &want, &what);
+            }
+        }
+    }
+
     /// Every layer shape of the transfer network (and blocks that do not
     /// fill a vector, two blocks, odd sizes), on every instruction set this
     /// CPU has, against the definition.
@@ -619,37 +649,81 @@ mod tests {
             ([1, 1, 1, 100], [32, 1, 1], (1, 1)),
             ([1, 9, 10, 7], [40, 3, 3], (1, 1)),
             ([1, 6, 7, 4], [12, 2, 3], (2, 1)),
+            ([1, 10, 12, 16], [32, 3, 3], (2, 2)),
+            ([1, 12, 14, 32], [16, 3, 3], (1, 1)),
         ];
-        for &([n, h, w, cin], [cout, kh, kw], stride) in shapes {
-            let x = random(n * h * w * cin, &mut rng);
-            let k = random(cout * kh * kw * cin, &mut rng);
-            let b = random(cout, &mut rng);
-            for bounds in [(f32::NEG_INFINITY, f32::INFINITY), (0.0, 0.5)] {
-                let want = naive(&x, [n, h, w, cin], &k, [cout, kh, kw], &b, stride, bounds);
-                let op = DirectConv::new(&k, [cout, kh, kw, cin], &b, stride, bounds).unwrap();
-                for &isa in ISAS {
-                    let Some(op) = op.clone().with_isa(isa) else {
-                        continue;
-                    };
-                    let what =
-                        format!("{cin}->{cout} {kh}x{kw} stride {stride:?} {bounds:?} {isa:?}");
-                    assert_close(&eval(&op, &x, [n, h, w, cin]), &want, &what);
+        for &(shape, ks, stride) in shapes {
+            check(shape, ks, stride, &mut rng);
+        }
+    }
+
+    /// Edges of the tiles: odd channel counts on both sides (runs that are
+    /// not a multiple of 4 or 8, blocks not full), 1x9/9x1/3x3 kernels,
+    /// strides 1 and 2, and output widths from 1 (the picture as small as
+    /// the kernel) to past two tiles of every kernel, so every leftover
+    /// count occurs.
+    #[test]
+    fn tile_edges_match_the_definition() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut ow = 1;
+        for cin in [3, 5, 8, 13, 16, 32] {
+            for cout in [3, 5, 8, 13, 16, 32] {
+                for (kh, kw) in [(3, 3), (1, 9), (9, 1)] {
+                    for s in [1, 2] {
+                        // Output widths 1..=18 in turn; heights 1 or 2.
+                        ow = ow % 18 + 1;
+                        let oh = 1 + ow % 2;
+                        let (h, w) = ((oh - 1) * s + kh, (ow - 1) * s + kw);
+                        check([1, h, w, cin], [cout, kh, kw], (s, s), &mut rng);
+                    }
                 }
             }
         }
+        // Runs shorter than a vector (1x1 on 1-3 channels), and 1 pixel.
+        for cin in 1..=3 {
+            check([1, 3, 7, cin], [8, 1, 1], (1, 1), &mut rng);
+            check([1, 3, 5, cin], [16, 1, 3], (1, 2), &mut rng);
+        }
+        check([1, 9, 9, 3], [8, 9, 9], (1, 1), &mut rng);
+        check([1, 9, 9, 8], [3, 9, 9], (1, 1), &mut rng);
     }
 
     #[test]
     fn several_threads_give_the_same_picture() {
         let mut rng = fastrand::Rng::with_seed(3);
-        let (shape, ks) = ([1, 37, 30, 8], [16, 3, 3, 8]);
-        let x = random(shape.iter().product(), &mut rng);
-        let k = random(ks.iter().product(), &mut rng);
-        let b = random(16, &mut rng);
-        let op = DirectConv::new(&k, ks, &b, (1, 1), (f32::MIN, f32::MAX)).unwrap();
-        let one = eval(&op, &x, shape);
-        let two = multithread_tract_scope(Executor::multithread(2), || eval(&op, &x, shape));
-        assert_eq!(one, two);
+        // Each layout and block size: [n, h, w, cin], [cout, kh, kw, cin].
+        let cases = [
+            ([1, 37, 30, 8], [16, 3, 3, 8]),
+            ([1, 21, 25, 3], [8, 9, 9, 3]),
+            ([1, 14, 15, 32], [32, 3, 3, 32]),
+            ([1, 20, 19, 8], [3, 9, 9, 8]),
+        ];
+        for (shape, ks) in cases {
+            let x = random(shape.iter().product(), &mut rng);
+            let k = random(ks.iter().product(), &mut rng);
+            let b = random(ks[0], &mut rng);
+            let op = DirectConv::new(&k, ks, &b, (1, 1), (f32::MIN, f32::MAX)).unwrap();
+            for &isa in ISAS {
+                let Some(op) = op.clone().with_isa(isa) else {
+                    continue;
+                };
+                let one = eval(&op, &x, shape);
+                let two =
+                    multithread_tract_scope(Executor::multithread(2), || eval(&op, &x, shape));
+                assert_eq!(one, two, "{ks:?} {isa:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_cpu_picks_its_own_kernels() {
+        let isa = kernels::table().fconv;
+        match std::env::consts::ARCH {
+            "aarch64" => assert_eq!(isa, Some(Isa::Neon)),
+            // tract's NEON kernels: ours run scalar there (docs/armv7.md).
+            "arm" => assert_eq!(isa, None),
+            _ => assert!(isa.is_some_and(Isa::available) && !Isa::Neon.available()),
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! aarch64 (Pi 3/4/5 in 64-bit mode): NEON is always there; the Pi 5's
 //! Cortex-A76 adds the dot product (`sdot`) and fp16 arithmetic.
 
+pub(crate) mod fconv;
 pub(crate) mod qdw;
 pub(crate) mod qgemm;
 
@@ -17,11 +18,13 @@ pub(super) fn available(isa: Isa) -> bool {
     }
 }
 
-/// The int8 convolution on NEON, with `sdot` where the CPU has it: fewer
-/// instructions than tract's convolution for every layer of the official
-/// files (arm-cost: predict 287 -> 244 M on a Cortex-A72, int8 transfer
-/// 980 -> 609 M at 256x448).
+/// NEON kernels for both convolutions, the int8 one with `sdot` where the
+/// CPU has it: fewer instructions than tract's convolution and than the
+/// portable kernels for every layer of the official files (arm-cost on a
+/// Cortex-A72: predict 287 -> 244 M, int8 transfer 980 -> 609 M and f16
+/// transfer 881 -> 552 M at 256x448).
 pub(super) fn plug(t: &mut Table) {
+    t.fconv = Some(Isa::Neon);
     t.qconv = Some(if Isa::NeonDot.available() {
         Isa::NeonDot
     } else {

@@ -1,0 +1,406 @@
+//! NEON kernels for the f32 direct convolution ([`crate::conv::DirectConv`]),
+//! same contract and packing as the portable `conv::baseline::row`.
+//!
+//! Broadcast layout (blocks of 8/16/32 output channels): a tile keeps the
+//! accumulators of `P` pixels x the block's channels in registers. Along each
+//! kernel row, a pixel's `kw * cin` contiguous inputs are loaded 4 at a time
+//! as one vector, and each lane multiplies one tap's weights (the block's
+//! channels, loaded once per tap for all `P` pixels) with a by-element
+//! `fmla`: no broadcast or register copy per multiply-add.
+//!
+//! Dot layout (fewer than 8 outputs, e.g. the last 9x9 8 -> 3 layer): per
+//! pixel and output channel one accumulator along the contiguous run, plain
+//! `fmla`, summed across lanes at the end.
+//!
+//! A run whose length is not a multiple of 4 ends with a load of its last 4
+//! values (never past the run): only the lanes not yet counted are used.
+
+// The kernels index accumulators, pixels and weights by the same counter.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::aarch64::*;
+
+use crate::conv::{Geo, Packed};
+
+/// Pixels per tile for 8/16/32-channel blocks (2/4/8 vectors): the most
+/// whose accumulators (`P * vectors`), inputs (`P`) and one group of weight
+/// vectors fit the 32 registers without spilling.
+const P8: usize = 8;
+const P16: usize = 5;
+const P32: usize = 3;
+/// Pixels per tile of the dot kernel (3 channels each, 12 accumulators).
+const PDOT: usize = 4;
+/// Output channels per pass of the dot kernel (the packing pads `cout` to
+/// a multiple of 3 for it).
+const DOT_GROUP: usize = 3;
+
+/// One output row: `x` starts at the row's first input row, `out` holds the
+/// row's `ow * cout` values.
+///
+/// # Safety
+/// Only sound with NEON (always there on aarch64). Bounds are checked here.
+pub(crate) unsafe fn row(g: &Geo, p: &Packed, bias: &[f32], x: &[f32], out: &mut [f32]) {
+    // The kernels read through raw pointers; these bounds make them sound.
+    assert!(g.ow > 0 && g.row > 0 && g.kh > 0);
+    assert!(x.len() >= (g.kh - 1) * g.in_row + (g.ow - 1) * g.px + g.row);
+    assert!(out.len() >= g.ow * g.cout);
+    // SAFETY (for the calls below): the asserts above bound every input and
+    // output access; the packed weights' sizes are checked per layout.
+    unsafe {
+        match p {
+            Packed::Broadcast { cb, w, bias } => {
+                assert!(w.len() >= g.cout.div_ceil(*cb) * g.kh * g.row * cb);
+                assert!(bias.len() >= g.cout.div_ceil(*cb) * cb);
+                match cb {
+                    8 => broadcast::<2, P8>(g, w, bias, x, out),
+                    16 => broadcast::<4, P16>(g, w, bias, x, out),
+                    _ => broadcast::<8, P32>(g, w, bias, x, out),
+                }
+            }
+            Packed::Dot { run, w } => {
+                assert!(*run >= g.row.next_multiple_of(4) && g.row >= 4);
+                assert!(w.len() >= g.cout.next_multiple_of(DOT_GROUP) * g.kh * run);
+                assert!(bias.len() >= g.cout);
+                dot(g, *run, w, bias, x, out)
+            }
+        }
+    }
+}
+
+/// Every block of `4 * NV` output channels: tiles of `P` pixels, then
+/// smaller tiles for the pixels left.
+///
+/// # Safety
+/// The bounds asserted by [`row`].
+// Not inlined: one symbol per block size in profiles, one call per row.
+#[inline(never)]
+unsafe fn broadcast<const NV: usize, const P: usize>(
+    g: &Geo,
+    w: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+) {
+    let cb = 4 * NV;
+    let taps = g.kh * g.row;
+    let blocks = g.cout.div_ceil(cb);
+    for blk in 0..blocks {
+        // SAFETY: `row` checked `blocks` blocks of weights and biases, the
+        // input and the output; tiles stay within `ow` pixels.
+        unsafe {
+            let wb = w.as_ptr().add(blk * taps * cb);
+            let b: [float32x4_t; NV] =
+                std::array::from_fn(|v| vld1q_f32(bias.as_ptr().add(blk * cb + 4 * v)));
+            let t = Tile {
+                g,
+                w: wb,
+                x: x.as_ptr(),
+                out: out.as_mut_ptr(),
+                c0: blk * cb,
+            };
+            let mut ox = 0;
+            while ox + P <= g.ow {
+                t.run::<NV, P>(&b, ox);
+                ox += P;
+            }
+            while ox + 3 <= g.ow {
+                t.run::<NV, 3>(&b, ox);
+                ox += 3;
+            }
+            match g.ow - ox {
+                1 => t.run::<NV, 1>(&b, ox),
+                2 => t.run::<NV, 2>(&b, ox),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One block of output channels of one output row.
+struct Tile<'a> {
+    g: &'a Geo,
+    /// The block's weights, `[kh][kw * cin][4 * NV]`.
+    w: *const f32,
+    /// The first input row.
+    x: *const f32,
+    out: *mut f32,
+    /// The block's first output channel.
+    c0: usize,
+}
+
+impl Tile<'_> {
+    /// Pixels `ox..ox + P` of the block.
+    ///
+    /// # Safety
+    /// The bounds asserted by [`row`], `ox + P <= ow`.
+    #[inline(always)]
+    unsafe fn run<const NV: usize, const P: usize>(&self, bias: &[float32x4_t; NV], ox: usize) {
+        let g = self.g;
+        let cb = 4 * NV;
+        let mut acc = [*bias; P];
+        // SAFETY: inputs read are `ky * in_row + (ox + p) * px + j` with
+        // `j < row`, all within the bound `row` asserted; weights are read
+        // within the block's `kh * row * cb`.
+        unsafe {
+            for ky in 0..g.kh {
+                let xr = self.x.add(ky * g.in_row + ox * g.px);
+                let mut wr = self.w.add(ky * g.row * cb);
+                // One pointer per pixel, each bumped by post-indexed loads.
+                // Left to itself, the compiler sees that they are `px`
+                // apart and rebuilds each from the previous one (an add per
+                // load): `opaque` hides that.
+                let mut xp: [*const f32; P] = std::array::from_fn(|p| opaque(xr.add(p * g.px)));
+                let mut j = 0;
+                while j + 4 <= g.row {
+                    let xv: [float32x4_t; P] = std::array::from_fn(|p| {
+                        let v = vld1q_f32(xp[p]);
+                        xp[p] = xp[p].add(4);
+                        v
+                    });
+                    lane::<NV, P, 0>(&mut acc, &xv, wr);
+                    lane::<NV, P, 1>(&mut acc, &xv, wr.add(cb));
+                    lane::<NV, P, 2>(&mut acc, &xv, wr.add(2 * cb));
+                    lane::<NV, P, 3>(&mut acc, &xv, wr.add(3 * cb));
+                    wr = wr.add(4 * cb);
+                    j += 4;
+                }
+                let left = g.row - j;
+                if left == 0 {
+                    continue;
+                }
+                if g.row >= 4 {
+                    // The run's last 4 values; the first `4 - left` lanes
+                    // were counted above.
+                    let xv: [float32x4_t; P] =
+                        std::array::from_fn(|p| vld1q_f32(xr.add(p * g.px + g.row - 4)));
+                    match left {
+                        1 => lane::<NV, P, 3>(&mut acc, &xv, wr),
+                        2 => {
+                            lane::<NV, P, 2>(&mut acc, &xv, wr);
+                            lane::<NV, P, 3>(&mut acc, &xv, wr.add(cb));
+                        }
+                        _ => {
+                            lane::<NV, P, 1>(&mut acc, &xv, wr);
+                            lane::<NV, P, 2>(&mut acc, &xv, wr.add(cb));
+                            lane::<NV, P, 3>(&mut acc, &xv, wr.add(2 * cb));
+                        }
+                    }
+                } else {
+                    // Runs shorter than a vector (1x1 or 1xk on 1-3 channels).
+                    for jj in j..g.row {
+                        let xv: [float32x4_t; P] =
+                            std::array::from_fn(|p| vld1q_dup_f32(xr.add(p * g.px + jj)));
+                        lane::<NV, P, 0>(&mut acc, &xv, wr.add((jj - j) * cb));
+                    }
+                }
+            }
+            self.store::<NV, P>(&acc, ox);
+        }
+    }
+
+    /// Clamps and stores the accumulators: whole vectors, then the block's
+    /// last channels below `cout` (the packing pads blocks with zeros).
+    ///
+    /// # Safety
+    /// `ox + P <= ow`, the output holds `ow * cout` values.
+    #[inline(always)]
+    unsafe fn store<const NV: usize, const P: usize>(
+        &self,
+        acc: &[[float32x4_t; NV]; P],
+        ox: usize,
+    ) {
+        let g = self.g;
+        let n = (4 * NV).min(g.cout - self.c0);
+        // SAFETY: writes `(ox + p) * cout + c0 + i` with `c0 + i < cout`.
+        unsafe {
+            let (lo, hi) = (vdupq_n_f32(g.lo), vdupq_n_f32(g.hi));
+            for p in 0..P {
+                let o = self.out.add((ox + p) * g.cout + self.c0);
+                for v in 0..NV {
+                    let c = vminnmq_f32(vmaxnmq_f32(acc[p][v], lo), hi);
+                    if 4 * v + 4 <= n {
+                        vst1q_f32(o.add(4 * v), c);
+                    } else if 4 * v < n {
+                        let mut t = [0f32; 4];
+                        vst1q_f32(t.as_mut_ptr(), c);
+                        std::ptr::copy_nonoverlapping(t.as_ptr(), o.add(4 * v), n - 4 * v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `acc[p] += weights(tap) * lane L of xv[p]`, the tap's `4 * NV` weights
+/// at `w`, loaded once for the `P` pixels (4 vectors at a time, so that the
+/// accumulators keep their registers).
+///
+/// # Safety
+/// `w` points to `4 * NV` readable values.
+#[inline(always)]
+unsafe fn lane<const NV: usize, const P: usize, const L: i32>(
+    acc: &mut [[float32x4_t; NV]; P],
+    xv: &[float32x4_t; P],
+    w: *const f32,
+) {
+    // SAFETY: reads `w[..4 * NV]` (the caller's bound).
+    unsafe {
+        if NV == 2 {
+            let wv = vld1q_f32_x2(w);
+            for p in 0..P {
+                acc[p][0] = vfmaq_laneq_f32::<L>(acc[p][0], wv.0, xv[p]);
+                acc[p][1] = vfmaq_laneq_f32::<L>(acc[p][1], wv.1, xv[p]);
+            }
+        } else {
+            for q in 0..NV / 4 {
+                let wv = vld1q_f32_x4(w.add(16 * q));
+                let wv = [wv.0, wv.1, wv.2, wv.3];
+                for (i, wv) in wv.iter().enumerate() {
+                    for p in 0..P {
+                        acc[p][4 * q + i] = vfmaq_laneq_f32::<L>(acc[p][4 * q + i], *wv, xv[p]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Few output channels: groups of [`DOT_GROUP`] channels, tiles of [`PDOT`]
+/// pixels, then single pixels.
+///
+/// # Safety
+/// The bounds asserted by [`row`].
+#[inline(never)]
+unsafe fn dot(g: &Geo, run: usize, w: &[f32], bias: &[f32], x: &[f32], out: &mut [f32]) {
+    let mut c0 = 0;
+    while c0 < g.cout {
+        let mut ox = 0;
+        // SAFETY: within the bounds `row` asserted, `ox + P <= ow`.
+        unsafe {
+            while ox + PDOT <= g.ow {
+                dot_tile::<PDOT>(g, run, w, bias, x, ox, c0, out);
+                ox += PDOT;
+            }
+            while ox < g.ow {
+                dot_tile::<1>(g, run, w, bias, x, ox, c0, out);
+                ox += 1;
+            }
+        }
+        c0 += DOT_GROUP;
+    }
+}
+
+/// Channels `c0..c0 + DOT_GROUP` of pixels `ox..ox + P`: dot products of
+/// each kernel row's run with the packed kernel rows, 8 then 4 values at a
+/// time, then the last `row % 4` values.
+///
+/// # Safety
+/// The bounds asserted by [`row`], `ox + P <= ow`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile<const P: usize>(
+    g: &Geo,
+    run: usize,
+    w: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    ox: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: NEON is in every aarch64 CPU (the target's baseline).
+    let mut acc = [[unsafe { vdupq_n_f32(0.0) }; DOT_GROUP]; P];
+    let ws = g.kh * run;
+    // SAFETY: inputs read within `ky * in_row + (ox + p) * px + [0, row)`;
+    // weights within `DOT_GROUP` channels of `kh * run` (the packing pads
+    // `cout` to a multiple of DOT_GROUP and each run with zeros).
+    unsafe {
+        for ky in 0..g.kh {
+            let xr = x.as_ptr().add(ky * g.in_row + ox * g.px);
+            let wr = w.as_ptr().add((c0 * g.kh + ky) * run);
+            // One pointer per pixel and per channel, bumped by
+            // post-indexed loads (see `Tile::run`).
+            let mut xp: [*const f32; P] = std::array::from_fn(|p| opaque(xr.add(p * g.px)));
+            let mut wp: [*const f32; DOT_GROUP] = std::array::from_fn(|c| opaque(wr.add(c * ws)));
+            let mut j = 0;
+            while j + 8 <= g.row {
+                let xv: [float32x4x2_t; P] = std::array::from_fn(|p| {
+                    let v = vld1q_f32_x2(xp[p]);
+                    xp[p] = xp[p].add(8);
+                    v
+                });
+                for c in 0..DOT_GROUP {
+                    let wv = vld1q_f32_x2(wp[c]);
+                    wp[c] = wp[c].add(8);
+                    for p in 0..P {
+                        acc[p][c] = vfmaq_f32(acc[p][c], xv[p].0, wv.0);
+                        acc[p][c] = vfmaq_f32(acc[p][c], xv[p].1, wv.1);
+                    }
+                }
+                j += 8;
+            }
+            if j + 4 <= g.row {
+                let xv: [float32x4_t; P] = std::array::from_fn(|p| vld1q_f32(xr.add(p * g.px + j)));
+                dot_step(&mut acc, &xv, wr.add(j), ws);
+                j += 4;
+            }
+            // The last `left` values: the run's last 4 shifted down to
+            // lanes 0.., zeros above, against the weights at `j` (zero
+            // past `row`).
+            let zero = vdupq_n_f32(0.0);
+            let shift = |v: float32x4_t| match g.row - j {
+                1 => vextq_f32::<3>(v, zero),
+                2 => vextq_f32::<2>(v, zero),
+                _ => vextq_f32::<1>(v, zero),
+            };
+            if j < g.row {
+                let xv: [float32x4_t; P] =
+                    std::array::from_fn(|p| shift(vld1q_f32(xr.add(p * g.px + g.row - 4))));
+                dot_step(&mut acc, &xv, wr.add(j), ws);
+            }
+        }
+    }
+    let n = (g.cout - c0).min(DOT_GROUP);
+    for p in 0..P {
+        for c in 0..n {
+            // SAFETY: plain NEON arithmetic.
+            let s = unsafe { vaddvq_f32(acc[p][c]) } + bias[c0 + c];
+            out[(ox + p) * g.cout + c0 + c] = s.max(g.lo).min(g.hi);
+        }
+    }
+}
+
+/// `acc[p][c] += xv[p] * w[c]`, channel `c`'s 4 weights at `w + c * ws`.
+///
+/// # Safety
+/// `w + c * ws` points to 4 readable values for each channel.
+#[inline(always)]
+unsafe fn dot_step<const P: usize>(
+    acc: &mut [[float32x4_t; DOT_GROUP]; P],
+    xv: &[float32x4_t; P],
+    w: *const f32,
+    ws: usize,
+) {
+    for c in 0..DOT_GROUP {
+        // SAFETY: the caller's bound.
+        let wv = unsafe { vld1q_f32(w.add(c * ws)) };
+        for p in 0..P {
+            // SAFETY: NEON is in every aarch64 CPU (the target's baseline).
+            acc[p][c] = unsafe { vfmaq_f32(acc[p][c], xv[p], wv) };
+        }
+    }
+}
+
+/// `p` unchanged, but where it comes from hidden from the optimizer (an
+/// empty `asm!` block): pointers that stay independent registers.
+#[inline(always)]
+// The block neither reads nor writes through `p`: `nomem` is right.
+#[allow(clippy::pointers_in_nomem_asm_block)]
+fn opaque(mut p: *const f32) -> *const f32 {
+    // SAFETY: the block is empty; it reads and writes nothing but `p`'s
+    // register, which it leaves as it is.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
+    };
+    p
+}
