@@ -403,30 +403,43 @@ unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
     };
     let nc = (job.cout - pn.c0).min(pn.j * pk.lanes);
     let last_seg = job.segs.last().copied().unwrap_or(0);
+    if job.wo == 0 {
+        return;
+    }
+    // Everything but the pixels is the same for the whole row: the slices
+    // are checked once here (the last tile's outputs, the panel's lanes).
+    assert!((job.wo - 1) * job.cout + pn.c0 + nc <= y.len());
+    let yrow = y[pn.c0..].as_mut_ptr() as *mut u8;
+    let mut tile = Tile::<MR> {
+        slack: false,
+        a: job.u[job.base..].as_ptr() as *const u8,
+        offs: [0; MR],
+        np: 0,
+        segs: job.segs,
+        seg_len: job.seg_len,
+        w,
+        init: pk.init[pn.lane_off..].as_ptr(),
+        m: pk.m[pn.lane_off..].as_ptr(),
+        nc,
+        lo: job.rq.lo,
+        hi: job.rq.hi,
+        zp: job.rq.zp,
+        y: yrow,
+        ops: job.cout,
+    };
+    let osz = std::mem::size_of::<O>();
     for x0 in (0..job.wo).step_by(MR) {
         let np = (job.wo - x0).min(MR);
         // Whole 16-byte vectors of the last segment of the last pixel
         // stay within `u` (the padded copy's slack).
         let end = job.base + (x0 + np - 1) * job.ps + last_seg + job.seg_len.next_multiple_of(16);
-        let tile = Tile::<MR> {
-            slack: end <= job.u.len(),
-            a: job.u[job.base..].as_ptr() as *const u8,
-            offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps),
-            np,
-            segs: job.segs,
-            seg_len: job.seg_len,
-            w,
-            init: pk.init[pn.lane_off..].as_ptr(),
-            m: pk.m[pn.lane_off..].as_ptr(),
-            nc,
-            lo: job.rq.lo,
-            hi: job.rq.hi,
-            zp: job.rq.zp,
-            y: y[x0 * job.cout + pn.c0..].as_mut_ptr() as *mut u8,
-            ops: job.cout,
-        };
+        tile.slack = end <= job.u.len();
+        tile.offs = std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps);
+        tile.np = np;
+        tile.y = yrow.wrapping_add(x0 * job.cout * osz);
         // SAFETY: the tile's reads and writes are within `u` (packed
-        // with slack, or whole segments in place) and `y` (np pixels).
+        // with slack, or whole segments in place) and `y` (np pixels,
+        // the row's last output checked above).
         unsafe { micro(&tile) };
     }
 }
