@@ -162,15 +162,42 @@ unsafe fn rows_n<O: OutElem, const T: usize>(d: &Dw, rows: Range<usize>, yc: &mu
                 let init: [int32x4_t; 4] =
                     std::array::from_fn(|v| vld1q_s32(d.init.as_ptr().add(c0 + 4 * v)));
                 let m = m16(d, c0);
-                for xo in 0..d.wo {
-                    let src = d.u.as_ptr().add(row0 + xo * d.stride.1 * c + c0);
-                    let mut acc = init;
-                    for t in 0..T {
-                        mac(&mut acc, load16(src.add(offs[t]), left), &w[t]);
-                    }
-                    put16(d, yrow.add(xo * c + c0), &m, &acc, left.min(16));
+                let (src, y) = (d.u.as_ptr().add(row0 + c0), yrow.add(c0));
+                // A whole block of 16 channels: no test per tap.
+                if left >= 16 {
+                    pixels::<O, T, true>(d, src, y, &offs, &w, &init, &m, 16);
+                } else {
+                    pixels::<O, T, false>(d, src, y, &offs, &w, &init, &m, left);
                 }
             }
+        }
+    }
+}
+
+/// One row's pixels for one block of channels (`src`, `y` at its first
+/// channel), `left` of them present (16 when `FULL`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pixels<O: OutElem, const T: usize, const FULL: bool>(
+    d: &Dw,
+    src: *const u8,
+    y: *mut O,
+    offs: &[usize; T],
+    w: &[[int16x8_t; 2]; T],
+    init: &[int32x4_t; 4],
+    m: &[float32x4_t; 4],
+    left: usize,
+) {
+    let left = if FULL { 16 } else { left };
+    // SAFETY: bounds checked by [`rows`] for every pixel of the row.
+    unsafe {
+        for xo in 0..d.wo {
+            let src = src.add(xo * d.stride.1 * d.c);
+            let mut acc = *init;
+            for t in 0..T {
+                mac(&mut acc, load16(src.add(offs[t]), left), &w[t]);
+            }
+            put16(d, y.add(xo * d.c), m, &acc, left.min(16));
         }
     }
 }
