@@ -390,18 +390,29 @@ pub(crate) unsafe fn store<O: OutElem, const V: usize>(
         // narrowing saturates like `as u8`.
         let h: [uint16x4_t; V] =
             std::array::from_fn(|v| vqmovn_u32(vcvtq_u32_f32(vaddq_f32(f[v], zp))));
+        const { assert!(V >= 1 && V <= 4) };
+        let q: [uint8x8_t; 2] = std::array::from_fn(|pair| {
+            let lo = h[(2 * pair).min(V - 1)];
+            let hi = h[(2 * pair + 1).min(V - 1)];
+            vqmovn_u16(vcombine_u16(lo, hi))
+        });
+        // A whole tile straight from the registers (no stack round trip).
+        if n == 4 * V {
+            match V {
+                1 => (y as *mut u32).write_unaligned(vget_lane_u32::<0>(vreinterpret_u32_u8(q[0]))),
+                2 => vst1_u8(y, q[0]),
+                4 => vst1q_u8(y, vcombine_u8(q[0], q[1])),
+                _ => {
+                    vst1_u8(y, q[0]);
+                    let w = vget_lane_u32::<0>(vreinterpret_u32_u8(q[1]));
+                    (y.add(8) as *mut u32).write_unaligned(w);
+                }
+            }
+            return;
+        }
         let mut b = [0u8; 16];
-        for pair in 0..V.div_ceil(2) {
-            let lo = h[2 * pair];
-            let hi = if 2 * pair + 1 < V {
-                h[2 * pair + 1]
-            } else {
-                lo
-            };
-            vst1_u8(
-                b.as_mut_ptr().add(8 * pair),
-                vqmovn_u16(vcombine_u16(lo, hi)),
-            );
+        for (pair, &v) in q.iter().enumerate().take(V.div_ceil(2)) {
+            vst1_u8(b.as_mut_ptr().add(8 * pair), v);
         }
         // No `memcpy` call for the usual 16, 8 or 4 channels.
         let mut i = 0;
