@@ -3,6 +3,7 @@
 //! into four i32 vectors (exact), fused fp32 requantization.
 
 use std::arch::aarch64::*;
+use std::arch::asm;
 use std::ops::Range;
 
 use super::qgemm::{requant, store};
@@ -87,29 +88,54 @@ unsafe fn load16(src: *const u8, left: usize) -> (int16x8_t, int16x8_t) {
     }
 }
 
+/// `acc += x * w` on 16 lanes: `smlal`/`smlal2` on i16 written out, since
+/// LLVM otherwise widens both sides to i32 and uses `mla.4s` (twice the
+/// instructions, and the i32 weights no longer fit in registers).
 #[inline(always)]
 fn mac(acc: &mut [int32x4_t; 4], x: (int16x8_t, int16x8_t), w: &[int16x8_t; 2]) {
-    // SAFETY: NEON arithmetic on registers.
+    // SAFETY: register-only NEON arithmetic (always present on aarch64).
     unsafe {
-        acc[0] = vmlal_s16(acc[0], vget_low_s16(x.0), vget_low_s16(w[0]));
-        acc[1] = vmlal_high_s16(acc[1], x.0, w[0]);
-        acc[2] = vmlal_s16(acc[2], vget_low_s16(x.1), vget_low_s16(w[1]));
-        acc[3] = vmlal_high_s16(acc[3], x.1, w[1]);
+        asm!(
+            "smlal {a0:v}.4s, {x0:v}.4h, {w0:v}.4h",
+            "smlal2 {a1:v}.4s, {x0:v}.8h, {w0:v}.8h",
+            "smlal {a2:v}.4s, {x1:v}.4h, {w1:v}.4h",
+            "smlal2 {a3:v}.4s, {x1:v}.8h, {w1:v}.8h",
+            a0 = inout(vreg) acc[0],
+            a1 = inout(vreg) acc[1],
+            a2 = inout(vreg) acc[2],
+            a3 = inout(vreg) acc[3],
+            x0 = in(vreg) x.0,
+            x1 = in(vreg) x.1,
+            w0 = in(vreg) w[0],
+            w1 = in(vreg) w[1],
+            options(pure, nomem, nostack, preserves_flags),
+        );
     }
 }
 
-/// Requantizes 16 channels and stores the first `n`.
+/// Requantizes 16 channels (`m` their multipliers) and stores the first `n`.
 #[inline(always)]
-unsafe fn put16<O: OutElem>(d: &Dw, y: *mut O, c0: usize, acc: &[int32x4_t; 4], n: usize) {
-    // SAFETY: `m` has `cpad` lanes; `y` takes `n` values.
+unsafe fn put16<O: OutElem>(
+    d: &Dw,
+    y: *mut O,
+    m: &[float32x4_t; 4],
+    acc: &[int32x4_t; 4],
+    n: usize,
+) {
+    // SAFETY: `y` takes `n` values.
     unsafe {
         let lo = vdupq_n_f32(d.lo);
         let hi = vdupq_n_f32(d.hi);
-        let f: [float32x4_t; 4] = std::array::from_fn(|v| {
-            requant(acc[v], vld1q_f32(d.m.as_ptr().add(c0 + 4 * v)), lo, hi)
-        });
+        let f: [float32x4_t; 4] = std::array::from_fn(|v| requant(acc[v], m[v], lo, hi));
         store::<O, 4>(y, &f, n, vdupq_n_f32(d.zp));
     }
+}
+
+/// The multipliers of channels `c0..c0 + 16` (`m` has `cpad` lanes).
+#[inline(always)]
+unsafe fn m16(d: &Dw, c0: usize) -> [float32x4_t; 4] {
+    // SAFETY: `c0 + 16 <= cpad <= m.len()` (checked by [`rows`]).
+    std::array::from_fn(|v| unsafe { vld1q_f32(d.m.as_ptr().add(c0 + 4 * v)) })
 }
 
 /// The byte offset of tap `t` from a pixel's first tap.
@@ -135,15 +161,43 @@ unsafe fn rows_n<O: OutElem, const T: usize>(d: &Dw, rows: Range<usize>, yc: &mu
                 });
                 let init: [int32x4_t; 4] =
                     std::array::from_fn(|v| vld1q_s32(d.init.as_ptr().add(c0 + 4 * v)));
-                for xo in 0..d.wo {
-                    let src = d.u.as_ptr().add(row0 + xo * d.stride.1 * c + c0);
-                    let mut acc = init;
-                    for t in 0..T {
-                        mac(&mut acc, load16(src.add(offs[t]), left), &w[t]);
-                    }
-                    put16(d, yrow.add(xo * c + c0), c0, &acc, left.min(16));
+                let m = m16(d, c0);
+                let (src, y) = (d.u.as_ptr().add(row0 + c0), yrow.add(c0));
+                // A whole block of 16 channels: no test per tap.
+                if left >= 16 {
+                    pixels::<O, T, true>(d, src, y, &offs, &w, &init, &m, 16);
+                } else {
+                    pixels::<O, T, false>(d, src, y, &offs, &w, &init, &m, left);
                 }
             }
+        }
+    }
+}
+
+/// One row's pixels for one block of channels (`src`, `y` at its first
+/// channel), `left` of them present (16 when `FULL`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pixels<O: OutElem, const T: usize, const FULL: bool>(
+    d: &Dw,
+    src: *const u8,
+    y: *mut O,
+    offs: &[usize; T],
+    w: &[[int16x8_t; 2]; T],
+    init: &[int32x4_t; 4],
+    m: &[float32x4_t; 4],
+    left: usize,
+) {
+    let left = if FULL { 16 } else { left };
+    // SAFETY: bounds checked by [`rows`] for every pixel of the row.
+    unsafe {
+        for xo in 0..d.wo {
+            let src = src.add(xo * d.stride.1 * d.c);
+            let mut acc = *init;
+            for t in 0..T {
+                mac(&mut acc, load16(src.add(offs[t]), left), &w[t]);
+            }
+            put16(d, y.add(xo * d.c), m, &acc, left.min(16));
         }
     }
 }
@@ -169,7 +223,7 @@ unsafe fn rows_any<O: OutElem>(d: &Dw, rows: Range<usize>, yc: &mut [O]) {
                         let w = [vld1q_s16(p), vld1q_s16(p.add(8))];
                         mac(&mut acc, load16(src.add(off + c0), left), &w);
                     }
-                    put16(d, yrow.add(xo * c + c0), c0, &acc, left.min(16));
+                    put16(d, yrow.add(xo * c + c0), &m16(d, c0), &acc, left.min(16));
                 }
             }
         }

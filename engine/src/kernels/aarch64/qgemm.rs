@@ -58,7 +58,8 @@ unsafe fn partial<const N: usize>(src: *const u8, n: usize) -> [u8; N] {
 ///
 /// # Safety
 /// See [`Tile`]; NEON is always present on aarch64.
-pub(crate) unsafe fn neon<O: OutElem, const MR: usize, const H: usize>(t: &Tile<MR>) {
+#[inline(always)]
+unsafe fn neon_tile<O: OutElem, const MR: usize, const H: usize>(t: &Tile<MR>) {
     // SAFETY: reads as allowed by `Tile`: groups of 8 bytes inside the
     // segment or into the slack, else through `partial`; weights padded.
     unsafe {
@@ -122,7 +123,8 @@ pub(crate) unsafe fn neon<O: OutElem, const MR: usize, const H: usize>(t: &Tile<
 ///
 /// # Safety
 /// See [`Tile`]; no weight is -128 (checked at packing).
-pub(crate) unsafe fn neon_c8<O: OutElem, const MR: usize, const NC: usize>(t: &Tile<MR>) {
+#[inline(always)]
+unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize>(t: &Tile<MR>) {
     // SAFETY: reads as allowed by `Tile`: 16-byte loads inside the
     // segment or into the slack, else through `partial`; weights padded
     // to 16 k.
@@ -193,8 +195,8 @@ unsafe fn sdot<const L: i32>(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int3
 ///
 /// # Safety
 /// See [`Tile`]; the CPU has `dotprod`.
-#[target_feature(enable = "dotprod")]
-pub(crate) unsafe fn dot<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
+#[inline(always)]
+unsafe fn dot_tile<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
     // SAFETY: reads as allowed by `Tile`: 16-byte loads inside the
     // segment, the tail through `partial`; weights padded to 4 k.
     unsafe {
@@ -248,6 +250,67 @@ pub(crate) unsafe fn dot<O: OutElem, const MR: usize, const J: usize>(t: &Tile<M
         store_tile::<O, MR, J>(t, &acc, 0);
     }
 }
+
+/// A row of tiles: the first tile's fields and how the pixels advance.
+pub(crate) struct RowTiles<'a, const MR: usize> {
+    pub t: Tile<'a, MR>,
+    /// Pixels in the row, bytes between pixels in `a`, bytes readable
+    /// from `a` (slack included), the last segment's offset.
+    pub wo: usize,
+    pub ps: usize,
+    pub avail: usize,
+    pub last_seg: usize,
+    /// Size of one output element (`O`), to advance `y`.
+    pub osz: usize,
+}
+
+impl<'a, const MR: usize> RowTiles<'a, MR> {
+    /// The tile of pixels `x0..x0 + MR` (fewer at the row's end).
+    #[inline(always)]
+    fn tile(&self, x0: usize) -> Tile<'a, MR> {
+        let t = &self.t;
+        let np = (self.wo - x0).min(MR);
+        // Whole 16-byte vectors of the last segment of the last pixel
+        // stay within `u` (the padded copy's slack).
+        let end = (x0 + np - 1) * self.ps + self.last_seg + t.seg_len.next_multiple_of(16);
+        Tile {
+            slack: end <= self.avail,
+            offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * self.ps),
+            np,
+            y: t.y.wrapping_add(x0 * t.ops * self.osz),
+            ..*t
+        }
+    }
+}
+
+/// The row's tiles in one call: the loop sits next to the kernel, no
+/// call and no `Tile` in memory per tile.
+macro_rules! row_kernel {
+    ($(#[$a:meta])* $name:ident, $tile:ident) => {
+        $(#[$a])*
+        pub(crate) unsafe fn $name<O: OutElem, const MR: usize, const X: usize>(r: &RowTiles<MR>) {
+            for x0 in (0..r.wo).step_by(MR) {
+                // SAFETY: each tile's reads and writes are those `RowTiles`
+                // allows (checked by [`blocks`]).
+                unsafe { $tile::<O, MR, X>(&r.tile(x0)) };
+            }
+        }
+    };
+}
+
+row_kernel!(
+    /// Rows of [`neon_tile`]. # Safety: see [`RowTiles`].
+    neon, neon_tile
+);
+row_kernel!(
+    /// Rows of [`neon_c8_tile`]. # Safety: see [`RowTiles`]; no weight is -128.
+    neon_c8, neon_c8_tile
+);
+row_kernel!(
+    /// Rows of [`dot_tile`]. # Safety: see [`RowTiles`]; the CPU has `dotprod`.
+    #[target_feature(enable = "dotprod")]
+    dot, dot_tile
+);
 
 /// Requantizes and stores `V` vectors of 4 channels for each pixel, from
 /// channel `c0` of the tile.
@@ -327,18 +390,29 @@ pub(crate) unsafe fn store<O: OutElem, const V: usize>(
         // narrowing saturates like `as u8`.
         let h: [uint16x4_t; V] =
             std::array::from_fn(|v| vqmovn_u32(vcvtq_u32_f32(vaddq_f32(f[v], zp))));
+        const { assert!(V >= 1 && V <= 4) };
+        let q: [uint8x8_t; 2] = std::array::from_fn(|pair| {
+            let lo = h[(2 * pair).min(V - 1)];
+            let hi = h[(2 * pair + 1).min(V - 1)];
+            vqmovn_u16(vcombine_u16(lo, hi))
+        });
+        // A whole tile straight from the registers (no stack round trip).
+        if n == 4 * V {
+            match V {
+                1 => (y as *mut u32).write_unaligned(vget_lane_u32::<0>(vreinterpret_u32_u8(q[0]))),
+                2 => vst1_u8(y, q[0]),
+                4 => vst1q_u8(y, vcombine_u8(q[0], q[1])),
+                _ => {
+                    vst1_u8(y, q[0]);
+                    let w = vget_lane_u32::<0>(vreinterpret_u32_u8(q[1]));
+                    (y.add(8) as *mut u32).write_unaligned(w);
+                }
+            }
+            return;
+        }
         let mut b = [0u8; 16];
-        for pair in 0..V.div_ceil(2) {
-            let lo = h[2 * pair];
-            let hi = if 2 * pair + 1 < V {
-                h[2 * pair + 1]
-            } else {
-                lo
-            };
-            vst1_u8(
-                b.as_mut_ptr().add(8 * pair),
-                vqmovn_u16(vcombine_u16(lo, hi)),
-            );
+        for (pair, &v) in q.iter().enumerate().take(V.div_ceil(2)) {
+            vst1_u8(b.as_mut_ptr().add(8 * pair), v);
         }
         // No `memcpy` call for the usual 16, 8 or 4 channels.
         let mut i = 0;
@@ -393,7 +467,7 @@ pub(crate) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
 unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
     job: &Job<T>,
     y: &mut [O],
-    micro: unsafe fn(&Tile<MR>),
+    micro: unsafe fn(&RowTiles<MR>),
 ) {
     let pk = job.pk;
     let pn = job.panel;
@@ -403,16 +477,19 @@ unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
     };
     let nc = (job.cout - pn.c0).min(pn.j * pk.lanes);
     let last_seg = job.segs.last().copied().unwrap_or(0);
-    for x0 in (0..job.wo).step_by(MR) {
-        let np = (job.wo - x0).min(MR);
-        // Whole 16-byte vectors of the last segment of the last pixel
-        // stay within `u` (the padded copy's slack).
-        let end = job.base + (x0 + np - 1) * job.ps + last_seg + job.seg_len.next_multiple_of(16);
-        let tile = Tile::<MR> {
-            slack: end <= job.u.len(),
+    if job.wo == 0 {
+        return;
+    }
+    // Everything but the pixels is the same for the whole row: the slices
+    // are checked once here (the last tile's outputs, the panel's lanes).
+    assert!((job.wo - 1) * job.cout + pn.c0 + nc <= y.len());
+    let yrow = y[pn.c0..].as_mut_ptr() as *mut u8;
+    let r = RowTiles::<MR> {
+        t: Tile {
+            slack: false,
             a: job.u[job.base..].as_ptr() as *const u8,
-            offs: std::array::from_fn(|p| (x0 + p.min(np - 1)) * job.ps),
-            np,
+            offs: [0; MR],
+            np: 0,
             segs: job.segs,
             seg_len: job.seg_len,
             w,
@@ -422,11 +499,17 @@ unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
             lo: job.rq.lo,
             hi: job.rq.hi,
             zp: job.rq.zp,
-            y: y[x0 * job.cout + pn.c0..].as_mut_ptr() as *mut u8,
+            y: yrow,
             ops: job.cout,
-        };
-        // SAFETY: the tile's reads and writes are within `u` (packed
-        // with slack, or whole segments in place) and `y` (np pixels).
-        unsafe { micro(&tile) };
-    }
+        },
+        wo: job.wo,
+        ps: job.ps,
+        avail: job.u.len() - job.base,
+        last_seg,
+        osz: std::mem::size_of::<O>(),
+    };
+    // SAFETY: every tile's reads and writes are within `u` (packed with
+    // slack, or whole segments in place) and `y` (the row's last output
+    // checked above).
+    unsafe { micro(&r) };
 }
