@@ -533,3 +533,27 @@ fn two_threads_give_the_same_output() {
     let y = res[0].try_as_plain_ram().unwrap();
     assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
 }
+
+/// The x86 GEMM kernels read AVX2's input as i16 and VNNI's as u8: input of
+/// the other width is refused by a check, not read past its end.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_gemm_kernel_refuses_input_of_the_wrong_width() {
+    let mut rng = fastrand::Rng::with_seed(12);
+    let p = params(&case(1, 16, 16, 1, false, 4, 4), &mut rng);
+    for (kernel, bytes) in [(Isa::Avx2, true), (Isa::Avx512Vnni, false)] {
+        let Some(op) = QConv::new(p.clone(), kernel) else {
+            continue;
+        };
+        let g = op.geo(&[1, 4, 4, 16]).unwrap();
+        let mut y = vec![0f32; 4 * 4 * 16];
+        let run = std::panic::AssertUnwindSafe(|| {
+            if bytes {
+                op.gemm(&g, &vec![0u8; 4096], &mut y, 1)
+            } else {
+                op.gemm(&g, &vec![0i16; 4096], &mut y, 1)
+            }
+        });
+        assert!(std::panic::catch_unwind(run).is_err(), "{kernel:?}");
+    }
+}

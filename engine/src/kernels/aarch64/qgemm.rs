@@ -442,7 +442,9 @@ pub(crate) unsafe fn store<O: OutElem, const V: usize>(
 /// `Neon`/`NeonDot` resolved on this CPU; `u` holds u8 with the
 /// packing's slack (or in place, segments a multiple of 4 bytes).
 pub(crate) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
-    // SAFETY: as the caller guarantees.
+    // The micro-kernels read the input as bytes.
+    assert_eq!(std::mem::size_of::<T>(), 1, "NEON input elements");
+    // SAFETY: as the caller guarantees; the element size checked above.
     unsafe {
         match (job.pk.kernel, job.panel.j) {
             (Isa::Neon, _) if matches!(job.pk.weights, Weights::I8(_)) => match job.pk.lanes {

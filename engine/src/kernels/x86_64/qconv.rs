@@ -541,8 +541,17 @@ pub(crate) unsafe fn to_grid_avx2<T: Copy + From<u8>>(
 
 /// One output row of one panel, in blocks of MR pixels.
 pub(crate) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
-    // SAFETY: the caller checked the op's instruction set, and `QConv::run`
-    // packs u8 input for VNNI and i16 for AVX2, as the micro-kernels read it.
+    // The micro-kernels read AVX2's input as i16 and VNNI's as u8: checked
+    // here, not left to the order of `QConv::run`'s match arms.
+    let esz = if job.pk.kernel == Isa::Avx2 { 2 } else { 1 };
+    assert_eq!(
+        std::mem::size_of::<T>(),
+        esz,
+        "{:?} input elements",
+        job.pk.kernel
+    );
+    // SAFETY: the caller checked the op's instruction set; the element size
+    // is the kernel's (above).
     unsafe {
         let pn = job.panel;
         if job.pk.narrow {
