@@ -52,11 +52,17 @@ fn embeddings_match_the_reference_runtime() {
         let got = net.embed(&common::floats(&rgb)).unwrap();
         let cos = got.cosine(want);
         println!("{name}: cosine {cos:.6}");
-        assert!(cos >= 0.999, "{name}: cosine similarity {cos} < 0.999");
+        // The int8 prediction network is exact: 1.000000 as printed.
+        assert!(
+            cos >= 0.999999,
+            "{name}: cosine similarity {cos} < 0.999999"
+        );
     }
 }
 
-fn check_cases(model: &str) {
+/// Every case of `model` against the official runtime: each at least
+/// `min_db` (infinity: identical pixels).
+fn check_cases(model: &str, min_db: f64) {
     let text = std::fs::read_to_string(common::reference().join("cases.json")).unwrap();
     let cases: Vec<Case> = serde_json::from_str(&text).unwrap();
     let cases: Vec<&Case> = cases.iter().filter(|c| c.model == model).collect();
@@ -112,8 +118,8 @@ fn check_cases(model: &str) {
         }
         println!("{}: PSNR {p:.2} dB", case.png);
         worst = worst.min(p);
-        if p < 35.0 {
-            failures.push(format!("{}: PSNR {p:.2} dB < 35 dB", case.png));
+        if p < min_db {
+            failures.push(format!("{}: PSNR {p:.2} dB < {min_db} dB", case.png));
         }
     }
     println!("{model}: worst PSNR {worst:.2} dB");
@@ -122,12 +128,15 @@ fn check_cases(model: &str) {
 
 #[test]
 fn fp16_transfer_matches_the_reference_runtime() {
-    check_cases("style_transfer_f16_384");
+    // As advertised (worst 77.25 dB on x86-64, 77.19 on aarch64), with a
+    // 2 dB margin for other kernels' rounding.
+    check_cases("style_transfer_f16_384", 75.0);
 }
 
 #[test]
 fn int8_transfer_matches_the_reference_runtime() {
-    check_cases("style_transfer_quantized_384");
+    // The int8 arithmetic is the official runtime's: bit for bit.
+    check_cases("style_transfer_quantized_384", f64::INFINITY);
 }
 
 /// The optional dynamic-range file (weights int8, activations float, output
