@@ -613,6 +613,17 @@ mod tests {
             .to_vec()
     }
 
+    /// Every value of `got` within `rel` (relative, absolute below 1) of
+    /// `want`'s.
+    fn assert_close(got: &Tensor, want: &Tensor, rel: f32, what: &str) {
+        for (a, b) in floats(got).iter().zip(floats(want)) {
+            assert!(
+                (a - b).abs() <= rel * b.abs().max(1.0),
+                "{what}: {a} vs {b}"
+            );
+        }
+    }
+
     /// numpy 'reflect' index.
     fn reflect(i: isize, len: usize) -> usize {
         let len = len as isize;
@@ -744,12 +755,7 @@ mod tests {
             let ours = eval1(&SpatialSum::default(), &x);
             let generic = eval1(&Reduce::new(tvec![1, 2], Reducer::Sum), &x);
             assert_eq!(ours.shape(), generic.shape(), "{shape:?}");
-            for (a, b) in floats(&ours).iter().zip(floats(&generic)) {
-                assert!(
-                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                    "{shape:?}: {a} vs {b}"
-                );
-            }
+            assert_close(&ours, &generic, 1e-4, &format!("{shape:?}"));
         }
     }
 
@@ -1045,12 +1051,7 @@ mod tests {
                     tvec!(m.into_tvalue(), o.clone().into_tvalue()),
                 );
                 // One rounding less is allowed (a fused multiply-add).
-                for (a, b) in floats(&fused).iter().zip(floats(&two)) {
-                    assert!(
-                        (a - b).abs() <= 1e-6 * b.abs().max(1.0),
-                        "{shape:?}: {a} vs {b}"
-                    );
-                }
+                assert_close(&fused, &two, 1e-6, &format!("{shape:?}"));
             }
         }
     }
