@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use crate::config::{GalleryConfig, GalleryOrder};
 use crate::styles::{Style, StyleSet};
 
+use super::power::DarkReasons;
+
 pub struct Controller {
     styles: StyleSet,
     /// Position in `order`.
@@ -102,9 +104,12 @@ impl Controller {
         self.manual_blank
     }
 
-    /// Screen dark: blanked by hand, or inside the night window.
-    pub fn is_dark(&self, local: chrono::NaiveTime) -> bool {
-        self.manual_blank || self.gallery.is_night(local)
+    /// Why the screen should be dark at `local` time (none: it should be on).
+    pub fn dark_reasons(&self, local: chrono::NaiveTime) -> DarkReasons {
+        DarkReasons {
+            night: self.gallery.is_night(local),
+            blanked: self.manual_blank,
+        }
     }
 
     /// New settings (SIGHUP): keeps showing the same style when it still exists.
@@ -211,10 +216,10 @@ mod tests {
         };
         let mut c = Controller::new(set(&["a"]), "", g, Instant::now());
         let at = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
-        assert!(c.is_dark(at(2, 0)));
-        assert!(!c.is_dark(at(12, 0)));
+        assert!(c.dark_reasons(at(2, 0)).any());
+        assert!(!c.dark_reasons(at(12, 0)).any());
         c.toggle_blank();
-        assert!(c.is_dark(at(12, 0)));
+        assert!(c.dark_reasons(at(12, 0)).any());
     }
 
     #[test]

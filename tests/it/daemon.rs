@@ -251,6 +251,12 @@ fn at_night_the_screen_is_dark_and_the_camera_and_network_rest() {
     );
     assert_eq!(report.inferred, 0, "the network ran at night");
     assert_eq!(report.captured, 0, "the camera ran at night");
-    // Dark on purpose is healthy: systemd's watchdog keeps being fed.
-    assert!(run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"));
+    // Dark on purpose is healthy: the service is ready (a reboot at night
+    // must not time out under Type=notify) and the watchdog keeps being fed.
+    let log = run.notifier.messages();
+    assert!(
+        log.iter().any(|m| m == "READY=1"),
+        "READY=1 not sent at night: {log:?}"
+    );
+    assert!(log.iter().any(|m| m == "WATCHDOG=1"));
 }
