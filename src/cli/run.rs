@@ -258,6 +258,7 @@ fn run_with(
             Ok((cfg, styles))
         }),
         styles,
+        state: Default::default(),
     };
     let report = daemon::run(cfg, parts, limits)?;
     stop_button.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -99,6 +99,28 @@ impl Controller {
         self.gallery_on
     }
 
+    /// Jumps to the named style; None (and no change) when there is none.
+    pub fn select(&mut self, name: &str, now: Instant) -> Option<&Style> {
+        let i = self
+            .styles
+            .styles
+            .iter()
+            .position(|s| s.name.eq_ignore_ascii_case(name))?;
+        self.pos = self.order.iter().position(|&o| o == i)?;
+        self.last_change = now;
+        Some(self.current())
+    }
+
+    pub fn set_gallery(&mut self, on: bool, now: Instant) {
+        if on != self.gallery_on {
+            self.toggle_gallery(now);
+        }
+    }
+
+    pub fn set_blank(&mut self, on: bool) {
+        self.manual_blank = on;
+    }
+
     pub fn toggle_blank(&mut self) -> bool {
         self.manual_blank = !self.manual_blank;
         self.manual_blank
@@ -205,6 +227,16 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, vec!["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn select_jumps_to_a_named_style_and_ignores_unknown_names() {
+        let t = Instant::now();
+        let mut c = Controller::new(StyleSet::builtin(), "", GalleryConfig::default(), t);
+        let name = StyleSet::builtin().styles[2].name.clone();
+        assert_eq!(c.select(&name.to_uppercase(), t).unwrap().name, name);
+        assert!(c.select("no such style", t).is_none());
+        assert_eq!(c.current().name, name);
     }
 
     #[test]

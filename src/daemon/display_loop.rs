@@ -14,6 +14,7 @@ use super::control::Controller;
 use super::notify::{ServiceNotifier, WatchdogGate};
 use super::power::{Change, Power};
 use super::present::Presenter;
+use super::state::{StateBoard, StyleInfo};
 use super::stats::Stats;
 use super::{describe_style, local_time, warn_restart_only, Reloader, Report, RunLimits, Shared};
 
@@ -31,6 +32,7 @@ pub(super) struct DisplayLoop {
     pub limits: RunLimits,
     pub report: Report,
     pub t0: Instant,
+    pub state: Arc<StateBoard>,
     gate: Option<WatchdogGate>,
     power: Power,
     cmds: Vec<Command>,
@@ -68,6 +70,7 @@ impl DisplayLoop {
         commands: Receiver<Command>,
         limits: RunLimits,
         t0: Instant,
+        state: Arc<StateBoard>,
     ) -> Self {
         let gate = notifier.watchdog_interval().map(WatchdogGate::new);
         DisplayLoop {
@@ -81,6 +84,7 @@ impl DisplayLoop {
             limits,
             report: Report::default(),
             t0,
+            state,
             gate,
             power: Power::default(),
             cmds: Vec::new(),
@@ -107,6 +111,7 @@ impl DisplayLoop {
             let s = self.ctl.next(now);
             log::info!("gallery: {}", describe_style(s));
             self.shared.live().morph.go_to(s.embedding, now);
+            self.publish();
         }
         self.follow_power();
         if !self.power.is_dark() && self.out.ready(now) {
@@ -126,13 +131,16 @@ impl DisplayLoop {
         while let Ok(c) = self.commands.try_recv() {
             self.cmds.push(c);
         }
+        if self.cmds.is_empty() {
+            return false;
+        }
         let mut quit = false;
-        let cmds = std::mem::take(&mut self.cmds);
-        for &c in &cmds {
+        let mut cmds = std::mem::take(&mut self.cmds);
+        for c in cmds.drain(..) {
             quit |= self.run_command(c, now);
         }
         self.cmds = cmds;
-        self.cmds.clear();
+        self.publish();
         quit
     }
 
@@ -140,7 +148,7 @@ impl DisplayLoop {
         match c {
             Command::Quit => return true,
             Command::NextStyle | Command::PrevStyle => {
-                let s = if c == Command::NextStyle {
+                let s = if matches!(c, Command::NextStyle) {
                     self.ctl.next(now)
                 } else {
                     self.ctl.prev(now)
@@ -157,8 +165,46 @@ impl DisplayLoop {
                 log::info!("screen {}", if on { "blanked" } else { "on" });
             }
             Command::ReloadConfig => self.reload(now),
+            Command::SetStyle(name) => match self.ctl.select(&name, now) {
+                Some(s) => {
+                    log::info!("style: {}", describe_style(s));
+                    self.shared.live().morph.go_to(s.embedding, now);
+                }
+                None => log::warn!("no style named {name:?}; keeping the current one"),
+            },
+            Command::SetStrength(v) if v.is_finite() => {
+                self.shared.live().strength = v.clamp(0.0, 1.0);
+            }
+            Command::SetStrength(v) => log::warn!("strength {v} is not a number; ignored"),
+            Command::SetGallery(on) => self.ctl.set_gallery(on, now),
+            Command::SetScreen(on) => self.ctl.set_blank(!on),
         }
         false
+    }
+
+    /// Tells observers (control page, MQTT) what the frame does now.
+    pub fn publish(&self) {
+        let strength = self.shared.live().strength;
+        self.state.update(|s| {
+            s.style.clone_from(&self.ctl.current().name);
+            if s.styles.len() != self.ctl.styles().styles.len()
+                || s.styles
+                    .iter()
+                    .zip(&self.ctl.styles().styles)
+                    .any(|(a, b)| a.name != b.name)
+            {
+                s.styles = self
+                    .ctl
+                    .styles()
+                    .styles
+                    .iter()
+                    .map(StyleInfo::from)
+                    .collect();
+            }
+            s.strength = strength;
+            s.gallery = self.ctl.gallery_on();
+            s.screen_on = !self.power.is_dark();
+        });
     }
 
     /// SIGHUP: styles, gallery and display timing change at once; a failed
@@ -212,8 +258,9 @@ impl DisplayLoop {
                 log::info!("screen on again");
                 self.out.power_on();
             }
-            None => {}
+            None => return,
         }
+        self.publish();
     }
 
     fn mark_ready(&mut self, why: &str) {
@@ -276,13 +323,11 @@ impl DisplayLoop {
     fn status_line(&mut self, now: Instant) {
         let secs = (now - self.status.at).as_secs_f64();
         let inferred = Stats::get(&self.shared.stats.inferred);
+        let fps = (inferred - self.status.inferred) as f64 / secs;
+        let shown = (self.report.presented - self.status.presented) as f64 / secs;
         let (h, w) = self.shared.stats.size();
         self.notifier.status(&format!(
-            "{:.1} fps stylized, {:.1} fps shown, {}x{}, style {}",
-            (inferred - self.status.inferred) as f64 / secs,
-            (self.report.presented - self.status.presented) as f64 / secs,
-            w,
-            h,
+            "{fps:.1} fps stylized, {shown:.1} fps shown, {w}x{h}, style {}",
             self.ctl.current().name
         ));
         self.status = StatusLine {
@@ -290,6 +335,11 @@ impl DisplayLoop {
             presented: self.report.presented,
             inferred,
         };
+        let infer_ms = self.shared.stats.infer_ms(50.0).map(|m| m as f32);
+        self.state.update(|s| {
+            s.fps = fps as f32;
+            s.infer_ms = infer_ms;
+        });
     }
 
     /// Leaving: tell systemd, and power the screen down.

@@ -13,6 +13,7 @@ pub mod notify;
 pub mod power;
 mod present;
 pub mod slot;
+pub mod state;
 pub mod stats;
 
 use std::panic::AssertUnwindSafe;
@@ -35,6 +36,7 @@ use display_loop::{DisplayLoop, Tick};
 use notify::ServiceNotifier;
 use present::Presenter;
 use slot::LatestSlot;
+use state::StateBoard;
 use stats::Stats;
 
 pub type SourceOpener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CaptureError> + Send>;
@@ -58,6 +60,8 @@ pub struct Parts {
     pub commands: Receiver<Command>,
     pub reload: Reloader,
     pub styles: StyleSet,
+    /// Where the daemon publishes what it does (control page, MQTT).
+    pub state: Arc<StateBoard>,
 }
 
 /// Limits for demos, benchmarks and tests.
@@ -452,6 +456,7 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         commands,
         reload,
         styles,
+        state,
     } = parts;
     if styles.styles.is_empty() {
         return Err(DaemonError::NoStyles("the style set is empty".into()));
@@ -475,7 +480,9 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         commands,
         limits,
         t0,
+        state,
     );
+    dl.publish();
     let threads = vec![
         spawn("capture", {
             let s = shared.clone();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use styleframe::capture::{synthetic::still_scene, CaptureError, FrameSource};
 use styleframe::config::{ButtonConfig, Config, Fit};
 use styleframe::daemon::notify::RecordingNotifier;
+use styleframe::daemon::state::{FrameState, StateBoard};
 use styleframe::daemon::{self, Parts, Report, RunLimits};
 use styleframe::display::{compose::Compositor, open_headless, HeadlessHandle};
 use styleframe::frame::{unpack_rgb, Command, RgbFrame};
@@ -54,6 +55,7 @@ struct Running {
     screen: HeadlessHandle,
     notifier: RecordingNotifier,
     tx: std::sync::mpsc::Sender<Command>,
+    state: Arc<StateBoard>,
     join: std::thread::JoinHandle<Report>,
 }
 
@@ -66,6 +68,8 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
     let (tx, rx) = daemon::command_channel();
     let n2 = notifier.clone();
     let (htx, hrx) = std::sync::mpsc::channel();
+    let state = Arc::new(StateBoard::default());
+    let board = state.clone();
     // A screen is not Send (windows stay on their thread): open it on the daemon's.
     let join = std::thread::spawn(move || {
         let (screen, handle) = open_headless(&cfg.display);
@@ -83,6 +87,7 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
             commands: rx,
             reload: Box::new(|| Err("no reload in this test".into())),
             styles: StyleSet::builtin(),
+            state: board,
         };
         daemon::run(
             cfg,
@@ -101,6 +106,7 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
         screen,
         notifier,
         tx,
+        state,
         join,
     }
 }
@@ -259,4 +265,52 @@ fn at_night_the_screen_is_dark_and_the_camera_and_network_rest() {
         "READY=1 not sent at night: {log:?}"
     );
     assert!(log.iter().any(|m| m == "WATCHDOG=1"));
+}
+
+/// Waits until the published state satisfies `ok`.
+fn state_until(b: &StateBoard, what: &str, ok: impl Fn(&FrameState) -> bool) -> FrameState {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut v, mut s) = b.snapshot();
+    while !ok(&s) {
+        assert!(Instant::now() < deadline, "{what}: state stayed {s:?}");
+        (v, s) = b.wait_newer(v, Duration::from_millis(200));
+    }
+    s
+}
+
+#[test]
+fn commands_from_any_source_change_the_frame_and_its_published_state() {
+    let styles = StyleSet::builtin();
+    let run = start(config(), Duration::from_secs(60));
+    let s = state_until(&run.state, "initial state", |s| !s.style.is_empty());
+    assert_eq!(s.style, styles.styles[0].name);
+    assert_eq!(s.styles.len(), styles.styles.len());
+    assert!(s.screen_on && !s.gallery);
+
+    let third = styles.styles[2].name.clone();
+    run.tx
+        .send(Command::SetStyle(third.to_uppercase()))
+        .unwrap();
+    state_until(&run.state, "SetStyle", |s| s.style == third);
+    run.tx
+        .send(Command::SetStyle("no such style".into()))
+        .unwrap();
+    run.tx.send(Command::SetStrength(0.25)).unwrap();
+    let s = state_until(&run.state, "SetStrength", |s| s.strength == 0.25);
+    assert_eq!(s.style, third, "an unknown style name changed the style");
+    run.tx.send(Command::SetStrength(7.0)).unwrap();
+    state_until(&run.state, "strength clamped", |s| s.strength == 1.0);
+    run.tx.send(Command::SetGallery(true)).unwrap();
+    state_until(&run.state, "SetGallery", |s| s.gallery);
+
+    wait_for_frame(&run.screen);
+    run.tx.send(Command::SetScreen(false)).unwrap();
+    state_until(&run.state, "SetScreen(false)", |s| !s.screen_on);
+    assert!(run.screen.stats().blanked, "the screen was not darkened");
+    run.tx.send(Command::SetScreen(true)).unwrap();
+    state_until(&run.state, "SetScreen(true)", |s| s.screen_on);
+    let s = state_until(&run.state, "fps published", |s| s.fps > 0.0);
+    assert!(s.infer_ms.is_some_and(|m| m > 0.0));
+    run.tx.send(Command::Quit).unwrap();
+    run.join.join().unwrap();
 }
