@@ -312,6 +312,7 @@ impl SpatialSum {
                 // `c` known to the compiler for the usual channel counts
                 // (see `PerChannel::apply_pixels`).
                 match c {
+                    3 => sum_row_rgb(row, m, &mut row_acc),
                     16 => sum_row::<16>(row, m, &mut row_acc),
                     32 => sum_row::<32>(row, m, &mut row_acc),
                     64 => sum_row::<64>(row, m, &mut row_acc),
@@ -348,6 +349,31 @@ fn sum_row<const C: usize>(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
         }
     }
     acc[..C].copy_from_slice(&a);
+}
+
+/// [`sum_row`] for three channels: groups of four pixels are summed as 12
+/// flat lanes (three vectors; see [`PerChannel::pixels_rgb`]), then the
+/// lanes are folded into their channels.
+fn sum_row_rgb(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
+    let mut a = [0f32; 12];
+    let mut quads = row.chunks_exact(12);
+    match m {
+        None => (&mut quads).for_each(|q| {
+            a.iter_mut().zip(&q[..12]).for_each(|(a, &v)| *a += v);
+        }),
+        Some(m) => {
+            let mp = rgb_pattern(m);
+            (&mut quads).for_each(|q| {
+                for ((a, &v), &k) in a.iter_mut().zip(&q[..12]).zip(&mp) {
+                    *a += (v - k) * (v - k);
+                }
+            });
+        }
+    }
+    sum_row_dyn(quads.remainder(), m, acc);
+    for (i, v) in a.into_iter().enumerate() {
+        acc[i % 3] += v;
+    }
 }
 
 fn sum_row_dyn(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
@@ -464,6 +490,7 @@ impl PerChannel {
     /// scalar tail (on aarch64 about as many instructions as the work).
     fn apply_pixels(&self, xs: &[f32], c: usize, v: &[f32], o: &[f32], ys: &mut [f32]) {
         match c {
+            3 => self.pixels_rgb(xs, v, o, ys),
             8 => self.pixels::<8>(xs, v, o, ys),
             16 => self.pixels::<16>(xs, v, o, ys),
             32 => self.pixels::<32>(xs, v, o, ys),
@@ -482,6 +509,24 @@ impl PerChannel {
         let (v, o) = (&v[..C], &o[..C]);
         for (xp, yp) in xs.chunks_exact(C).zip(ys.chunks_exact_mut(C)) {
             self.pixel(&xp[..C], v, o, &mut yp[..C]);
+        }
+    }
+
+    /// Three channels (the last layer's instance norm, at full size): four
+    /// pixels are twelve floats, three whole vectors, so the per-channel
+    /// values are repeated into a 12-lane pattern and groups of four pixels
+    /// run as one flat loop. Per-pixel loops of 3 stayed scalar.
+    #[inline(always)]
+    fn pixels_rgb(&self, xs: &[f32], v: &[f32], o: &[f32], ys: &mut [f32]) {
+        let (vp, op) = (rgb_pattern(v), rgb_pattern(o));
+        let mut xq = xs.chunks_exact(12);
+        let mut yq = ys.chunks_exact_mut(12);
+        for (xp, yp) in (&mut xq).zip(&mut yq) {
+            self.pixel(&xp[..12], &vp, &op, &mut yp[..12]);
+        }
+        let (xr, yr) = (xq.remainder(), yq.into_remainder());
+        for (xp, yp) in xr.chunks_exact(3).zip(yr.chunks_exact_mut(3)) {
+            self.pixel(xp, v, o, yp);
         }
     }
 
@@ -520,6 +565,12 @@ fn relu(y: f32) -> f32 {
     {
         y.max(0.0)
     }
+}
+
+/// Three channels' values repeated over four pixels (12 lanes).
+#[inline(always)]
+fn rgb_pattern(v: &[f32]) -> [f32; 12] {
+    std::array::from_fn(|i| v[i % 3])
 }
 
 /// A per-channel vector's values for picture `b`: a vector is [1,1,1,C]
@@ -743,6 +794,8 @@ mod tests {
     fn spatial_sum_matches_tract_reduce_sum() {
         let shapes = [
             [1, 7, 9, 5],
+            [1, 9, 11, 3],
+            [2, 2, 3, 3],
             [2, 3, 1, 4],
             [1, 1, 13, 1],
             [1, 31, 17, 32],

@@ -302,9 +302,9 @@ impl QConv {
         let macs = out_len * self.p.kh * self.p.kw * if self.p.depthwise { 1 } else { self.p.cin };
         let ok = match (self.packed.kernel, self.p.depthwise, x) {
             (Isa::Avx2, false, _) => {
-                let (u, ok) = self.pack_input::<i16>(x, &g, off);
+                let (u, ok) = self.pack_input::<i16>(x, &g, off, 0);
                 if ok {
-                    self.gemm(&g, &u, y, macs);
+                    self.gemm(&g, &u, y, macs, false);
                 }
                 ok
             }
@@ -323,7 +323,7 @@ impl QConv {
                         pad_l: 0,
                         ..g
                     };
-                    let (u, ok) = self.pack_input::<u8>(x, &flat, off);
+                    let (u, ok) = self.pack_input::<u8>(x, &flat, off, 0);
                     if ok {
                         self.depthwise(&g, &u, y, macs);
                     }
@@ -341,17 +341,18 @@ impl QConv {
                 if depthwise {
                     self.depthwise(&g, u, y, macs);
                 } else {
-                    self.gemm(&g, u, y, macs);
+                    self.gemm(&g, u, y, macs, false);
                 }
                 true
             }
             _ => {
-                let (u, ok) = self.pack_input::<u8>(x, &g, off);
+                let flip = !self.p.depthwise && self.signed_input();
+                let (u, ok) = self.pack_input::<u8>(x, &g, off, if flip { 0x80 } else { 0 });
                 if ok {
                     if self.p.depthwise {
                         self.depthwise(&g, &u, y, macs);
                     } else {
-                        self.gemm(&g, &u, y, macs);
+                        self.gemm(&g, &u, y, macs, flip);
                     }
                 }
                 ok
@@ -368,18 +369,21 @@ impl QConv {
     }
 
     /// The input as padded `u = x + off` values (padding = `off`, i.e.
-    /// x = 0), plus slack for the kernels' reads past the last pixel.
+    /// x = 0), plus slack for the kernels' reads past the last pixel; each
+    /// byte xor `xor` (0x80: the signed `u - 128` the aarch64 kernels
+    /// multiply, flipped once here instead of at every load).
     /// `false` when some value is not an integer with `u` in [0, 255].
     fn pack_input<T: Copy + Send + Sync + From<u8>>(
         &self,
         x: Input,
         g: &Geo,
         off: i32,
+        xor: u8,
     ) -> (Vec<T>, bool) {
         let c = self.p.cin;
         let row = g.wp * c;
         let rows = g.n * g.hp;
-        let fill = T::from(off as u8);
+        let fill = T::from(off as u8 ^ xor);
         // Slack: the narrow kernel reads up to 31 * 8 + 128 bytes past the
         // last pixel it stores.
         let mut u = vec![fill; rows * row + 512];
@@ -396,10 +400,10 @@ impl QConv {
                 let at = (b * g.h + yp - g.pad_t) * g.w * c;
                 let dst = &mut dst[g.pad_l * c..][..g.w * c];
                 match x {
-                    Input::Ints(x) => ok &= to_grid(&x[at..][..g.w * c], offf, dst),
+                    Input::Ints(x) => ok &= to_grid(&x[at..][..g.w * c], offf, dst, xor),
                     Input::Bytes(x) => {
                         for (d, &v) in dst.iter_mut().zip(&x[at..][..g.w * c]) {
-                            *d = T::from(v);
+                            *d = T::from(v ^ xor);
                         }
                     }
                 }
@@ -438,7 +442,24 @@ impl QConv {
         });
     }
 
-    fn gemm<T: Copy + Send + Sync, O: OutElem>(&self, g: &Geo, u: &[T], y: &mut [O], macs: usize) {
+    /// Whether this GEMM's kernel multiplies signed `u - 128` (packed
+    /// flipped, so the kernel need not flip each load).
+    fn signed_input(&self) -> bool {
+        #[cfg(target_arch = "aarch64")]
+        return kernels::aarch64::qgemm::signed_input(&self.packed);
+        #[cfg(not(target_arch = "aarch64"))]
+        false
+    }
+
+    /// `flipped`: `u` holds `u ^ 0x80` (see [`QConv::signed_input`]).
+    fn gemm<T: Copy + Send + Sync, O: OutElem>(
+        &self,
+        g: &Geo,
+        u: &[T],
+        y: &mut [O],
+        macs: usize,
+        flipped: bool,
+    ) {
         let p = &*self.p;
         let pk = &*self.packed;
         let (cin, cout) = (p.cin, p.cout);
@@ -476,6 +497,7 @@ impl QConv {
                         panel: pn,
                         pk,
                         rq: &rq,
+                        flipped,
                     };
                     job.row(yrow);
                 }
@@ -673,12 +695,14 @@ impl QConv {
     }
 }
 
-/// `dst = src + off` as integers; `false` unless each is an integer in
-/// [0, 255].
-fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
+/// `dst = (src + off) ^ xor` as integers; `false` unless each `src + off`
+/// is an integer in [0, 255].
+fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T], xor: u8) -> bool {
     #[cfg(target_arch = "x86_64")]
     match kernels::table().passes {
         Isa::Portable => {}
+        // The x86 kernels read `u` unflipped.
+        _ if xor != 0 => {}
         _ if std::mem::size_of::<T>() == 1 && Isa::Avx512.available() => {
             // SAFETY: `T` is one byte, so `u8` (`From<u8>`); AVX-512 is present.
             return unsafe {
@@ -689,12 +713,17 @@ fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
         // SAFETY: the table picks AVX2 only where the CPU has it.
         _ => return unsafe { x86::to_grid_avx2(src, off, dst) },
     }
-    to_grid_body(src, off, dst)
+    to_grid_body(src, off, dst, xor)
 }
 
 /// Branch-free, so that it vectorizes.
 #[inline(always)]
-pub(crate) fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T]) -> bool {
+pub(crate) fn to_grid_body<T: Copy + From<u8>>(
+    src: &[f32],
+    off: f32,
+    dst: &mut [T],
+    xor: u8,
+) -> bool {
     let mut bad = 0u32;
     for (d, &s) in dst.iter_mut().zip(src) {
         let v = s + off;
@@ -705,7 +734,7 @@ pub(crate) fn to_grid_body<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut 
         #[allow(clippy::manual_clamp)]
         let q: i32 = unsafe { v.max(-1.0).min(256.0).to_int_unchecked() };
         bad |= ((q as f32 != v) as u32) | (q as u32 >> 8);
-        *d = T::from(q as u8);
+        *d = T::from(q as u8 ^ xor);
     }
     bad == 0
 }
@@ -744,6 +773,9 @@ pub(crate) struct Job<'a, T> {
     pub(crate) panel: &'a Panel,
     pub(crate) pk: &'a Packed,
     pub(crate) rq: &'a Rq,
+    /// `u` holds `u ^ 0x80`, the signed values (aarch64 only).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) flipped: bool,
 }
 
 impl<T: Copy> Job<'_, T> {

@@ -549,9 +549,9 @@ fn a_gemm_kernel_refuses_input_of_the_wrong_width() {
         let mut y = vec![0f32; 4 * 4 * 16];
         let run = std::panic::AssertUnwindSafe(|| {
             if bytes {
-                op.gemm(&g, &vec![0u8; 4096], &mut y, 1)
+                op.gemm(&g, &vec![0u8; 4096], &mut y, 1, false)
             } else {
-                op.gemm(&g, &vec![0i16; 4096], &mut y, 1)
+                op.gemm(&g, &vec![0i16; 4096], &mut y, 1, false)
             }
         });
         assert!(std::panic::catch_unwind(run).is_err(), "{kernel:?}");

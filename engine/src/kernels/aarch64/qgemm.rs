@@ -8,6 +8,11 @@
 //! - [`dot`] (the Pi 5's A76, `dotprod`): `sdot` by element, four i8 x i8
 //!   products per i32 lane, on `s = u ^ 0x80 = u - 128`; the packing adds
 //!   `128 * Σw` to each channel's initial sum.
+//!
+//! The signed kernels ([`neon_c8`], [`dot`]) read `s` as the input packing
+//! wrote it (flipped once per byte, [`signed_input`]), or flip at each load
+//! the bytes of a previous layer read in place. Each pixel's input pointer
+//! advances by 16 bytes a step (post-indexed loads, no address arithmetic).
 
 // Register tiles read clearest as acc[pixel][vector] with both indexes.
 #![allow(clippy::needless_range_loop)]
@@ -124,35 +129,34 @@ unsafe fn neon_tile<O: OutElem, const MR: usize, const H: usize>(t: &Tile<MR>) {
 /// # Safety
 /// See [`Tile`]; no weight is -128 (checked at packing).
 #[inline(always)]
-unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize>(t: &Tile<MR>) {
+unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize, const FLIP: bool>(
+    t: &Tile<MR>,
+) {
     // SAFETY: reads as allowed by `Tile`: 16-byte loads inside the
     // segment or into the slack, else through `partial`; weights padded
     // to 16 k.
     unsafe {
         let mut acc = [[vdupq_n_s32(0); NC]; MR];
-        let flip = vdupq_n_u8(0x80);
         let mut wp = t.w as *const i8;
+        let (full, tail) = chunks::<16, MR>(t);
         for &seg in t.segs {
-            let ap = t.a.add(seg);
-            for kc in 0..t.seg_len.div_ceil(16) {
-                let left = t.seg_len - 16 * kc;
-                let x: [int8x16_t; MR] = std::array::from_fn(|p| {
-                    let src = ap.add(t.offs[p] + 16 * kc);
-                    let b = if left >= 16 || t.slack {
-                        vld1q_u8(src)
-                    } else {
-                        vld1q_u8(partial::<16>(src, left).as_ptr())
-                    };
-                    vreinterpretq_s8_u8(veorq_u8(b, flip))
+            // One pointer per pixel, advanced by 16: post-indexed loads,
+            // no address arithmetic per step.
+            let mut src: [*const u8; MR] = std::array::from_fn(|p| t.a.add(seg + t.offs[p]));
+            for _ in 0..full {
+                let x = std::array::from_fn(|p| {
+                    let b = vld1q_u8(src[p]);
+                    src[p] = src[p].add(16);
+                    signed::<FLIP>(b)
                 });
-                for c in 0..NC {
-                    let w = vld1q_s8(wp.add(16 * c));
-                    for p in 0..MR {
-                        let pr = vmull_s8(vget_low_s8(x[p]), vget_low_s8(w));
-                        let pr = vmlal_high_s8(pr, x[p], w);
-                        acc[p][c] = vpadalq_s16(acc[p][c], pr);
-                    }
-                }
+                c8_step::<MR, NC>(&mut acc, &x, wp);
+                wp = wp.add(16 * NC);
+            }
+            if tail > 0 {
+                let x = std::array::from_fn(|p| {
+                    signed::<FLIP>(vld1q_u8(partial::<16>(src[p], tail).as_ptr()))
+                });
+                c8_step::<MR, NC>(&mut acc, &x, wp);
                 wp = wp.add(16 * NC);
             }
         }
@@ -166,6 +170,56 @@ unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize>(t: &Tile<MR
             [vaddq_s32(s, init)]
         });
         store_tile::<O, MR, 1>(t, &sums, 0);
+    }
+}
+
+/// Whole `N`-byte steps of a segment, and the bytes left for a last,
+/// partial step (none when the slack allows a whole load there: the
+/// packed weights past the segment are zero).
+#[inline(always)]
+fn chunks<const N: usize, const MR: usize>(t: &Tile<MR>) -> (usize, usize) {
+    if t.slack {
+        (t.seg_len.div_ceil(N), 0)
+    } else {
+        (t.seg_len / N, t.seg_len % N)
+    }
+}
+
+/// The signed values `s = u - 128`: packed so already (`FLIP` = false), or
+/// flipped here (bytes read in place).
+#[inline(always)]
+fn signed<const FLIP: bool>(b: uint8x16_t) -> int8x16_t {
+    // SAFETY: NEON register arithmetic, always present on aarch64.
+    unsafe {
+        if FLIP {
+            vreinterpretq_s8_u8(veorq_u8(b, vdupq_n_u8(0x80)))
+        } else {
+            vreinterpretq_s8_u8(b)
+        }
+    }
+}
+
+/// 16 k for each (pixel, channel): `smull` + `smlal2` + `sadalp`.
+///
+/// # Safety
+/// `wp` points at `16 * NC` readable weight bytes.
+#[inline(always)]
+unsafe fn c8_step<const MR: usize, const NC: usize>(
+    acc: &mut [[int32x4_t; NC]; MR],
+    x: &[int8x16_t; MR],
+    wp: *const i8,
+) {
+    // SAFETY: the weight loads are as the caller guarantees; the rest is
+    // register arithmetic.
+    unsafe {
+        for c in 0..NC {
+            let w = vld1q_s8(wp.add(16 * c));
+            for p in 0..MR {
+                let pr = vmull_s8(vget_low_s8(x[p]), vget_low_s8(w));
+                let pr = vmlal_high_s8(pr, x[p], w);
+                acc[p][c] = vpadalq_s16(acc[p][c], pr);
+            }
+        }
     }
 }
 
@@ -196,9 +250,10 @@ unsafe fn sdot<const L: i32>(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int3
 /// # Safety
 /// See [`Tile`]; the CPU has `dotprod`.
 #[inline(always)]
-unsafe fn dot_tile<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
+unsafe fn dot_tile<O: OutElem, const MR: usize, const J: usize, const FLIP: bool>(t: &Tile<MR>) {
     // SAFETY: reads as allowed by `Tile`: 16-byte loads inside the
-    // segment, the tail through `partial`; weights padded to 4 k.
+    // segment or into the slack, the tail through `partial`; weights
+    // padded to 4 k.
     unsafe {
         let mut acc = [[vdupq_n_s32(0); J]; MR];
         for j in 0..J {
@@ -207,47 +262,70 @@ unsafe fn dot_tile<O: OutElem, const MR: usize, const J: usize>(t: &Tile<MR>) {
                 a[j] = v;
             }
         }
-        let flip = vdupq_n_u8(0x80);
         let mut wp = t.w as *const i8;
-        let ng = t.seg_len.div_ceil(4);
+        // Weights come in groups of 4 k: the tail takes only its groups.
+        let (full, tail) = (t.seg_len / 16, t.seg_len % 16);
         for &seg in t.segs {
-            let ap = t.a.add(seg);
-            for kc in 0..ng.div_ceil(4) {
-                let left = t.seg_len - 16 * kc;
-                let x: [int8x16_t; MR] = std::array::from_fn(|p| {
-                    let src = ap.add(t.offs[p] + 16 * kc);
-                    let b = if left >= 16 || t.slack {
-                        vld1q_u8(src)
-                    } else {
-                        vld1q_u8(partial::<16>(src, left).as_ptr())
-                    };
-                    vreinterpretq_s8_u8(veorq_u8(b, flip))
+            let mut src: [*const u8; MR] = std::array::from_fn(|p| t.a.add(seg + t.offs[p]));
+            for _ in 0..full {
+                let x = std::array::from_fn(|p| {
+                    let b = vld1q_u8(src[p]);
+                    src[p] = src[p].add(16);
+                    signed::<FLIP>(b)
                 });
-                let groups = (ng - 4 * kc).min(4);
-                macro_rules! step {
-                    ($l:literal) => {
-                        let w: [int8x16_t; J] = std::array::from_fn(|j| vld1q_s8(wp.add(16 * j)));
-                        for p in 0..MR {
-                            for j in 0..J {
-                                acc[p][j] = sdot::<$l>(acc[p][j], w[j], x[p]);
-                            }
-                        }
-                        wp = wp.add(16 * J);
+                dot_steps::<MR, J>(&mut acc, &x, &mut wp, 4);
+            }
+            if tail > 0 {
+                let x = std::array::from_fn(|p| {
+                    let b = if t.slack {
+                        vld1q_u8(src[p])
+                    } else {
+                        vld1q_u8(partial::<16>(src[p], tail).as_ptr())
                     };
-                }
-                step!(0);
-                if groups > 1 {
-                    step!(1);
-                }
-                if groups > 2 {
-                    step!(2);
-                }
-                if groups > 3 {
-                    step!(3);
-                }
+                    signed::<FLIP>(b)
+                });
+                dot_steps::<MR, J>(&mut acc, &x, &mut wp, tail.div_ceil(4));
             }
         }
         store_tile::<O, MR, J>(t, &acc, 0);
+    }
+}
+
+/// `groups` (1..=4) `sdot` steps over the 16 input bytes `x` of each pixel.
+///
+/// # Safety
+/// `*wp` points at `groups * 16 * J` readable weight bytes; the CPU has
+/// `dotprod`.
+#[inline(always)]
+unsafe fn dot_steps<const MR: usize, const J: usize>(
+    acc: &mut [[int32x4_t; J]; MR],
+    x: &[int8x16_t; MR],
+    wp: &mut *const i8,
+    groups: usize,
+) {
+    macro_rules! step {
+        ($l:literal) => {
+            // SAFETY: within the weights the caller guarantees.
+            let w: [int8x16_t; J] = std::array::from_fn(|j| unsafe { vld1q_s8(wp.add(16 * j)) });
+            for p in 0..MR {
+                for j in 0..J {
+                    // SAFETY: the CPU has `dotprod` (the caller's contract).
+                    acc[p][j] = unsafe { sdot::<$l>(acc[p][j], w[j], x[p]) };
+                }
+            }
+            // SAFETY: stays within (or one past) the weights.
+            *wp = unsafe { wp.add(16 * J) };
+        };
+    }
+    step!(0);
+    if groups > 1 {
+        step!(1);
+    }
+    if groups > 2 {
+        step!(2);
+    }
+    if groups > 3 {
+        step!(3);
     }
 }
 
@@ -286,13 +364,14 @@ impl<'a, const MR: usize> RowTiles<'a, MR> {
 /// The row's tiles in one call: the loop sits next to the kernel, no
 /// call and no `Tile` in memory per tile.
 macro_rules! row_kernel {
-    ($(#[$a:meta])* $name:ident, $tile:ident) => {
+    ($(#[$a:meta])* $name:ident, $tile:ident $(, $flip:ident)?) => {
         $(#[$a])*
-        pub(crate) unsafe fn $name<O: OutElem, const MR: usize, const X: usize>(r: &RowTiles<MR>) {
+        pub(crate) unsafe fn $name<O: OutElem, const MR: usize, const X: usize
+            $(, const $flip: bool)?>(r: &RowTiles<MR>) {
             for x0 in (0..r.wo).step_by(MR) {
                 // SAFETY: each tile's reads and writes are those `RowTiles`
                 // allows (checked by [`blocks`]).
-                unsafe { $tile::<O, MR, X>(&r.tile(x0)) };
+                unsafe { $tile::<O, MR, X $(, $flip)?>(&r.tile(x0)) };
             }
         }
     };
@@ -304,13 +383,23 @@ row_kernel!(
 );
 row_kernel!(
     /// Rows of [`neon_c8_tile`]. # Safety: see [`RowTiles`]; no weight is -128.
-    neon_c8, neon_c8_tile
+    neon_c8, neon_c8_tile, FLIP
 );
 row_kernel!(
     /// Rows of [`dot_tile`]. # Safety: see [`RowTiles`]; the CPU has `dotprod`.
     #[target_feature(enable = "dotprod")]
-    dot, dot_tile
+    dot, dot_tile, FLIP
 );
+
+/// Whether the packed kernel multiplies the signed `s = u - 128` (the
+/// `smull` and `sdot` kernels), so its input can be packed flipped.
+pub(crate) fn signed_input(pk: &crate::qconv::Packed) -> bool {
+    match pk.kernel {
+        Isa::NeonDot => true,
+        Isa::Neon => matches!(pk.weights, Weights::I8(_)),
+        _ => false,
+    }
+}
 
 /// Requantizes and stores `V` vectors of 4 channels for each pixel, from
 /// channel `c0` of the tile.
@@ -446,20 +535,40 @@ pub(crate) unsafe fn row<T: Copy, O: OutElem>(job: &Job<T>, y: &mut [O]) {
     assert_eq!(std::mem::size_of::<T>(), 1, "NEON input elements");
     // SAFETY: as the caller guarantees; the element size checked above.
     unsafe {
+        if job.flipped {
+            signed_rows::<T, O, false>(job, y)
+        } else {
+            match (job.pk.kernel, job.panel.j) {
+                (Isa::Neon, _) if matches!(job.pk.weights, Weights::I8(_)) => {
+                    signed_rows::<T, O, true>(job, y)
+                }
+                (Isa::Neon, _) if job.pk.lanes == 4 => blocks::<T, O, 12>(job, y, neon::<O, 12, 1>),
+                (Isa::Neon, 1) => blocks::<T, O, 8>(job, y, neon::<O, 8, 2>),
+                (Isa::Neon, _) => blocks::<T, O, 4>(job, y, neon::<O, 4, 4>),
+                _ => signed_rows::<T, O, true>(job, y),
+            }
+        }
+    }
+}
+
+/// The `smull` and `sdot` kernels; `FLIP`: `u` holds unsigned bytes.
+///
+/// # Safety
+/// As for [`row`]; the kernel is one of [`signed_input`]'s.
+unsafe fn signed_rows<T: Copy, O: OutElem, const FLIP: bool>(job: &Job<T>, y: &mut [O]) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
         match (job.pk.kernel, job.panel.j) {
-            (Isa::Neon, _) if matches!(job.pk.weights, Weights::I8(_)) => match job.pk.lanes {
-                1 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 1>),
-                2 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 2>),
-                3 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 3>),
-                _ => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 4>),
+            (Isa::Neon, _) => match job.pk.lanes {
+                1 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 1, FLIP>),
+                2 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 2, FLIP>),
+                3 => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 3, FLIP>),
+                _ => blocks::<T, O, 4>(job, y, neon_c8::<O, 4, 4, FLIP>),
             },
-            (Isa::Neon, _) if job.pk.lanes == 4 => blocks::<T, O, 12>(job, y, neon::<O, 12, 1>),
-            (Isa::Neon, 1) => blocks::<T, O, 8>(job, y, neon::<O, 8, 2>),
-            (Isa::Neon, _) => blocks::<T, O, 4>(job, y, neon::<O, 4, 4>),
-            (_, 1) => blocks::<T, O, 8>(job, y, dot::<O, 8, 1>),
-            (_, 2) => blocks::<T, O, 8>(job, y, dot::<O, 8, 2>),
-            (_, 3) => blocks::<T, O, 6>(job, y, dot::<O, 6, 3>),
-            _ => blocks::<T, O, 4>(job, y, dot::<O, 4, 4>),
+            (_, 1) => blocks::<T, O, 8>(job, y, dot::<O, 8, 1, FLIP>),
+            (_, 2) => blocks::<T, O, 8>(job, y, dot::<O, 8, 2, FLIP>),
+            (_, 3) => blocks::<T, O, 6>(job, y, dot::<O, 6, 3, FLIP>),
+            _ => blocks::<T, O, 4>(job, y, dot::<O, 4, 4, FLIP>),
         }
     }
 }

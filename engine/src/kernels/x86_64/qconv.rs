@@ -536,7 +536,7 @@ pub(crate) unsafe fn to_grid_avx2<T: Copy + From<u8>>(
     off: f32,
     dst: &mut [T],
 ) -> bool {
-    to_grid_body(src, off, dst)
+    to_grid_body(src, off, dst, 0)
 }
 
 /// One output row of one panel, in blocks of MR pixels.
