@@ -126,7 +126,12 @@ fn flatten_over_white(img: DynamicImage) -> RgbImage {
 
 /// The source window that, resized to `dw` x `dh`, covers it exactly like
 /// Pillow's "resize so the picture covers, then centre-crop" does.
-fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
+///
+/// The window is computed in floating point from a rounded intermediate size,
+/// so its far edge can land a rounding error past the picture's edge (a
+/// 640x480 picture into 340x336 ended at row 480.000000001) and the resizer
+/// refuses it: the window is clamped into the picture, by at most that error.
+pub fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
     let sc = (dh as f64 / sh as f64).max(dw as f64 / sw as f64);
     let nw = (dw as f64).max((sw as f64 * sc).round());
     let nh = (dh as f64).max((sh as f64 * sc).round());
@@ -135,7 +140,20 @@ fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
         ((nh - dh as f64) / 2.0).floor(),
     );
     let (fx, fy) = (sw as f64 / nw, sh as f64 / nh);
-    (l * fx, t * fy, dw as f64 * fx, dh as f64 * fy)
+    let (l, cw) = clamp_span(l * fx, dw as f64 * fx, sw as f64);
+    let (t, ch) = clamp_span(t * fy, dh as f64 * fy, sh as f64);
+    (l, t, cw, ch)
+}
+
+/// Moves and shortens the span `start .. start + len` until it lies inside
+/// `0 .. limit` (as the resizer adds them up, in f64).
+fn clamp_span(start: f64, len: f64, limit: f64) -> (f64, f64) {
+    let mut len = len.min(limit);
+    let start = start.clamp(0.0, limit - len);
+    while start + len > limit {
+        len = len.next_down();
+    }
+    (start, len)
 }
 
 /// Turns a camera frame into network input. One trait so the daemon's
