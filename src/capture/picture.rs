@@ -3,9 +3,10 @@
 //!
 //! - **Strict**: a picture whose data ends early or does not decode cleanly is an error, never a
 //!   half-gray picture. JPEGs go through libjpeg-turbo (`mozjpeg`) with every corrupt-data
-//!   warning made an error (only junk bytes *between* segments, which some webcams send on
-//!   every frame, are let through: the picture itself is whole). PNG chunks are CRC-checked
-//!   and a short PNG or GIF is an error from the `image` crate.
+//!   warning made an error (only 1-4 padding bytes before a marker, which some webcams send
+//!   on every frame, are let through). PNG chunks are CRC-checked and a short PNG or GIF is
+//!   an error from the `image` crate. Damage that still decodes to valid codes and leaves
+//!   nothing over cannot be seen in a JPEG (it has no checksum).
 //! - **Upright and opaque**: EXIF orientation applied, transparency composited over white.
 //! - **Bounded memory**: every decode works within [`MAX_DECODE_BYTES`]. JPEGs decode at a
 //!   reduced size where that is enough (libjpeg's DCT scaling, 1/8 to 8/8): just covering the
@@ -517,13 +518,29 @@ mod strict {
     }
 
     /// Warnings (level -1) are corrupt data ("premature end of JPEG file", "bad Huffman
-    /// code"...): fatal too, except junk bytes between segments. Trace messages: ignored.
+    /// code"...): fatal too. Damaged scan data that still reads as valid codes shows as
+    /// bytes left over when the last block is decoded ("N extraneous bytes before marker"):
+    /// fatal, except for the 1-4 padding bytes some webcams put before FFD9 on every frame.
+    /// Trace messages (level >= 0): ignored.
     extern "C-unwind" fn warn(cinfo: &mut jpeg_common_struct, level: c_int) {
-        // SAFETY: as in `message`.
-        let code = unsafe { (*cinfo.err).msg_code };
-        if level < 0 && code != JWRN_EXTRANEOUS_DATA {
-            let m = message(cinfo);
-            std::panic::resume_unwind(Box::new(m));
+        if level >= 0 {
+            return;
         }
+        // SAFETY: as in `message`; for this code libjpeg stores the byte count and the
+        // marker in the first two ints of msg_parm.
+        let (code, count) = unsafe {
+            (
+                (*cinfo.err).msg_code,
+                (*cinfo.err).msg_parm._bindgen_data_[0],
+            )
+        };
+        if code == JWRN_EXTRANEOUS_DATA && count <= MAX_PADDING {
+            return;
+        }
+        let m = message(cinfo);
+        std::panic::resume_unwind(Box::new(m));
     }
+
+    /// Padding bytes before a marker that are let through (see `warn`).
+    const MAX_PADDING: u32 = 4;
 }
