@@ -593,14 +593,38 @@ fn broken_jpegs() -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// PNG and GIF files cut at several points; a PNG with a damaged byte.
+fn cut_pngs_and_gifs() -> Vec<(String, Vec<u8>)> {
+    let img = image::DynamicImage::from(textured(320, 240, [200, 60, 40]));
+    let p = png(&img);
+    let mut g = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut g), image::ImageFormat::Gif)
+        .unwrap();
+    let mut v = vec![];
+    for f in [0.3, 0.6, 0.95] {
+        v.push((
+            format!("PNG cut at {:.0}%", f * 100.0),
+            p[..(p.len() as f64 * f) as usize].to_vec(),
+        ));
+        v.push((
+            format!("GIF cut at {:.0}%", f * 100.0),
+            g[..(g.len() as f64 * f) as usize].to_vec(),
+        ));
+    }
+    let mut flipped = p.clone();
+    flipped[p.len() / 2] ^= 0x10;
+    v.push(("PNG with one byte of its data changed".into(), flipped));
+    v
+}
+
 #[test]
-fn a_cut_or_damaged_jpeg_is_an_error_naming_the_file() {
-    for (what, bytes) in broken_jpegs() {
-        let e = decode_rgb(&bytes, Path::new("holiday.jpg"))
+fn a_cut_or_damaged_picture_is_an_error_naming_the_file() {
+    for (what, bytes) in broken_jpegs().into_iter().chain(cut_pngs_and_gifs()) {
+        let e = decode_rgb(&bytes, Path::new("holiday.picture"))
             .err()
             .unwrap_or_else(|| panic!("{what}: decoded as if whole"));
         println!("{what}: {e}");
-        assert!(e.to_string().contains("holiday.jpg"), "{what}: {e}");
+        assert!(e.to_string().contains("holiday.picture"), "{what}: {e}");
     }
 }
 
