@@ -175,8 +175,8 @@ pub enum Fit {
 }
 
 /// Ceiling of `inference.max_pixels` (1024 x 768): the transfer network takes ~270 bytes
-/// per pixel (216 MB peak for `still` at this size, measured), which with a picture being
-/// decoded (at most 96 MiB) still fits the memory a 512 MB Pi Zero 2 W has free.
+/// per pixel (216 MB peak for `still`, 259-311 MiB for `run` at this size, measured),
+/// which fits the ~400 MiB a 512 MB Pi Zero 2 W has free beside its system.
 /// The old ceiling, 4000000 pixels, took 719 MB in `run`.
 pub const MAX_PIXELS_CEILING: u32 = 1024 * 768;
 

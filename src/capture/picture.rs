@@ -260,8 +260,9 @@ fn shrink_to_cover(img: RgbImage, w: u32, h: u32) -> RgbImage {
 struct JpegLayout {
     w: u32,
     h: u32,
-    /// Per component: horizontal and vertical sampling factors.
-    sampling: Vec<(u32, u32)>,
+    /// Per component (at most 4): horizontal and vertical sampling factors.
+    sampling: [(u32, u32); 4],
+    components: usize,
     progressive: bool,
     scans: usize,
 }
@@ -271,7 +272,8 @@ fn jpeg_layout(b: &[u8]) -> Option<JpegLayout> {
     let mut layout = JpegLayout {
         w: 0,
         h: 0,
-        sampling: vec![],
+        sampling: [(1, 1); 4],
+        components: 0,
         progressive: false,
         scans: 0,
     };
@@ -294,15 +296,14 @@ fn jpeg_layout(b: &[u8]) -> Option<JpegLayout> {
         match m {
             0xC0..=0xCF if m != 0xC4 && m != 0xC8 && m != 0xCC => {
                 layout.progressive = matches!(m, 0xC2 | 0xC6 | 0xCA | 0xCE);
-                let n = *seg.get(5)? as usize;
+                let n = (*seg.get(5)? as usize).min(4);
                 layout.h = u16::from_be_bytes([*seg.get(1)?, *seg.get(2)?]) as u32;
                 layout.w = u16::from_be_bytes([*seg.get(3)?, *seg.get(4)?]) as u32;
-                layout.sampling = (0..n)
-                    .map(|c| {
-                        seg.get(7 + 3 * c)
-                            .map(|s| ((s >> 4) as u32, (s & 15) as u32))
-                    })
-                    .collect::<Option<_>>()?;
+                layout.components = n;
+                for c in 0..n {
+                    let s = *seg.get(7 + 3 * c)?;
+                    layout.sampling[c] = ((s >> 4) as u32, (s & 15) as u32);
+                }
             }
             0xDA => {
                 layout.scans += 1;
@@ -326,10 +327,11 @@ impl JpegLayout {
     /// Bytes of the whole-picture coefficient buffer libjpeg keeps for a progressive or
     /// multi-scan JPEG (64 i16 coefficients per 8x8 block of every component).
     fn coefficient_bytes(&self) -> u64 {
-        let hmax = self.sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1) as u64;
-        let vmax = self.sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1) as u64;
+        let sampling = &self.sampling[..self.components];
+        let hmax = sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1) as u64;
+        let vmax = sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1) as u64;
         let (w, h) = (self.w as u64, self.h as u64);
-        self.sampling
+        sampling
             .iter()
             .map(|&(hs, vs)| {
                 let bw = (w * hs as u64).div_ceil(hmax * 8) + 1;
@@ -543,4 +545,56 @@ mod strict {
 
     /// Padding bytes before a marker that are let through (see `warn`).
     const MAX_PADDING: u32 = 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_scale_is_the_smallest_that_still_covers() {
+        // 4000x3000 for a 640x480 capture: 1/6.25 would do; 2/8 = 1000x750 is the
+        // smallest eighth that covers (1/8 = 500x375 does not).
+        assert_eq!(jpeg_scale(4000, 3000, Some((640, 480)), 3), 2);
+        // Already small: full size, never up.
+        assert_eq!(jpeg_scale(320, 240, Some((640, 480)), 3), 8);
+        // No size asked for: full size when it fits the budget.
+        assert_eq!(jpeg_scale(6000, 4000, None, 3), 8);
+    }
+
+    #[test]
+    fn jpeg_scale_stays_within_the_budget() {
+        for (w, h) in [(8000, 8000), (20000, 15000), (65535, 9000)] {
+            let n = jpeg_scale(w, h, None, 3);
+            let out = |side: u32| (side as u64 * n as u64).div_ceil(8);
+            assert!(
+                n >= 1 && out(w) * out(h) * 3 <= MAX_DECODE_BYTES,
+                "{w}x{h}: {n}"
+            );
+            assert!(
+                n == 8 || {
+                    let bigger = |side: u32| (side as u64 * (n as u64 + 1)).div_ceil(8);
+                    bigger(w) * bigger(h) * 3 > MAX_DECODE_BYTES
+                }
+            );
+        }
+        // 65535x65535 does not fit even at 1/8 (8192x8192x3 = 192 MiB).
+        assert_eq!(jpeg_scale(65535, 65535, None, 3), 0);
+    }
+
+    #[test]
+    fn layout_reads_size_sampling_and_scans() {
+        let img = image::RgbImage::from_pixel(40, 24, image::Rgb([9, 99, 199]));
+        let mut j = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut j)
+            .encode_image(&img)
+            .unwrap();
+        let l = jpeg_layout(&j).unwrap();
+        assert_eq!(
+            (l.w, l.h, l.components, l.scans, l.progressive),
+            (40, 24, 3, 1, false)
+        );
+        // A whole-picture coefficient buffer is at least 2 bytes a sample.
+        assert!(l.coefficient_bytes() >= 40 * 24 * 2);
+    }
 }
