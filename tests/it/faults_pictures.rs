@@ -107,7 +107,8 @@ fn network_sizes() -> Vec<Case> {
 
 /// Every cover window lies inside its picture, checked as the resizer checks
 /// it (`left + width <= picture width`, in f64), for every network size of
-/// every screen and budget and every source size: 2.1 million windows.
+/// every screen and budget and every source size, then for every network size
+/// up to 1024x1024: 20 million windows.
 #[test]
 fn every_cover_window_lies_inside_its_picture() {
     let sizes = network_sizes();
@@ -130,6 +131,20 @@ fn every_cover_window_lies_inside_its_picture() {
                  window ({l}, {t}) + {cw}x{ch} leaves the picture"
             );
             checked += 1;
+        }
+    }
+    // Every network size the engine accepts up to 1024 a side, whatever budget
+    // (or slow-CPU step) picked it.
+    for h in (16..=1024u32).step_by(4) {
+        for w in (16..=1024u32).step_by(4) {
+            for &(pw, ph) in &sources {
+                let (l, t, cw, ch) = cover_window(pw, ph, w, h);
+                assert!(
+                    l >= 0.0 && t >= 0.0 && l + cw <= pw as f64 && t + ch <= ph as f64,
+                    "network {w}x{h}, picture {pw}x{ph}: window ({l}, {t}) + {cw}x{ch}"
+                );
+                checked += 1;
+            }
         }
     }
     println!("{checked} cover windows checked");
