@@ -68,8 +68,9 @@ pub fn unpack_rgb(p: u32) -> [u8; 3] {
     [(p >> 16) as u8, (p >> 8) as u8, p as u8]
 }
 
-/// What the user asked for, whichever input it came from (button, key, signal).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the user asked for, whichever input it came from (button, key,
+/// signal, control page, MQTT).
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     NextStyle,
     PrevStyle,
@@ -77,4 +78,11 @@ pub enum Command {
     ToggleBlank,
     ReloadConfig,
     Quit,
+    /// Show the named style (case-insensitive); unknown names are logged and ignored.
+    SetStyle(String),
+    /// Style strength, clamped to 0..=1.
+    SetStrength(f32),
+    SetGallery(bool),
+    /// Screen on (true) or dark (false), like the blank key.
+    SetScreen(bool),
 }

@@ -5,6 +5,7 @@
 //! [`capture`] → [`preprocess`] → [`inference`] (with [`styles`]) → [`display`],
 //! steered by [`input`] and run by [`daemon`].
 
+pub mod atomic;
 pub mod capture;
 pub mod config;
 pub mod daemon;

@@ -122,6 +122,23 @@ EOF
     echo "  stop took $((SECONDS - t0)) s (TimeoutStopSec=5)"
     show
     check "clean stop (Result=success)" wait_for 2 Result success
+
+    echo "- the real daemon started inside the night window: ready at once, dark"
+    # A window from an hour ago to two hours ahead, in the manager's local time.
+    h=$(date +%-H)
+    { cat "$WORK/real.toml"
+      printf '[gallery]\nnight_start = "%02d:00"\nnight_end = "%02d:00"\n' $(( (h + 23) % 24 )) $(( (h + 2) % 24 ))
+    } >"$WORK/real-night.toml"
+    sed -i "s|$WORK/real.toml|$WORK/real-night.toml|" "$UNIT_DIR/$unit.d/zz-exit.conf"
+    printf 'TimeoutStartSec=20\n' >>"$UNIT_DIR/$unit.d/zz-exit.conf"
+    systemctl --user daemon-reload
+    systemctl --user reset-failed "$unit" 2>/dev/null
+    check "start at night returns 0 (READY=1 while dark)" systemctl --user start "$unit"
+    show
+    pid=$(prop MainPID)
+    sleep 12
+    check "still running at night, same process, no restart" test "$(prop SubState)/$(prop MainPID)/$(prop NRestarts)" = "running/$pid/0"
+    check "stop at night returns 0" systemctl --user stop "$unit"
 fi
 
 echo "- PrivateUsers=yes (styleframe.service) keeps group-based device access"

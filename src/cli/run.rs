@@ -262,6 +262,7 @@ fn run_with(
             Ok((cfg, styles))
         }),
         styles,
+        state: Default::default(),
     };
     let report = daemon::run(cfg, parts, limits)?;
     stop_button.store(true, std::sync::atomic::Ordering::Relaxed);

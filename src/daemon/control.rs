@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use crate::config::{GalleryConfig, GalleryOrder};
 use crate::styles::{Style, StyleSet};
 
+use super::power::DarkReasons;
+
 pub struct Controller {
     styles: StyleSet,
     /// Position in `order`.
@@ -97,14 +99,40 @@ impl Controller {
         self.gallery_on
     }
 
+    /// Jumps to the named style; None (and no change) when there is none.
+    pub fn select(&mut self, name: &str, now: Instant) -> Option<&Style> {
+        let i = self
+            .styles
+            .styles
+            .iter()
+            .position(|s| s.name.eq_ignore_ascii_case(name))?;
+        self.pos = self.order.iter().position(|&o| o == i)?;
+        self.last_change = now;
+        Some(self.current())
+    }
+
+    pub fn set_gallery(&mut self, on: bool, now: Instant) {
+        if on != self.gallery_on {
+            self.toggle_gallery(now);
+        }
+    }
+
+    pub fn set_blank(&mut self, on: bool) {
+        self.manual_blank = on;
+    }
+
     pub fn toggle_blank(&mut self) -> bool {
         self.manual_blank = !self.manual_blank;
         self.manual_blank
     }
 
-    /// Screen dark: blanked by hand, or inside the night window.
-    pub fn is_dark(&self, local: chrono::NaiveTime) -> bool {
-        self.manual_blank || self.gallery.is_night(local)
+    /// Why the screen should be dark at `local` time (none: it should be on).
+    pub fn dark_reasons(&self, local: chrono::NaiveTime) -> DarkReasons {
+        DarkReasons {
+            night: self.gallery.is_night(local),
+            blanked: self.manual_blank,
+            still: false,
+        }
     }
 
     /// New settings (SIGHUP): keeps showing the same style when it still exists.
@@ -203,6 +231,16 @@ mod tests {
     }
 
     #[test]
+    fn select_jumps_to_a_named_style_and_ignores_unknown_names() {
+        let t = Instant::now();
+        let mut c = Controller::new(StyleSet::builtin(), "", GalleryConfig::default(), t);
+        let name = StyleSet::builtin().styles[2].name.clone();
+        assert_eq!(c.select(&name.to_uppercase(), t).unwrap().name, name);
+        assert!(c.select("no such style", t).is_none());
+        assert_eq!(c.current().name, name);
+    }
+
+    #[test]
     fn night_window_and_manual_blank_darken_the_screen() {
         let g = GalleryConfig {
             night_start: "23:00".into(),
@@ -211,10 +249,10 @@ mod tests {
         };
         let mut c = Controller::new(set(&["a"]), "", g, Instant::now());
         let at = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
-        assert!(c.is_dark(at(2, 0)));
-        assert!(!c.is_dark(at(12, 0)));
+        assert!(c.dark_reasons(at(2, 0)).any());
+        assert!(!c.dark_reasons(at(12, 0)).any());
         c.toggle_blank();
-        assert!(c.is_dark(at(12, 0)));
+        assert!(c.dark_reasons(at(12, 0)).any());
     }
 
     #[test]

@@ -8,12 +8,17 @@
 //! implementations and test fakes), so the whole daemon runs in tests.
 
 pub mod control;
+mod display_loop;
+pub mod motion;
 pub mod notify;
+pub mod power;
+mod present;
 pub mod slot;
+pub mod state;
 pub mod stats;
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{CaptureError, FrameSource};
 use crate::config::Config;
-use crate::display::compose::Compositor;
 use crate::display::{DisplayError, Screen};
 use crate::frame::{Command, RgbFrame};
 use crate::inference::{size_for, EngineError, PredictNet, Stylizer, PREDICT_SIDE};
@@ -29,8 +33,11 @@ use crate::preprocess::{Downsize, Preprocessor};
 use crate::styles::{with_strength, Embedding, StyleMorph, StyleSet};
 
 use control::Controller;
-use notify::{ServiceNotifier, WatchdogGate};
+use display_loop::{DisplayLoop, Tick};
+use notify::ServiceNotifier;
+use present::Presenter;
 use slot::LatestSlot;
+use state::StateBoard;
 use stats::Stats;
 
 pub type SourceOpener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CaptureError> + Send>;
@@ -54,6 +61,8 @@ pub struct Parts {
     pub commands: Receiver<Command>,
     pub reload: Reloader,
     pub styles: StyleSet,
+    /// Where the daemon publishes what it does (control page, MQTT).
+    pub state: Arc<StateBoard>,
 }
 
 /// Limits for demos, benchmarks and tests.
@@ -63,6 +72,9 @@ pub struct RunLimits {
     pub duration: Option<Duration>,
     /// Clock for the night schedule (tests); default: local time.
     pub fixed_local_time: Option<chrono::NaiveTime>,
+    /// How long a "minute" of `display.sleep_after_still_minutes` lasts
+    /// (tests); default: 60 s.
+    pub presence_minute: Option<Duration>,
 }
 
 /// What a run did, for `demo`, `bench` and tests.
@@ -107,6 +119,13 @@ struct Shared {
     stop: AtomicBool,
     /// Night / blank: capture and inference rest.
     paused: AtomicBool,
+    /// Nobody around (presence): inference rests, the camera keeps watching.
+    resting: AtomicBool,
+    /// Watch camera frames for motion (`display.sleep_after_still_minutes`).
+    presence: AtomicBool,
+    /// When the camera last saw motion, in ms after `t0`.
+    last_motion_ms: AtomicU64,
+    t0: Instant,
     captured: LatestSlot<RgbFrame>,
     stylized: LatestSlot<RgbFrame>,
     live: Mutex<Live>,
@@ -114,6 +133,36 @@ struct Shared {
 }
 
 impl Shared {
+    fn saw_motion(&self) {
+        let ms = self.t0.elapsed().as_millis() as u64;
+        self.last_motion_ms.store(ms, Relaxed);
+    }
+
+    /// Time since the camera last saw motion (since start if never).
+    fn still_for(&self, now: Instant) -> Duration {
+        let at = self.t0 + Duration::from_millis(self.last_motion_ms.load(Relaxed));
+        now.saturating_duration_since(at)
+    }
+
+    fn new(cfg: &Config, style: Embedding, paused: bool) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            paused: AtomicBool::new(paused),
+            resting: AtomicBool::new(false),
+            presence: AtomicBool::new(cfg.display.sleep_after_still_minutes > 0),
+            last_motion_ms: AtomicU64::new(0),
+            t0: Instant::now(),
+            captured: LatestSlot::default(),
+            stylized: LatestSlot::default(),
+            live: Mutex::new(Live {
+                morph: StyleMorph::new(style, Duration::from_secs_f32(cfg.styles.morph_seconds)),
+                strength: cfg.styles.strength,
+                smoothing: cfg.styles.temporal_smoothing,
+            }),
+            stats: Stats::default(),
+        }
+    }
+
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -136,6 +185,7 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
     let mut backoff = Duration::from_millis(500);
     let mut frame = RgbFrame::new(0, 0);
     let mut seq = 0u64;
+    let mut motion = motion::MotionDetector::default();
     while !shared.stop.load(Relaxed) {
         if shared.paused.load(Relaxed) {
             // Close the camera at night: its light goes off and it rests.
@@ -148,6 +198,8 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
             None => match open() {
                 Ok(s) => {
                     log::info!("capture: {}", s.describe());
+                    // A reopened camera's first frame counts as motion.
+                    motion = motion::MotionDetector::default();
                     backoff = Duration::from_millis(500);
                     source.insert(s)
                 }
@@ -180,6 +232,9 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
             Ok(()) => {
                 seq += 1;
                 frame.seq = seq;
+                if shared.presence.load(Relaxed) && motion.observe(&frame) {
+                    shared.saw_motion();
+                }
                 Stats::inc(&shared.stats.captured);
                 let next = shared
                     .captured
@@ -215,6 +270,28 @@ struct InferenceCtx {
     degrade_after: Option<Duration>,
     max_fps: f32,
     fit: crate::config::Fit,
+}
+
+impl InferenceCtx {
+    fn new(
+        cfg: &Config,
+        predict: Option<PredictNet>,
+        make: StylizerFactory,
+        (sw, sh): (usize, usize),
+    ) -> Self {
+        let inf = &cfg.inference;
+        InferenceCtx {
+            make,
+            predict,
+            aspect: sw as f64 / sh.max(1) as f64,
+            max_pixels: inf.max_pixels,
+            min_pixels: inf.min_pixels,
+            degrade_after: (inf.degrade_after_ms > 0)
+                .then(|| Duration::from_millis(inf.degrade_after_ms as u64)),
+            max_fps: inf.max_fps,
+            fit: inf.fit,
+        }
+    }
 }
 
 fn inference_loop(shared: Arc<Shared>, mut ctx: InferenceCtx) {
@@ -266,7 +343,7 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
         let Some(frame) = shared.captured.take(Duration::from_millis(100)) else {
             continue;
         };
-        if shared.paused.load(Relaxed) {
+        if shared.paused.load(Relaxed) || shared.resting.load(Relaxed) {
             shared.captured.recycle(frame);
             continue;
         }
@@ -405,51 +482,39 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         open_source,
         make_stylizer,
         predict,
-        mut screen,
-        mut reopen_screen,
-        mut notifier,
+        screen,
+        reopen_screen,
+        notifier,
         commands,
-        mut reload,
+        reload,
         styles,
+        state,
     } = parts;
     if styles.styles.is_empty() {
         return Err(DaemonError::NoStyles("the style set is empty".into()));
     }
-    let mut cfg = cfg;
-    let mut ctl = Controller::new(styles, &cfg.styles.start, cfg.gallery.clone(), t0);
-    let morph_time = |c: &Config| Duration::from_secs_f32(c.styles.morph_seconds);
+    let ctl = Controller::new(styles, &cfg.styles.start, cfg.gallery.clone(), t0);
+    log::info!("style: {}", describe_style(ctl.current()));
+    let out = Presenter::new(screen, reopen_screen, cfg.inference.fit, &cfg.display);
+    let tick = Duration::from_secs_f64(1.0 / cfg.display.fps.max(1) as f64);
+    let ictx = InferenceCtx::new(&cfg, predict, make_stylizer, out.size());
     // Started at night, the camera must not take even one frame before the
     // display loop first looks at the clock.
-    let start_dark = ctl.is_dark(
-        limits
-            .fixed_local_time
-            .unwrap_or_else(|| chrono::Local::now().time()),
+    let start_dark = ctl.dark_reasons(local_time(&limits)).any();
+    let shared = Arc::new(Shared::new(&cfg, ctl.current().embedding, start_dark));
+    let mut dl = DisplayLoop::new(
+        cfg,
+        ctl,
+        shared.clone(),
+        out,
+        notifier,
+        reload,
+        commands,
+        limits,
+        t0,
+        state,
     );
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        paused: AtomicBool::new(start_dark),
-        captured: LatestSlot::default(),
-        stylized: LatestSlot::default(),
-        live: Mutex::new(Live {
-            morph: StyleMorph::new(ctl.current().embedding, morph_time(&cfg)),
-            strength: cfg.styles.strength,
-            smoothing: cfg.styles.temporal_smoothing,
-        }),
-        stats: Stats::default(),
-    });
-    log::info!("style: {}", describe_style(ctl.current()));
-    let (sw, sh) = screen.size();
-    let ictx = InferenceCtx {
-        make: make_stylizer,
-        predict,
-        aspect: sw as f64 / sh.max(1) as f64,
-        max_pixels: cfg.inference.max_pixels,
-        min_pixels: cfg.inference.min_pixels,
-        degrade_after: (cfg.inference.degrade_after_ms > 0)
-            .then(|| Duration::from_millis(cfg.inference.degrade_after_ms as u64)),
-        max_fps: cfg.inference.max_fps,
-        fit: cfg.inference.fit,
-    };
+    dl.publish();
     let threads = vec![
         spawn("capture", {
             let s = shared.clone();
@@ -460,222 +525,30 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
             move || inference_loop(s, ictx)
         })?,
     ];
-
-    let mut comp = Compositor::new(sw, sh, cfg.inference.fit);
-    comp.set_crossfade(cfg.display.crossfade);
-    let mut pixels = vec![0u32; sw * sh];
-    let tick = Duration::from_secs_f64(1.0 / cfg.display.fps.max(1) as f64);
-    let mut gate = notifier.watchdog_interval().map(WatchdogGate::new);
-    let mut cmds = Vec::new();
-    let mut report = Report::default();
-    let mut dark = false;
-    let mut have_frame = false;
-    let mut last_status = t0;
-    let mut last_new_frame = t0;
-    let mut stall_warned = false;
-    let mut display_backoff = Duration::from_millis(500);
-    let mut display_down_until: Option<Instant> = None;
-    let (mut presented_at_status, mut inferred_at_status) = (0u64, 0u64);
-
     let quit = loop {
         let now = Instant::now();
-        if limits.duration.is_some_and(|d| now - t0 >= d) {
-            break false;
-        }
-        // Commands: keys first, then button/signals.
-        screen.poll_commands(&mut cmds);
-        while let Ok(c) = commands.try_recv() {
-            cmds.push(c);
-        }
-        let mut quit = false;
-        for c in cmds.drain(..) {
-            match c {
-                Command::Quit => quit = true,
-                Command::NextStyle | Command::PrevStyle => {
-                    let s = if c == Command::NextStyle {
-                        ctl.next(now)
-                    } else {
-                        ctl.prev(now)
-                    };
-                    log::info!("style: {}", describe_style(s));
-                    let e = s.embedding;
-                    shared.live().morph.go_to(e, now);
-                }
-                Command::ToggleGallery => {
-                    let on = ctl.toggle_gallery(now);
-                    log::info!("gallery mode {}", if on { "on" } else { "off" });
-                }
-                Command::ToggleBlank => {
-                    let on = ctl.toggle_blank();
-                    log::info!("screen {}", if on { "blanked" } else { "on" });
-                }
-                Command::ReloadConfig => {
-                    notifier.reloading();
-                    match reload() {
-                        Ok((new, styles)) if !styles.styles.is_empty() => {
-                            warn_restart_only(&cfg, &new);
-                            ctl.reconfigure(styles, new.gallery.clone(), now);
-                            let mut l = shared.live();
-                            l.strength = new.styles.strength;
-                            l.smoothing = new.styles.temporal_smoothing;
-                            l.morph.set_duration(morph_time(&new));
-                            l.morph.go_to(ctl.current().embedding, now);
-                            drop(l);
-                            comp.set_crossfade(new.display.crossfade);
-                            cfg = new;
-                            report.reloads_ok += 1;
-                            log::info!("configuration reloaded; style: {}", ctl.current().name);
-                        }
-                        Ok(_) => {
-                            report.reloads_failed += 1;
-                            log::error!("reload: the new style set is empty; keeping the running configuration");
-                        }
-                        Err(e) => {
-                            report.reloads_failed += 1;
-                            log::error!("reload: {e}; keeping the running configuration");
-                        }
-                    }
-                    notifier.ready();
-                }
-            }
-        }
-        if quit {
-            break true;
-        }
-        if ctl.gallery_due(now) {
-            let s = ctl.next(now);
-            log::info!("gallery: {}", describe_style(s));
-            let e = s.embedding;
-            shared.live().morph.go_to(e, now);
-        }
-        let local = limits
-            .fixed_local_time
-            .unwrap_or_else(|| chrono::Local::now().time());
-        let want_dark = ctl.is_dark(local);
-        if want_dark != dark {
-            dark = want_dark;
-            shared.paused.store(dark, Relaxed);
-            if dark {
-                log::info!("screen dark (night schedule or blank); capture and inference paused");
-                if let Err(e) = screen.blank() {
-                    log::warn!("display: {e}");
-                }
-            } else {
-                log::info!("screen on again");
-                have_frame = false;
-            }
-        }
-        if !dark && display_down_until.is_none_or(|t| now >= t) {
-            if let Some(f) = shared.stylized.try_take() {
-                comp.push(&f, now);
-                shared
-                    .stats
-                    .latency(now.saturating_duration_since(f.captured_at));
-                shared.stylized.recycle(f);
-                Stats::inc(&shared.stats.displayed);
-                last_new_frame = now;
-                stall_warned = false;
-                if let Some(g) = gate.as_mut() {
-                    g.frame_shown(now);
-                }
-                if !have_frame {
-                    have_frame = true;
-                    if report.first_frame.is_none() {
-                        let d = now - t0;
-                        report.first_frame = Some(d);
-                        log::info!(
-                            "first stylized frame shown {} ms after start",
-                            d.as_millis()
-                        );
-                        notifier.ready();
-                    }
-                }
-            }
-            if have_frame && comp.needs_redraw(now) {
-                comp.render(now, &mut pixels);
-                match screen.present(&pixels) {
-                    Ok(()) => {
-                        report.presented += 1;
-                        display_backoff = Duration::from_millis(500);
-                        display_down_until = None;
-                    }
-                    Err(e) => {
-                        Stats::inc(&shared.stats.display_errors);
-                        log::warn!(
-                            "display: {e}; retrying in {:.1} s",
-                            display_backoff.as_secs_f32()
-                        );
-                        display_down_until = Some(now + display_backoff);
-                        display_backoff = (display_backoff * 2).min(Duration::from_secs(30));
-                        if let Some(r) = reopen_screen.as_mut() {
-                            match r() {
-                                Ok(s) if s.size() == (sw, sh) => screen = s,
-                                Ok(s) => log::warn!(
-                                    "display: reopened at {:?}, expected {:?}",
-                                    s.size(),
-                                    (sw, sh)
-                                ),
-                                Err(e) => log::warn!("display: reopening failed: {e}"),
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if !screen.is_open() {
-            log::info!("window closed");
-            break true;
-        }
-        // Dark on purpose is healthy; otherwise only flowing frames feed the watchdog.
-        if let Some(g) = gate.as_mut() {
-            if dark {
-                g.frame_shown(now);
-            }
-            if g.should_ping(now) {
-                notifier.watchdog();
-            }
-        }
-        if !dark && now - last_new_frame > Duration::from_secs(10) && !stall_warned {
-            stall_warned = true;
-            log::warn!(
-                "no new stylized frame for {} s",
-                (now - last_new_frame).as_secs()
-            );
-        }
-        if now - last_status >= Duration::from_secs(5) {
-            let secs = (now - last_status).as_secs_f64();
-            let inferred = Stats::get(&shared.stats.inferred);
-            let (h, w) = shared.stats.size();
-            notifier.status(&format!(
-                "{:.1} fps stylized, {:.1} fps shown, {}x{}, style {}",
-                (inferred - inferred_at_status) as f64 / secs,
-                (report.presented - presented_at_status) as f64 / secs,
-                w,
-                h,
-                ctl.current().name
-            ));
-            inferred_at_status = inferred;
-            presented_at_status = report.presented;
-            last_status = now;
+        match dl.tick(now) {
+            Tick::Continue => {}
+            Tick::Quit => break true,
+            Tick::Limit => break false,
         }
         let spent = now.elapsed();
         if spent < tick {
             std::thread::sleep(tick - spent);
         }
     };
+    dl.stop(quit);
+    stop_threads(&shared, threads);
+    Ok(dl.finish())
+}
 
-    notifier.stopping();
-    if quit {
-        log::info!("stopping");
-    }
-    if let Err(e) = screen.blank() {
-        log::warn!("display: blanking on exit: {e}");
-    }
+/// Closes the mailboxes and joins the stages. The inference thread may be
+/// inside one network run: wait a little, then leave it (the process is
+/// about to end anyway).
+fn stop_threads(shared: &Shared, threads: Vec<JoinHandle<()>>) {
     shared.stop.store(true, Relaxed);
     shared.captured.close();
     shared.stylized.close();
-    // The inference thread may be inside one network run: wait a little,
-    // then leave it (the process is about to end anyway).
     let deadline = Instant::now() + Duration::from_millis(600);
     for t in threads {
         while !t.is_finished() && Instant::now() < deadline {
@@ -685,20 +558,13 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
             let _ = t.join();
         }
     }
-    let s = &shared.stats;
-    report.elapsed = t0.elapsed();
-    report.captured = Stats::get(&s.captured);
-    report.inferred = Stats::get(&s.inferred);
-    report.displayed = Stats::get(&s.displayed);
-    report.dropped_capture = shared.captured.dropped();
-    report.corrupt_frames = Stats::get(&s.corrupt_frames);
-    report.inference_restarts = Stats::get(&s.inference_restarts);
-    report.latency_p50_ms = s.latency_ms(50.0);
-    report.latency_p95_ms = s.latency_ms(95.0);
-    report.infer_p50_ms = s.infer_ms(50.0);
-    report.size = s.size();
-    report.final_style = ctl.current().name.clone();
-    Ok(report)
+}
+
+/// The clock for the night schedule: local time, or the test's.
+fn local_time(limits: &RunLimits) -> chrono::NaiveTime {
+    limits
+        .fixed_local_time
+        .unwrap_or_else(|| chrono::Local::now().time())
 }
 
 fn describe_style(s: &crate::styles::Style) -> String {

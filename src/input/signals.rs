@@ -80,7 +80,8 @@ pub fn spawn_signals(tx: Sender<Command>) -> io::Result<SignalsHandle> {
                 } else {
                     log::debug!("{} -> {cmd:?}", signal_name(sig));
                 }
-                if tx.send(cmd).is_err() && cmd == Command::Quit {
+                let quit = cmd == Command::Quit;
+                if tx.send(cmd).is_err() && quit {
                     // Nobody is listening any more, so nobody would quit: do what the signal
                     // would have done without us rather than swallow it.
                     log::warn!("{}: command receiver gone, terminating", signal_name(sig));

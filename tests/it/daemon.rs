@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use styleframe::capture::{synthetic::still_scene, CaptureError, FrameSource};
 use styleframe::config::{ButtonConfig, Config, Fit};
 use styleframe::daemon::notify::RecordingNotifier;
+use styleframe::daemon::state::{FrameState, StateBoard};
 use styleframe::daemon::{self, Parts, Report, RunLimits};
 use styleframe::display::{compose::Compositor, open_headless, HeadlessHandle};
 use styleframe::frame::{unpack_rgb, Command, RgbFrame};
@@ -54,6 +55,7 @@ struct Running {
     screen: HeadlessHandle,
     notifier: RecordingNotifier,
     tx: std::sync::mpsc::Sender<Command>,
+    state: Arc<StateBoard>,
     join: std::thread::JoinHandle<Report>,
 }
 
@@ -62,16 +64,31 @@ fn start(cfg: Config, duration: Duration) -> Running {
 }
 
 fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -> Running {
+    let limits = RunLimits {
+        duration: Some(duration),
+        fixed_local_time: local,
+        ..Default::default()
+    };
+    start_with(
+        cfg,
+        limits,
+        Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
+    )
+}
+
+fn start_with(cfg: Config, limits: RunLimits, open_source: daemon::SourceOpener) -> Running {
     let notifier = RecordingNotifier::new(Some(Duration::from_millis(400)));
     let (tx, rx) = daemon::command_channel();
     let n2 = notifier.clone();
     let (htx, hrx) = std::sync::mpsc::channel();
+    let state = Arc::new(StateBoard::default());
+    let board = state.clone();
     // A screen is not Send (windows stay on their thread): open it on the daemon's.
     let join = std::thread::spawn(move || {
         let (screen, handle) = open_headless(&cfg.display);
         htx.send(handle).unwrap();
         let parts = Parts {
-            open_source: Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
+            open_source,
             make_stylizer: Box::new(|h, w| {
                 TransferNet::load(&transfer_path(), h, w, &pool(2))
                     .map(|n| Box::new(n) as Box<dyn Stylizer>)
@@ -83,16 +100,9 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
             commands: rx,
             reload: Box::new(|| Err("no reload in this test".into())),
             styles: StyleSet::builtin(),
+            state: board,
         };
-        daemon::run(
-            cfg,
-            parts,
-            RunLimits {
-                duration: Some(duration),
-                fixed_local_time: local,
-            },
-        )
-        .unwrap()
+        daemon::run(cfg, parts, limits).unwrap()
     });
     let screen = hrx
         .recv_timeout(Duration::from_secs(10))
@@ -101,6 +111,7 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
         screen,
         notifier,
         tx,
+        state,
         join,
     }
 }
@@ -251,6 +262,131 @@ fn at_night_the_screen_is_dark_and_the_camera_and_network_rest() {
     );
     assert_eq!(report.inferred, 0, "the network ran at night");
     assert_eq!(report.captured, 0, "the camera ran at night");
-    // Dark on purpose is healthy: systemd's watchdog keeps being fed.
-    assert!(run.notifier.messages().iter().any(|m| m == "WATCHDOG=1"));
+    // Dark on purpose is healthy: the service is ready (a reboot at night
+    // must not time out under Type=notify) and the watchdog keeps being fed.
+    let log = run.notifier.messages();
+    assert!(
+        log.iter().any(|m| m == "READY=1"),
+        "READY=1 not sent at night: {log:?}"
+    );
+    assert!(log.iter().any(|m| m == "WATCHDOG=1"));
+}
+
+/// Waits until the published state satisfies `ok`.
+fn state_until(b: &StateBoard, what: &str, ok: impl Fn(&FrameState) -> bool) -> FrameState {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut v, mut s) = b.snapshot();
+    while !ok(&s) {
+        assert!(Instant::now() < deadline, "{what}: state stayed {s:?}");
+        (v, s) = b.wait_newer(v, Duration::from_millis(200));
+    }
+    s
+}
+
+#[test]
+fn commands_from_any_source_change_the_frame_and_its_published_state() {
+    let styles = StyleSet::builtin();
+    let run = start(config(), Duration::from_secs(60));
+    let s = state_until(&run.state, "initial state", |s| !s.style.is_empty());
+    assert_eq!(s.style, styles.styles[0].name);
+    assert_eq!(s.styles.len(), styles.styles.len());
+    assert!(s.screen_on && !s.gallery);
+
+    let third = styles.styles[2].name.clone();
+    run.tx
+        .send(Command::SetStyle(third.to_uppercase()))
+        .unwrap();
+    state_until(&run.state, "SetStyle", |s| s.style == third);
+    run.tx
+        .send(Command::SetStyle("no such style".into()))
+        .unwrap();
+    run.tx.send(Command::SetStrength(0.25)).unwrap();
+    let s = state_until(&run.state, "SetStrength", |s| s.strength == 0.25);
+    assert_eq!(s.style, third, "an unknown style name changed the style");
+    run.tx.send(Command::SetStrength(7.0)).unwrap();
+    state_until(&run.state, "strength clamped", |s| s.strength == 1.0);
+    run.tx.send(Command::SetGallery(true)).unwrap();
+    state_until(&run.state, "SetGallery", |s| s.gallery);
+
+    wait_for_frame(&run.screen);
+    run.tx.send(Command::SetScreen(false)).unwrap();
+    state_until(&run.state, "SetScreen(false)", |s| !s.screen_on);
+    assert!(run.screen.stats().blanked, "the screen was not darkened");
+    run.tx.send(Command::SetScreen(true)).unwrap();
+    state_until(&run.state, "SetScreen(true)", |s| s.screen_on);
+    let s = state_until(&run.state, "fps published", |s| s.fps > 0.0);
+    assert!(s.infer_ms.is_some_and(|m| m > 0.0));
+    run.tx.send(Command::Quit).unwrap();
+    run.join.join().unwrap();
+}
+
+/// A camera whose picture the test changes.
+struct SharedCamera(Arc<std::sync::Mutex<RgbFrame>>);
+
+impl FrameSource for SharedCamera {
+    fn next_frame(&mut self, frame: &mut RgbFrame) -> Result<(), CaptureError> {
+        std::thread::sleep(Duration::from_millis(30));
+        frame.clone_from(&self.0.lock().unwrap());
+        frame.captured_at = Instant::now();
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "a scene the test changes".into()
+    }
+}
+
+#[test]
+fn presence_sleeps_the_screen_when_nothing_moves_and_wakes_it_on_motion() {
+    let mut cfg = config();
+    cfg.display.sleep_after_still_minutes = 2;
+    let picture = Arc::new(std::sync::Mutex::new(scene()));
+    let cam = picture.clone();
+    let limits = RunLimits {
+        duration: Some(Duration::from_secs(60)),
+        // Two "minutes" of stillness last 1.6 s here.
+        presence_minute: Some(Duration::from_millis(800)),
+        ..Default::default()
+    };
+    let run = start_with(
+        cfg,
+        limits,
+        Box::new(move || Ok(Box::new(SharedCamera(cam.clone())) as Box<dyn FrameSource>)),
+    );
+    wait_for_frame(&run.screen);
+    state_until(&run.state, "asleep after stillness", |s| !s.screen_on);
+    assert!(
+        run.screen.stats().blanked,
+        "the screen was not powered down"
+    );
+    // Asleep: the camera keeps watching, the network rests.
+    let (v, s0) = run.state.snapshot();
+    assert!(!s0.screen_on);
+    let shown = run.screen.stats().frames_presented;
+    run.state.wait_newer(v, Duration::from_millis(600));
+    assert_eq!(
+        run.screen.stats().frames_presented,
+        shown,
+        "frames were shown while asleep"
+    );
+
+    // Someone walks in: a dark figure across a fifth of the picture.
+    {
+        let mut p = picture.lock().unwrap();
+        let w = p.width as usize;
+        for y in 0..p.height as usize {
+            for x in w / 3..w / 3 + w / 5 {
+                let i = (y * w + x) * 3;
+                p.data[i..i + 3].copy_from_slice(&[15, 15, 20]);
+            }
+        }
+    }
+    state_until(&run.state, "awake on motion", |s| s.screen_on);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run.screen.stats().frames_presented == shown {
+        assert!(Instant::now() < deadline, "no frame shown after waking");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.tx.send(Command::Quit).unwrap();
+    let report = run.join.join().unwrap();
+    println!("presence: {report:?}");
 }

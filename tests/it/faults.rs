@@ -249,6 +249,7 @@ impl Setup {
                 commands: rx,
                 reload: reload(),
                 styles: StyleSet::builtin(),
+                state: Default::default(),
             };
             daemon::run(
                 cfg,
