@@ -10,16 +10,18 @@ use std::path::{Path, PathBuf};
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::RgbImage;
 
+use crate::capture::picture::{decode_picture, load_picture, PictureError};
 use crate::config::Fit;
 use crate::frame::RgbFrame;
 
-/// Largest picture accepted from a file (either side), so a hostile or huge
-/// file is an error instead of an out-of-memory kill.
-pub const MAX_SIDE: u32 = 16384;
+/// Largest picture accepted from a file (either side; JPEGs are decoded at a
+/// reduced size instead), so a hostile or huge file is an error instead of an
+/// out-of-memory kill.
+pub const MAX_SIDE: u32 = crate::capture::picture::MAX_SIDE;
 /// Decoder memory budget.
-pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+pub const MAX_DECODE_BYTES: u64 = crate::capture::picture::MAX_DECODE_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
@@ -30,103 +32,51 @@ pub enum PreprocessError {
     },
     #[error("{path}: not a picture styleframe can read ({message})")]
     Decode { path: PathBuf, message: String },
-    #[error("{path}: {w}x{h} is too large (at most {MAX_SIDE} pixels a side)")]
-    TooLarge { path: PathBuf, w: u32, h: u32 },
+    #[error("{path}: {w}x{h} is too large ({why})")]
+    TooLarge {
+        path: PathBuf,
+        w: u32,
+        h: u32,
+        why: String,
+    },
     #[error("resize failed: {0}")]
     Resize(String),
 }
 
-/// Decodes a picture file into RGB8: any format the `image` crate reads
-/// (JPEG, PNG, GIF; 16-bit, greyscale, alpha, CMYK JPEG), EXIF orientation
-/// honoured, transparency composited over white (a painting on a wall), with
-/// decoder limits.
+impl From<PictureError> for PreprocessError {
+    fn from(e: PictureError) -> Self {
+        match e {
+            PictureError::Read { path, source } => PreprocessError::Read { path, source },
+            PictureError::Decode { path, message } => PreprocessError::Decode { path, message },
+            PictureError::TooLarge { path, w, h, why } => {
+                PreprocessError::TooLarge { path, w, h, why }
+            }
+        }
+    }
+}
+
+/// Decodes a picture file into RGB8 through the one decode path of every
+/// still picture ([`crate::capture::picture`]): any format the app reads
+/// (JPEG, PNG, GIF; 16-bit, greyscale, alpha, CMYK JPEG), strict (a cut or
+/// damaged file is an error), EXIF orientation honoured, transparency
+/// composited over white (a painting on a wall), memory bounded.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, PreprocessError> {
-    let bytes = std::fs::read(path).map_err(|source| PreprocessError::Read {
-        path: path.into(),
-        source,
-    })?;
-    decode_rgb(&bytes, path)
+    Ok(load_picture(path, None)?)
 }
 
 /// [`load_rgb`] on bytes already in memory; `path` only names them in errors.
 pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, PreprocessError> {
-    let decode_err = |e: image::ImageError| PreprocessError::Decode {
-        path: path.into(),
-        message: e.to_string(),
-    };
-    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|source| PreprocessError::Read {
-            path: path.into(),
-            source,
-        })?;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(_) => {
-            // Refused from the header alone: read just the size for the message.
-            let (w, h) = header_dimensions(bytes).unwrap_or((0, 0));
-            PreprocessError::TooLarge {
-                path: path.into(),
-                w,
-                h,
-            }
-        }
-        e => decode_err(e),
-    })?;
-    let (w, h) = decoder.dimensions();
-    if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(PreprocessError::TooLarge {
-            path: path.into(),
-            w,
-            h,
-        });
-    }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
-        image::ImageError::Limits(_) => PreprocessError::TooLarge {
-            path: path.into(),
-            w,
-            h,
-        },
-        e => decode_err(e),
-    })?;
-    img.apply_orientation(orientation);
-    Ok(flatten_over_white(img))
-}
-
-/// The size a picture's header claims, read without decoding any pixels.
-fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()?;
-    reader.no_limits();
-    reader.into_dimensions().ok()
-}
-
-fn flatten_over_white(img: DynamicImage) -> RgbImage {
-    if !img.color().has_alpha() {
-        return img.into_rgb8();
-    }
-    let rgba = img.into_rgba8();
-    let mut out = RgbImage::new(rgba.width(), rgba.height());
-    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
-        let a = p[3] as u32;
-        for c in 0..3 {
-            o[c] = ((p[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
-        }
-    }
-    out
+    Ok(decode_picture(bytes, path, None)?)
 }
 
 /// The source window that, resized to `dw` x `dh`, covers it exactly like
 /// Pillow's "resize so the picture covers, then centre-crop" does.
-fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
+///
+/// The window is computed in floating point from a rounded intermediate size,
+/// so its far edge can land a rounding error past the picture's edge (a
+/// 640x480 picture into 340x336 ended at row 480.000000001) and the resizer
+/// refuses it: the window is clamped into the picture, by at most that error.
+pub fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
     let sc = (dh as f64 / sh as f64).max(dw as f64 / sw as f64);
     let nw = (dw as f64).max((sw as f64 * sc).round());
     let nh = (dh as f64).max((sh as f64 * sc).round());
@@ -135,7 +85,20 @@ fn cover_window(sw: u32, sh: u32, dw: u32, dh: u32) -> (f64, f64, f64, f64) {
         ((nh - dh as f64) / 2.0).floor(),
     );
     let (fx, fy) = (sw as f64 / nw, sh as f64 / nh);
-    (l * fx, t * fy, dw as f64 * fx, dh as f64 * fy)
+    let (l, cw) = clamp_span(l * fx, dw as f64 * fx, sw as f64);
+    let (t, ch) = clamp_span(t * fy, dh as f64 * fy, sh as f64);
+    (l, t, cw, ch)
+}
+
+/// Moves and shortens the span `start .. start + len` until it lies inside
+/// `0 .. limit` (as the resizer adds them up, in f64).
+fn clamp_span(start: f64, len: f64, limit: f64) -> (f64, f64) {
+    let mut len = len.min(limit);
+    let start = start.clamp(0.0, limit - len);
+    while start + len > limit {
+        len = len.next_down();
+    }
+    (start, len)
 }
 
 /// Turns a camera frame into network input. One trait so the daemon's
@@ -348,7 +311,7 @@ mod tests {
         let mut img = image::RgbaImage::new(1, 1);
         img.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
         let mut png = vec![];
-        DynamicImage::ImageRgba8(img)
+        image::DynamicImage::ImageRgba8(img)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         let rgb = decode_rgb(&png, Path::new("a.png")).unwrap();

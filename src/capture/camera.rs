@@ -177,7 +177,7 @@ pub fn decode_raw(
 ) -> Result<(), String> {
     let (w, h) = (mode.width, mode.height);
     if mode.format == RawFormat::Mjpeg {
-        return decode_jpeg_into(raw, frame, scratch);
+        return decode_jpeg_into(raw, frame, scratch, None);
     }
     frame.reshape(w, h);
     let out = &mut frame.data;

@@ -4,8 +4,6 @@
 //! or odd buffer from a driver or file is an `Err`, never a panic or an out-of-bounds read.
 
 use crate::frame::RgbFrame;
-use image::ImageDecoder;
-use std::io::Cursor;
 
 /// BT.601 limited range (what webcams and Y4M files use), integer arithmetic.
 #[inline(always)]
@@ -131,61 +129,30 @@ pub fn rgb24_to_rgb(
     Ok(())
 }
 
-/// Decodes one JPEG into `frame` (re-shaped to the JPEG's size, buffer reused).
-/// `scratch` is reused for grey/alpha JPEGs. Limits are the file sources' limits, so a
-/// hostile 65535x65535 header is an error. A decoder panic is caught and reported as an error.
+/// Decodes one JPEG into `frame` (re-shaped to the decoded size, buffer reused), strictly
+/// and within the decode budget (see [`super::picture`]): at the smallest DCT scale that
+/// still covers `cover` when given. `scratch` is reused for CMYK JPEGs. A damaged or cut
+/// JPEG is an error, never a partly gray frame.
 pub fn decode_jpeg_into(
     bytes: &[u8],
     frame: &mut RgbFrame,
     scratch: &mut Vec<u8>,
+    cover: Option<(u32, u32)>,
 ) -> Result<(), String> {
     if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
         return Err("not a JPEG (no SOI marker)".into());
     }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_jpeg_inner(bytes, frame, scratch)
-    }));
-    match result {
-        Ok(r) => r,
-        Err(_) => Err("JPEG decoder panicked".into()),
-    }
-}
-
-fn decode_jpeg_inner(
-    bytes: &[u8],
-    frame: &mut RgbFrame,
-    scratch: &mut Vec<u8>,
-) -> Result<(), String> {
-    let mut dec =
-        image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
-    dec.set_limits(super::image_limits())
-        .map_err(|e| e.to_string())?;
-    let (w, h) = dec.dimensions();
-    if w == 0 || h == 0 {
-        return Err(format!("JPEG has an empty size {w}x{h}"));
-    }
-    let ct = dec.color_type();
-    frame.reshape(w, h);
-    match ct {
-        image::ColorType::Rgb8 => dec.read_image(&mut frame.data).map_err(|e| e.to_string()),
-        image::ColorType::L8 | image::ColorType::La8 | image::ColorType::Rgba8 => {
-            scratch.resize(dec.total_bytes() as usize, 0);
-            dec.read_image(scratch).map_err(|e| e.to_string())?;
-            let channels = ct.channel_count() as usize;
-            for (o, s) in frame
-                .data
-                .chunks_exact_mut(3)
-                .zip(scratch.chunks_exact(channels))
-            {
-                if channels >= 3 {
-                    o.copy_from_slice(&s[..3]);
-                } else {
-                    o.copy_from_slice(&[s[0], s[0], s[0]]);
-                }
-            }
+    match super::picture::decode_jpeg(bytes, cover, &mut frame.data, scratch) {
+        Ok((w, h, _orientation)) => {
+            frame.width = w;
+            frame.height = h;
             Ok(())
         }
-        other => Err(format!("unsupported JPEG colour type {other:?}")),
+        Err(e) => {
+            // Never leave a frame whose buffer does not match its size.
+            frame.reshape(frame.width, frame.height);
+            Err(e.to_string())
+        }
     }
 }
 
@@ -267,8 +234,8 @@ mod tests {
     fn garbage_is_not_a_jpeg() {
         let mut f = RgbFrame::new(1, 1);
         let mut scratch = Vec::new();
-        assert!(decode_jpeg_into(b"hello world", &mut f, &mut scratch).is_err());
-        assert!(decode_jpeg_into(&[0xFF, 0xD8, 0xFF, 0xD9], &mut f, &mut scratch).is_err());
+        assert!(decode_jpeg_into(b"hello world", &mut f, &mut scratch, None).is_err());
+        assert!(decode_jpeg_into(&[0xFF, 0xD8, 0xFF, 0xD9], &mut f, &mut scratch, None).is_err());
     }
 
     #[test]
@@ -281,7 +248,7 @@ mod tests {
         let mut f = RgbFrame::new(100, 100);
         let cap = f.data.capacity();
         let mut scratch = Vec::new();
-        decode_jpeg_into(&bytes, &mut f, &mut scratch).unwrap();
+        decode_jpeg_into(&bytes, &mut f, &mut scratch, None).unwrap();
         assert_eq!((f.width, f.height, f.data.len()), (16, 8, 16 * 8 * 3));
         assert_eq!(f.data.capacity(), cap, "buffer reused");
         assert!(f.pixel(15, 4)[0] > 200 && f.pixel(0, 4)[0] < 30);

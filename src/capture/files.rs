@@ -1,52 +1,46 @@
 //! Still-picture sources: one image file, or a folder of images shown in turn.
 //!
-//! Pictures are decoded once (with size limits) and scaled down, never up, to just cover the
-//! configured capture size, so re-delivering them at the capture rate is a cheap copy.
-//! EXIF orientation is ignored.
+//! Pictures are decoded once, through the one decode path of every still picture
+//! ([`super::picture`]: strict, EXIF orientation, alpha over white, bounded memory), at the
+//! smallest size that still covers the configured capture size, so re-delivering them at
+//! the capture rate is a cheap copy. A folder file is taken only once it is complete: left
+//! alone for [`SETTLE`] (a file being copied in keeps changing) and decoding cleanly.
 
 use super::pacing::Pacer;
-use super::{image_limits, CaptureError, FrameSource};
+use super::picture::{load_picture, PictureError};
+use super::{CaptureError, FrameSource};
 use crate::frame::RgbFrame;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long the folder source shows each picture.
 pub const FOLDER_SLIDE: Duration = Duration::from_secs(5);
 
+/// A folder file modified more recently than this may still be being written: it waits.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// File name extensions the folder source picks up (lower case).
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "gif"];
 
-/// Decodes `path` with the decoder limits and scales it down so that it just covers
-/// `width` x `height` (aspect kept; small pictures are left alone).
+/// Decodes `path` and scales it down so that it just covers `width` x `height`
+/// (aspect kept; small pictures are left alone).
 pub fn load_image(path: &Path, width: u32, height: u32) -> Result<RgbImage, CaptureError> {
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| CaptureError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| CaptureError::io(path, e))?;
-    reader.limits(image_limits());
-    let img = reader
-        .decode()
-        .map_err(|e| CaptureError::decode(path, e))?
-        .into_rgb8();
-    let (w, h) = img.dimensions();
-    if w == 0 || h == 0 {
-        return Err(CaptureError::decode(path, "empty picture"));
+    load_picture(path, Some((width, height))).map_err(|e| match e {
+        PictureError::Read { path, source } => CaptureError::Io { path, source },
+        e => CaptureError::decode(path, e.reason()),
+    })
+}
+
+/// True when `path` was last modified at least [`SETTLE`] ago (or its time is unknown).
+fn settled(path: &Path) -> bool {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified());
+    match modified {
+        Ok(t) => SystemTime::now()
+            .duration_since(t)
+            .is_ok_and(|age| age >= SETTLE),
+        Err(_) => true,
     }
-    let scale = (width as f64 / w as f64).max(height as f64 / h as f64);
-    if scale >= 1.0 {
-        return Ok(img);
-    }
-    let (nw, nh) = (
-        ((w as f64 * scale).ceil() as u32).max(1),
-        ((h as f64 * scale).ceil() as u32).max(1),
-    );
-    Ok(image::imageops::resize(
-        &img,
-        nw,
-        nh,
-        image::imageops::FilterType::Triangle,
-    ))
 }
 
 fn deliver(img: &RgbImage, seq: &mut u64, frame: &mut RgbFrame) {
@@ -153,8 +147,15 @@ impl FolderSource {
             pacer: Pacer::new(fps as f64),
             seq: 0,
         };
-        // Fail at start-up, not later, when nothing in the folder can be read.
-        source.advance()?;
+        // Fail at start-up, not later, when nothing in the folder can be read; files that
+        // were just copied in are waited for (once: they settle within SETTLE).
+        match source.advance() {
+            Err(CaptureError::Unsettled { .. }) => {
+                std::thread::sleep(SETTLE + Duration::from_millis(100));
+                source.advance()?;
+            }
+            r => r?,
+        }
         Ok(source)
     }
 
@@ -163,13 +164,20 @@ impl FolderSource {
         self.current.as_ref().map(|(p, _)| p.as_path())
     }
 
-    /// Loads the next readable picture, skipping unreadable ones with a warning.
+    /// Loads the next readable picture, skipping unreadable ones with a warning and
+    /// leaving files still being written for a later round.
     fn advance(&mut self) -> Result<(), CaptureError> {
         // The rest of this cycle, then (after a rescan) one whole cycle at most.
+        let mut unsettled = 0;
         for _pass in 0..2 {
             while self.next_index < self.files.len() {
                 let path = self.files[self.next_index].clone();
                 self.next_index += 1;
+                if !settled(&path) {
+                    log::debug!("capture: {} is still changing; later", path.display());
+                    unsettled += 1;
+                    continue;
+                }
                 match load_image(&path, self.width, self.height) {
                     Ok(img) => {
                         log::debug!("capture: showing {}", path.display());
@@ -191,6 +199,11 @@ impl FolderSource {
         if self.current.is_some() {
             self.shown_since = Instant::now();
             return Ok(());
+        }
+        if unsettled > 0 {
+            return Err(CaptureError::Unsettled {
+                path: self.dir.clone(),
+            });
         }
         Err(CaptureError::NoImages {
             path: self.dir.clone(),

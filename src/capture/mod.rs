@@ -7,12 +7,14 @@
 //! Error policy: [`CaptureError::is_transient`] tells the caller whether to keep going.
 //! A `CorruptFrame` is one bad frame (skip it and count it); `Disconnected` means the camera
 //! went away: call `next_frame` again after a backoff and the camera source reopens itself.
-//! Everything else is a configuration or file problem that retrying will not fix.
+//! Everything else is a configuration or file problem that retrying will not fix
+//! ([`CaptureError::is_permanent`]), except a camera that is absent or busy, which may come.
 
 pub mod camera;
 pub mod convert;
 pub mod files;
 pub mod pacing;
+pub mod picture;
 pub mod synthetic;
 pub mod video;
 
@@ -26,10 +28,11 @@ pub use pacing::Pacer;
 pub use synthetic::{still_scene, Synthetic};
 pub use video::{MjpegFileSource, Y4mSource};
 
-/// Largest picture a file source accepts (each side); bigger files are an error, not an OOM.
-pub const MAX_IMAGE_SIDE: u32 = 8192;
-/// Largest allocation an image decoder may make for one picture.
-pub const MAX_IMAGE_ALLOC: u64 = 512 * 1024 * 1024;
+/// Largest picture a file source accepts (each side, JPEGs excepted: they are decoded
+/// at a reduced size); bigger files are an error, not an OOM.
+pub const MAX_IMAGE_SIDE: u32 = picture::MAX_SIDE;
+/// Largest allocation a decoder may make for one picture or video frame.
+pub const MAX_IMAGE_ALLOC: u64 = picture::MAX_DECODE_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -55,6 +58,9 @@ pub enum CaptureError {
     Decode { path: PathBuf, message: String },
     #[error("no images in {}", path.display())]
     NoImages { path: PathBuf },
+    /// The folder's only pictures are still being written (copied in). Transient.
+    #[error("the pictures in {} are still being written", path.display())]
+    Unsettled { path: PathBuf },
     /// The config names a source that needs a path and has none, or a bad value.
     #[error("capture config: {0}")]
     Config(String),
@@ -67,6 +73,20 @@ impl CaptureError {
         matches!(
             self,
             CaptureError::CorruptFrame { .. } | CaptureError::Disconnected { .. }
+        )
+    }
+
+    /// True when retrying the same configuration cannot help: a missing or unreadable file,
+    /// a file that is not a usable picture or video, a bad setting. At start-up these end
+    /// `run` with exit 2 (configuration error). A camera that is absent, busy or went away,
+    /// and pictures still being copied in, may come back: false.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::Io { .. }
+                | CaptureError::Decode { .. }
+                | CaptureError::NoImages { .. }
+                | CaptureError::Config(_)
         )
     }
 
@@ -129,18 +149,9 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
             fps,
             files::FOLDER_SLIDE,
         )?),
-        SourceKind::Video => video::open_video(&need_path("video")?, fps)?,
+        SourceKind::Video => video::open_video(&need_path("video")?, fps, (cfg.width, cfg.height))?,
         SourceKind::Synthetic => Box::new(Synthetic::new(cfg.width, cfg.height, fps)),
     };
     log::info!("capture: {}", source.describe());
     Ok(source)
-}
-
-/// Image decoder limits shared by every file source.
-pub(crate) fn image_limits() -> image::Limits {
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
-    limits
 }

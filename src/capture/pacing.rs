@@ -10,11 +10,14 @@ pub struct Pacer {
     next: Option<Instant>,
 }
 
+/// Highest rate a paced source runs at: a file claiming 4000000000 fps must not busy-loop.
+pub const MAX_FPS: f64 = 240.0;
+
 impl Pacer {
-    /// `fps` <= 0 or NaN is treated as 1 fps.
+    /// `fps` <= 0 or NaN is treated as 1 fps; above [`MAX_FPS`] as `MAX_FPS`.
     pub fn new(fps: f64) -> Self {
         let fps = if fps.is_finite() && fps > 0.0 {
-            fps
+            fps.min(MAX_FPS)
         } else {
             1.0
         };
@@ -104,5 +107,12 @@ mod tests {
     fn nonsense_fps_falls_back_to_one() {
         assert_eq!(Pacer::new(0.0).period(), Duration::from_secs(1));
         assert_eq!(Pacer::new(f64::NAN).period(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn absurd_fps_is_capped_so_a_source_cannot_busy_loop() {
+        let floor = Duration::from_secs_f64(1.0 / MAX_FPS);
+        assert_eq!(Pacer::new(4_000_000_000.0).period(), floor);
+        assert_eq!(Pacer::new(f64::INFINITY).period(), Duration::from_secs(1));
     }
 }

@@ -19,14 +19,19 @@ use std::time::Instant;
 pub const MAX_JPEG_BYTES: usize = 32 * 1024 * 1024;
 
 /// Opens a video file, choosing the reader by extension, else by the first bytes.
-pub fn open_video(path: &Path, fps: u32) -> Result<Box<dyn FrameSource>, CaptureError> {
+/// MJPEG frames are decoded at a reduced size that still covers `cover` (the capture size).
+pub fn open_video(
+    path: &Path,
+    fps: u32,
+    cover: (u32, u32),
+) -> Result<Box<dyn FrameSource>, CaptureError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
-        "mjpeg" | "mjpg" => return Ok(Box::new(MjpegFileSource::open(path, fps)?)),
+        "mjpeg" | "mjpg" => return Ok(Box::new(MjpegFileSource::open(path, fps, cover)?)),
         "y4m" => return Ok(Box::new(Y4mSource::open(path, fps)?)),
         _ => {}
     }
@@ -37,7 +42,7 @@ pub fn open_video(path: &Path, fps: u32) -> Result<Box<dyn FrameSource>, Capture
     if head[..n].starts_with(b"YUV4MPEG2") {
         Ok(Box::new(Y4mSource::open(path, fps)?))
     } else if head[..n].starts_with(&[0xFF, 0xD8]) {
-        Ok(Box::new(MjpegFileSource::open(path, fps)?))
+        Ok(Box::new(MjpegFileSource::open(path, fps, cover)?))
     } else {
         Err(CaptureError::decode(
             path,
@@ -211,6 +216,8 @@ pub struct MjpegFileSource {
     splitter: JpegSplitter<BufReader<File>>,
     jpeg: Vec<u8>,
     scratch: Vec<u8>,
+    /// Frames are decoded at the smallest DCT scale that still covers this.
+    cover: (u32, u32),
     pacer: Pacer,
     fps: u32,
     seq: u64,
@@ -226,25 +233,37 @@ fn open_reader(path: &Path) -> Result<BufReader<File>, CaptureError> {
 }
 
 impl MjpegFileSource {
-    pub fn open(path: &Path, fps: u32) -> Result<Self, CaptureError> {
-        // Fail now on a file without any JPEG in it.
+    pub fn open(path: &Path, fps: u32, cover: (u32, u32)) -> Result<Self, CaptureError> {
+        // Fail now, not on every loop, on a file in which no frame decodes.
         let mut probe = JpegSplitter::new(open_reader(path)?);
-        let mut jpeg = Vec::new();
-        if probe
-            .next_jpeg(&mut jpeg)
-            .map_err(|e| CaptureError::io(path, e))?
-            == Chunk::End
-        {
-            return Err(CaptureError::decode(
-                path,
-                "no JPEG frames (no FFD8 marker)",
-            ));
+        let (mut jpeg, mut scratch) = (Vec::new(), Vec::new());
+        let mut frame = RgbFrame::new(0, 0);
+        let mut last_error = String::from("no JPEG frames (no FFD8 marker)");
+        loop {
+            match probe
+                .next_jpeg(&mut jpeg)
+                .map_err(|e| CaptureError::io(path, e))?
+            {
+                Chunk::Jpeg => match decode_jpeg_into(&jpeg, &mut frame, &mut scratch, Some(cover))
+                {
+                    Ok(()) => break,
+                    Err(e) => last_error = e,
+                },
+                Chunk::Corrupt(why) => last_error = why,
+                Chunk::End => {
+                    return Err(CaptureError::decode(
+                        path,
+                        format!("no decodable JPEG frame ({last_error})"),
+                    ))
+                }
+            }
         }
         Ok(MjpegFileSource {
             path: path.to_path_buf(),
             splitter: JpegSplitter::new(open_reader(path)?),
             jpeg,
-            scratch: Vec::new(),
+            scratch,
+            cover,
             pacer: Pacer::new(fps as f64),
             fps,
             seq: 0,
@@ -270,7 +289,8 @@ impl FrameSource for MjpegFileSource {
                 .map_err(|e| CaptureError::io(&self.path, e))?;
             match chunk {
                 Chunk::Jpeg => {
-                    let result = decode_jpeg_into(&self.jpeg, frame, &mut self.scratch);
+                    let result =
+                        decode_jpeg_into(&self.jpeg, frame, &mut self.scratch, Some(self.cover));
                     self.frame_no += 1;
                     if let Err(why) = result {
                         return Err(self.corrupt(&why));
@@ -307,8 +327,8 @@ impl FrameSource for MjpegFileSource {
 }
 
 /// Reads W and H from a Y4M header line without trusting them, so a hostile header cannot
-/// make the decoder allocate a huge frame buffer.
-fn y4m_header_size(path: &Path) -> Result<(usize, usize), CaptureError> {
+/// make the decoder allocate a huge frame buffer. Returns them and the header's length.
+fn y4m_header_size(path: &Path) -> Result<(usize, usize, u64), CaptureError> {
     let mut line = Vec::new();
     open_reader(path)?
         .take(1024)
@@ -326,9 +346,47 @@ fn y4m_header_size(path: &Path) -> Result<(usize, usize), CaptureError> {
             .and_then(|f| std::str::from_utf8(&f[1..]).ok()?.parse().ok())
     };
     match (field(b'W'), field(b'H')) {
-        (Some(w), Some(h)) if w > 0 && h > 0 => Ok((w, h)),
+        (Some(w), Some(h)) if w > 0 && h > 0 => Ok((w, h, line.len() as u64)),
         _ => Err(CaptureError::decode(path, "Y4M header without a valid W/H")),
     }
+}
+
+/// Checks that the file is what its header says: every frame starts with `FRAME` where
+/// the header's size puts it, and at least one frame is complete. A wrong W, H or colour
+/// space otherwise shows as a striped garbage frame. Only the frame headers are read.
+fn y4m_check_layout(path: &Path, header_len: u64, frame_len: u64) -> Result<(), CaptureError> {
+    use std::io::{Seek, SeekFrom};
+    let bad = |why: String| CaptureError::decode(path, why);
+    let mut r = open_reader(path)?;
+    let file_len = r
+        .get_ref()
+        .metadata()
+        .map_err(|e| CaptureError::io(path, e))?
+        .len();
+    let (mut at, mut complete) = (header_len, 0u64);
+    while at < file_len {
+        r.seek(SeekFrom::Start(at))
+            .map_err(|e| CaptureError::io(path, e))?;
+        let mut tag = Vec::new();
+        (&mut r)
+            .take(256)
+            .read_until(b'\n', &mut tag)
+            .map_err(|e| CaptureError::io(path, e))?;
+        if !tag.starts_with(b"FRAME") || tag.last() != Some(&b'\n') {
+            return Err(bad(format!(
+                "frame {complete} does not start with FRAME at byte {at}: \
+                 the header's size or colour space does not match the data"
+            )));
+        }
+        at += tag.len() as u64 + frame_len;
+        if at <= file_len {
+            complete += 1;
+        }
+    }
+    if complete == 0 {
+        return Err(bad("no complete Y4M frame".into()));
+    }
+    Ok(())
 }
 
 /// Counts the bytes the Y4M decoder consumes: the `y4m` crate reports a frame cut short by
@@ -384,7 +442,7 @@ fn y4m_decoder(path: &Path) -> Result<(Y4mDecoder, Arc<AtomicU64>), CaptureError
 impl Y4mSource {
     /// `fallback_fps` is used when the file states no usable rate.
     pub fn open(path: &Path, fallback_fps: u32) -> Result<Self, CaptureError> {
-        let (w, h) = y4m_header_size(path)?;
+        let (w, h, header_len) = y4m_header_size(path)?;
         if w > MAX_IMAGE_SIDE as usize || h > MAX_IMAGE_SIDE as usize {
             return Err(CaptureError::decode(
                 path,
@@ -405,10 +463,34 @@ impl Y4mSource {
                 ))
             }
         };
+        let frame_len = match chroma {
+            None => w * h,
+            Some((cx, cy)) => {
+                w * h + 2 * (((w + (1 << cx) - 1) >> cx) * ((h + (1 << cy) - 1) >> cy))
+            }
+        } as u64;
+        // The frame as read plus its RGB conversion.
+        let need = frame_len + w as u64 * h as u64 * 3;
+        if need > MAX_IMAGE_ALLOC {
+            return Err(CaptureError::decode(
+                path,
+                format!("Y4M frame {w}x{h} needs {need} bytes, the limit is {MAX_IMAGE_ALLOC}"),
+            ));
+        }
+        y4m_check_layout(path, header_len, frame_len)?;
         let rate = decoder.get_framerate();
-        let fps = if rate.num > 0 && rate.den > 0 {
-            rate.num as f64 / rate.den as f64
+        let stated = rate.num as f64 / rate.den.max(1) as f64;
+        let fps = if rate.num > 0 && rate.den > 0 && stated <= super::pacing::MAX_FPS {
+            stated
         } else {
+            if rate.num > 0 {
+                log::warn!(
+                    "{}: frame rate {}:{} is not usable; playing at {fallback_fps} fps",
+                    path.display(),
+                    rate.num,
+                    rate.den
+                );
+            }
             fallback_fps as f64
         };
         Ok(Y4mSource {

@@ -207,10 +207,11 @@ fn run_with(
     } else {
         None
     };
+    let camera_cfg = cfg.camera.clone();
+    let mut first_source = open_first_source(&camera_cfg)?;
     let screen = display::open(&cfg.display)
         .with_context(|| format!("display backend {:?}", cfg.display.backend))?;
     let display_cfg = cfg.display.clone();
-    let camera_cfg = cfg.camera.clone();
     let (tx, rx) = daemon::command_channel();
     let signals = input::spawn_signals(tx.clone()).context("installing signal handlers")?;
     with_commands(tx.clone());
@@ -238,7 +239,10 @@ fn run_with(
     };
     let reload_path = config_path.clone();
     let parts = Parts {
-        open_source: Box::new(move || capture::open(&camera_cfg)),
+        open_source: Box::new(move || match first_source.take() {
+            Some(s) => Ok(s),
+            None => capture::open(&camera_cfg),
+        }),
         make_stylizer: Box::new(move |h, w| {
             TransferNet::load(&transfer, h, w, &pool(threads))
                 .map(|n| Box::new(n) as Box<dyn Stylizer>)
@@ -268,6 +272,29 @@ fn run_with(
     signals.close();
     drop(tx);
     Ok(report)
+}
+
+/// Opens the picture source once before starting. One that can never work (a missing
+/// file, a PNG given as video, a Y4M whose header does not match its data, an MJPEG in
+/// which no frame decodes) is a configuration error: exit 2, naming the file. A camera that
+/// is absent or busy may come back: the capture thread keeps trying with a backoff.
+fn open_first_source(
+    cfg: &styleframe::config::CameraConfig,
+) -> Result<Option<Box<dyn capture::FrameSource>>, Failure> {
+    match capture::open(cfg) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.is_permanent() => Err(Failure {
+            code: EXIT_CONFIG,
+            error: anyhow::anyhow!(
+                "camera.source = \"{}\": {e}",
+                format!("{:?}", cfg.source).to_lowercase()
+            ),
+        }),
+        Err(e) => {
+            log::warn!("capture: {e}; will keep trying");
+            Ok(None)
+        }
+    }
 }
 
 pub fn run(a: RunArgs) -> CliResult {

@@ -88,6 +88,13 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
         .parse()
         .map_err(|_| format!("{s:?}: width is not a number"))?;
     styleframe::inference::check_size(h, w).map_err(|e| e.to_string())?;
+    let ceiling = styleframe::config::MAX_PIXELS_CEILING as usize;
+    if h.saturating_mul(w) > ceiling {
+        return Err(format!(
+            "{s:?}: {} pixels is more than the {ceiling} the network may use (see inference.max_pixels)",
+            h.saturating_mul(w)
+        ));
+    }
     Ok((h, w))
 }
 

@@ -16,5 +16,6 @@ mod daemon_process;
 mod display_framebuffer;
 mod display_headless;
 mod faults;
+mod faults_pictures;
 mod models_fetch;
 mod reference;
