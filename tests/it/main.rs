@@ -17,4 +17,5 @@ mod display_framebuffer;
 mod display_headless;
 mod faults;
 mod models_fetch;
+mod mqtt;
 mod reference;
