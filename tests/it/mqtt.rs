@@ -29,6 +29,8 @@ struct Broker {
     child: Option<Child>,
     /// Only this user may connect (none: anyone).
     login: Option<(String, String)>,
+    /// More lines for the listener (TLS).
+    extra: String,
 }
 
 impl Broker {
@@ -38,6 +40,14 @@ impl Broker {
     }
 
     fn start_with(login: Option<(&str, &str)>) -> Option<Broker> {
+        Broker::start_conf(login, |_| String::new())
+    }
+
+    /// `extra` makes listener lines from the broker's scratch directory.
+    fn start_conf(
+        login: Option<(&str, &str)>,
+        extra: impl FnOnce(&Path) -> String,
+    ) -> Option<Broker> {
         if !Path::new(MOSQUITTO).is_file() {
             eprintln!("SKIPPED: {MOSQUITTO} is not installed (apt-get install mosquitto)");
             return None;
@@ -47,9 +57,12 @@ impl Broker {
             .local_addr()
             .unwrap()
             .port();
+        let dir = tempfile::tempdir().unwrap();
+        let extra = extra(dir.path());
         let mut b = Broker {
             port,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
+            extra,
             child: None,
             login: login.map(|(u, p)| (u.into(), p.into())),
         };
@@ -61,6 +74,7 @@ impl Broker {
         let p = self.dir.path().join("mosquitto.conf");
         let mut f = std::fs::File::create(&p).unwrap();
         writeln!(f, "listener {} 127.0.0.1\npersistence false", self.port).unwrap();
+        writeln!(f, "{}", self.extra).unwrap();
         match &self.login {
             None => writeln!(f, "allow_anonymous true").unwrap(),
             Some((user, pass)) => {
@@ -90,7 +104,11 @@ impl Broker {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
+            let log = std::fs::read_to_string(self.dir.path().join("mosquitto.log"));
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen: {log:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -318,7 +336,21 @@ fn home_assistant_discovers_the_frame_and_its_commands_act_like_the_button() {
         .collect();
     let run = start(config(), Duration::from_secs(120));
     let w = Watcher::new(&broker, "watch1");
+    // A command retained on the broker is old news when the frame connects.
+    w.client
+        .publish(
+            "styleframe/frame1/style/set",
+            QoS::AtLeastOnce,
+            true,
+            names[5].clone(),
+        )
+        .unwrap();
     let m = connect(&run, &mqtt_config(&broker, "frame1", ""));
+    until_count(
+        "the retained command rejected",
+        || stat(&m, |s| &s.rejected),
+        1,
+    );
 
     // Discovery: eight entities, each valid for its platform.
     let d = until_discovery(&w);
@@ -339,6 +371,19 @@ fn home_assistant_discovers_the_frame_and_its_commands_act_like_the_button() {
     });
     w.until("styleframe/frame1/style", "state", |p| p == names[0]);
     w.until("styleframe/frame1/screen", "state", |p| p == "ON");
+    assert_eq!(
+        run.state.snapshot().1.style,
+        names[0],
+        "a retained command was applied"
+    );
+    // Home Assistant restarting asks for discovery again.
+    let rounds = stat(&m, |s| &s.discovery_rounds);
+    w.send("homeassistant/status", "online");
+    until_count(
+        "discovery after HA's restart",
+        || stat(&m, |s| &s.discovery_rounds),
+        rounds + 1,
+    );
 
     // A command changes the frame, and the change comes back as state.
     w.send("styleframe/frame1/style/set", names[2].clone());
@@ -609,4 +654,147 @@ fn the_daemon_connects_only_when_enabled_and_doctor_never_shows_the_password() {
         .all()
         .iter()
         .any(|m| m.topic == "styleframe/proc1/availability" && m.text() == "online"));
+}
+
+/// A CA and a server certificate for "localhost" made with the openssl tool
+/// (tests only; styleframe itself links no OpenSSL). Returns the CA's path.
+fn make_certs(dir: &Path, ca_name: &str) -> PathBuf {
+    let run = |args: &[&str]| {
+        let o = Process::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl tool (apt-get install openssl)");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = format!("{ca_name}.crt");
+    let ca_key = format!("{ca_name}.key");
+    let mut a = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=styleframe test CA",
+    ];
+    a.extend(ec);
+    a.extend(["-keyout", &ca_key, "-out", &ca]);
+    run(&a);
+    let mut a = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ];
+    a.extend(ec);
+    run(&a);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    // Mosquitto started as root drops to its own user: let it read them (test keys).
+    use std::os::unix::fs::PermissionsExt;
+    for f in [
+        Path::new("."),
+        Path::new("server.key"),
+        Path::new("server.crt"),
+        Path::new(&ca),
+    ] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir.join(ca)
+}
+
+#[test]
+fn mqtts_connects_with_rustls_and_checks_the_certificate() {
+    let mut ca = PathBuf::new();
+    let Some(broker) = Broker::start_conf(None, |d| {
+        ca = make_certs(d, "ca");
+        format!(
+            "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}",
+            ca.display(),
+            d.join("server.crt").display(),
+            d.join("server.key").display()
+        )
+    }) else {
+        return;
+    };
+    let board = Arc::new(styleframe::daemon::state::StateBoard::default());
+    board.update(|s| {
+        s.style = "wave".into();
+        s.styles = ["wave", "scream"]
+            .map(|n| styleframe::daemon::state::StyleInfo {
+                name: n.into(),
+                ..Default::default()
+            })
+            .to_vec();
+    });
+    let cfg = |id: &str, ca_file: PathBuf| MqttConfig {
+        enabled: true,
+        broker: format!("mqtts://localhost:{}", broker.port),
+        device_id: id.into(),
+        ca_file,
+        ..Default::default()
+    };
+
+    // Trusting the broker's CA: connected, discovery sent, commands arrive.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m = mqtt::spawn(&cfg("tls1", ca.clone()), board.clone(), tx).unwrap();
+    until_count("TLS connection", || stat(&m, |s| &s.discovery_rounds), 1);
+    let port = broker.port.to_string();
+    let o = Process::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &port, "--cafile"])
+        .arg(&ca)
+        .args(["-t", "styleframe/tls1/style/set", "-m", "scream"])
+        .output()
+        .expect("mosquitto_pub (apt-get install mosquitto-clients)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(got, Command::SetStyle("scream".into()));
+    m.stop();
+
+    // Trusting another CA only: no connection.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = make_certs(other.path(), "other");
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let m = mqtt::spawn(&cfg("tls2", other_ca), board, tx).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        stat(&m, |s| &s.connects),
+        0,
+        "connected to a broker it should not trust"
+    );
+    m.stop();
 }
