@@ -32,6 +32,8 @@ const BURST: f64 = 40.0;
 
 pub struct Shared {
     pub topics: Topics,
+    /// "host:port", for log lines.
+    pub broker: String,
     pub client: Client,
     pub board: Arc<StateBoard>,
     pub stats: Stats,
@@ -46,6 +48,7 @@ impl Shared {
         let (client, conn) = Client::new(options(s), QUEUE);
         let shared = Shared {
             topics: s.topics.clone(),
+            broker: format!("{}:{}", s.addr.host, s.addr.port),
             client,
             board,
             stats: Stats::default(),
@@ -117,7 +120,7 @@ pub fn run_connection(mut conn: Connection, sh: &Shared, tx: Sender<Command>) {
                 if let Some(line) = errors.line(Instant::now(), || {
                     format!(
                         "mqtt: broker {}: {e}; retrying (backoff up to {BACKOFF_MAX:?})",
-                        sh.topics.base
+                        sh.broker
                     )
                 }) {
                     log::warn!("{line}");
