@@ -247,6 +247,9 @@ pub struct DisplayConfig {
     pub snapshot_dir: Option<PathBuf>,
     /// Snapshot every Nth shown frame (1 = every frame).
     pub snapshot_every: u32,
+    /// Presence: power the screen down after this many minutes without
+    /// motion in front of the camera, wake it on motion (0 = off).
+    pub sleep_after_still_minutes: u32,
 }
 
 impl Default for DisplayConfig {
@@ -262,6 +265,7 @@ impl Default for DisplayConfig {
             crossfade: true,
             snapshot_dir: None,
             snapshot_every: 1,
+            sleep_after_still_minutes: 0,
         }
     }
 }
@@ -816,6 +820,12 @@ impl DisplayConfig {
                 "1 or more (1 = every shown frame)",
             ));
         }
+        int_in(
+            "display.sleep_after_still_minutes",
+            self.sleep_after_still_minutes,
+            0,
+            1440,
+        )?;
         Ok(())
     }
 }
@@ -1208,6 +1218,7 @@ mod tests {
         display_fps_zero_is_rejected: "[display]\nfps = 0" => "display.fps", "0", "1 ..= 240";
         display_fps_too_high_is_rejected: "[display]\nfps = 241" => "display.fps", "241", "1 ..= 240";
         snapshot_every_zero_is_rejected: "[display]\nsnapshot_every = 0" => "display.snapshot_every", "0", "1 or more";
+        presence_over_a_day_is_rejected: "[display]\nsleep_after_still_minutes = 1441" => "display.sleep_after_still_minutes", "1441", "0 ..= 1440";
         debounce_over_a_second_is_rejected: "[button]\ndebounce_ms = 1001" => "button.debounce_ms", "1001", "0 ..= 1000";
         long_press_too_short_is_rejected: "[button]\nlong_press_ms = 99" => "button.long_press_ms", "99", "100 ..= 10000";
         long_press_too_long_is_rejected: "[button]\nlong_press_ms = 10001" => "button.long_press_ms", "10001", "100 ..= 10000";

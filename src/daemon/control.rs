@@ -131,6 +131,7 @@ impl Controller {
         DarkReasons {
             night: self.gallery.is_night(local),
             blanked: self.manual_blank,
+            still: false,
         }
     }
 

@@ -113,7 +113,7 @@ impl DisplayLoop {
             self.shared.live().morph.go_to(s.embedding, now);
             self.publish();
         }
-        self.follow_power();
+        self.follow_power(now);
         if !self.power.is_dark() && self.out.ready(now) {
             self.show(now);
         }
@@ -223,6 +223,8 @@ impl DisplayLoop {
                 l.morph.go_to(self.ctl.current().embedding, now);
                 drop(l);
                 self.out.set_crossfade(new.display.crossfade);
+                let presence = new.display.sleep_after_still_minutes > 0;
+                self.shared.presence.store(presence, Relaxed);
                 self.cfg = new;
                 self.report.reloads_ok += 1;
                 log::info!("configuration reloaded; style: {}", self.ctl.current().name);
@@ -241,20 +243,27 @@ impl DisplayLoop {
         self.notifier.ready();
     }
 
-    /// Night schedule and blank: power the screen down and rest the camera
-    /// and network; wake them when the last reason goes. Dark on purpose is
-    /// the daemon doing what it should, so it counts as ready.
-    fn follow_power(&mut self) {
-        let reasons = self.ctl.dark_reasons(local_time(&self.limits));
+    /// Night schedule, blank and presence: power the screen down and rest
+    /// the network (and the camera, except while watching for someone); wake
+    /// them when the last reason goes. Dark on purpose is the daemon doing
+    /// what it should, so it counts as ready.
+    fn follow_power(&mut self, now: Instant) {
+        let mut reasons = self.ctl.dark_reasons(local_time(&self.limits));
+        let minutes = self.cfg.display.sleep_after_still_minutes;
+        let minute = self
+            .limits
+            .presence_minute
+            .unwrap_or(Duration::from_secs(60));
+        reasons.still = minutes > 0 && self.shared.still_for(now) >= minute * minutes;
+        self.shared.paused.store(reasons.camera_off(), Relaxed);
+        self.shared.resting.store(reasons.any(), Relaxed);
         match self.power.update(reasons) {
             Some(Change::Off(why)) => {
-                self.shared.paused.store(true, Relaxed);
-                log::info!("screen dark ({why}); capture and inference paused");
+                log::info!("screen dark ({why}); stylizing paused");
                 self.out.power_off(why);
                 self.mark_ready(&format!("ready; screen dark ({why})"));
             }
             Some(Change::On) => {
-                self.shared.paused.store(false, Relaxed);
                 log::info!("screen on again");
                 self.out.power_on();
             }

@@ -9,6 +9,7 @@
 
 pub mod control;
 mod display_loop;
+pub mod motion;
 pub mod notify;
 pub mod power;
 mod present;
@@ -17,7 +18,7 @@ pub mod state;
 pub mod stats;
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -71,6 +72,9 @@ pub struct RunLimits {
     pub duration: Option<Duration>,
     /// Clock for the night schedule (tests); default: local time.
     pub fixed_local_time: Option<chrono::NaiveTime>,
+    /// How long a "minute" of `display.sleep_after_still_minutes` lasts
+    /// (tests); default: 60 s.
+    pub presence_minute: Option<Duration>,
 }
 
 /// What a run did, for `demo`, `bench` and tests.
@@ -115,6 +119,13 @@ struct Shared {
     stop: AtomicBool,
     /// Night / blank: capture and inference rest.
     paused: AtomicBool,
+    /// Nobody around (presence): inference rests, the camera keeps watching.
+    resting: AtomicBool,
+    /// Watch camera frames for motion (`display.sleep_after_still_minutes`).
+    presence: AtomicBool,
+    /// When the camera last saw motion, in ms after `t0`.
+    last_motion_ms: AtomicU64,
+    t0: Instant,
     captured: LatestSlot<RgbFrame>,
     stylized: LatestSlot<RgbFrame>,
     live: Mutex<Live>,
@@ -122,10 +133,25 @@ struct Shared {
 }
 
 impl Shared {
+    fn saw_motion(&self) {
+        let ms = self.t0.elapsed().as_millis() as u64;
+        self.last_motion_ms.store(ms, Relaxed);
+    }
+
+    /// Time since the camera last saw motion (since start if never).
+    fn still_for(&self, now: Instant) -> Duration {
+        let at = self.t0 + Duration::from_millis(self.last_motion_ms.load(Relaxed));
+        now.saturating_duration_since(at)
+    }
+
     fn new(cfg: &Config, style: Embedding, paused: bool) -> Shared {
         Shared {
             stop: AtomicBool::new(false),
             paused: AtomicBool::new(paused),
+            resting: AtomicBool::new(false),
+            presence: AtomicBool::new(cfg.display.sleep_after_still_minutes > 0),
+            last_motion_ms: AtomicU64::new(0),
+            t0: Instant::now(),
             captured: LatestSlot::default(),
             stylized: LatestSlot::default(),
             live: Mutex::new(Live {
@@ -159,6 +185,7 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
     let mut backoff = Duration::from_millis(500);
     let mut frame = RgbFrame::new(0, 0);
     let mut seq = 0u64;
+    let mut motion = motion::MotionDetector::default();
     while !shared.stop.load(Relaxed) {
         if shared.paused.load(Relaxed) {
             // Close the camera at night: its light goes off and it rests.
@@ -171,6 +198,8 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
             None => match open() {
                 Ok(s) => {
                     log::info!("capture: {}", s.describe());
+                    // A reopened camera's first frame counts as motion.
+                    motion = motion::MotionDetector::default();
                     backoff = Duration::from_millis(500);
                     source.insert(s)
                 }
@@ -203,6 +232,9 @@ fn capture_loop(shared: Arc<Shared>, mut open: SourceOpener) {
             Ok(()) => {
                 seq += 1;
                 frame.seq = seq;
+                if shared.presence.load(Relaxed) && motion.observe(&frame) {
+                    shared.saw_motion();
+                }
                 Stats::inc(&shared.stats.captured);
                 let next = shared
                     .captured
@@ -311,7 +343,7 @@ fn inference_run(shared: &Shared, ctx: &mut InferenceCtx, h: &mut usize, w: &mut
         let Some(frame) = shared.captured.take(Duration::from_millis(100)) else {
             continue;
         };
-        if shared.paused.load(Relaxed) {
+        if shared.paused.load(Relaxed) || shared.resting.load(Relaxed) {
             shared.captured.recycle(frame);
             continue;
         }

@@ -9,10 +9,18 @@ pub struct DarkReasons {
     pub night: bool,
     /// Blanked by hand (button, key, remote).
     pub blanked: bool,
+    /// The camera has seen no motion for `display.sleep_after_still_minutes`.
+    pub still: bool,
 }
 
 impl DarkReasons {
     pub fn any(self) -> bool {
+        self.night || self.blanked || self.still
+    }
+
+    /// Night and blank switch the camera off too; stillness needs it to
+    /// watch for someone coming back.
+    pub fn camera_off(self) -> bool {
         self.night || self.blanked
     }
 
@@ -20,7 +28,8 @@ impl DarkReasons {
         match (self.night, self.blanked) {
             (true, true) => "night schedule and blank",
             (true, false) => "night schedule",
-            _ => "blank",
+            (false, true) => "blank",
+            _ => "no motion seen",
         }
     }
 }
@@ -67,14 +76,22 @@ mod tests {
     const NIGHT: DarkReasons = DarkReasons {
         night: true,
         blanked: false,
+        still: false,
     };
     const BLANK: DarkReasons = DarkReasons {
         night: false,
         blanked: true,
+        still: false,
+    };
+    const STILL: DarkReasons = DarkReasons {
+        night: false,
+        blanked: false,
+        still: true,
     };
     const DAY: DarkReasons = DarkReasons {
         night: false,
         blanked: false,
+        still: false,
     };
 
     #[test]
@@ -92,11 +109,20 @@ mod tests {
         let both = DarkReasons {
             night: true,
             blanked: true,
+            still: false,
         };
         assert_eq!(p.update(both), None);
         assert_eq!(p.update(NIGHT), None);
         assert_eq!(p.update(DAY), Some(Change::On));
         assert!(!p.is_dark());
+    }
+
+    #[test]
+    fn stillness_darkens_the_screen_but_keeps_the_camera_watching() {
+        let mut p = Power::default();
+        assert_eq!(p.update(STILL), Some(Change::Off("no motion seen")));
+        assert!(!STILL.camera_off() && NIGHT.camera_off() && BLANK.camera_off());
+        assert_eq!(p.update(DAY), Some(Change::On), "motion wakes it");
     }
 
     #[test]

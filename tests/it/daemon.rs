@@ -64,6 +64,19 @@ pub(crate) fn start(cfg: Config, duration: Duration) -> Running {
 }
 
 fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -> Running {
+    let limits = RunLimits {
+        duration: Some(duration),
+        fixed_local_time: local,
+        ..Default::default()
+    };
+    start_with(
+        cfg,
+        limits,
+        Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
+    )
+}
+
+fn start_with(cfg: Config, limits: RunLimits, open_source: daemon::SourceOpener) -> Running {
     let notifier = RecordingNotifier::new(Some(Duration::from_millis(400)));
     let (tx, rx) = daemon::command_channel();
     let n2 = notifier.clone();
@@ -75,7 +88,7 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
         let (screen, handle) = open_headless(&cfg.display);
         htx.send(handle).unwrap();
         let parts = Parts {
-            open_source: Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>)),
+            open_source,
             make_stylizer: Box::new(|h, w| {
                 TransferNet::load(&transfer_path(), h, w, &pool(2))
                     .map(|n| Box::new(n) as Box<dyn Stylizer>)
@@ -89,15 +102,7 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
             styles: StyleSet::builtin(),
             state: board,
         };
-        daemon::run(
-            cfg,
-            parts,
-            RunLimits {
-                duration: Some(duration),
-                fixed_local_time: local,
-            },
-        )
-        .unwrap()
+        daemon::run(cfg, parts, limits).unwrap()
     });
     let screen = hrx
         .recv_timeout(Duration::from_secs(10))
@@ -317,4 +322,75 @@ fn commands_from_any_source_change_the_frame_and_its_published_state() {
     assert!(s.infer_ms.is_some_and(|m| m > 0.0));
     run.tx.send(Command::Quit).unwrap();
     run.join.join().unwrap();
+}
+
+/// A camera whose picture the test changes.
+struct SharedCamera(Arc<std::sync::Mutex<RgbFrame>>);
+
+impl FrameSource for SharedCamera {
+    fn next_frame(&mut self, frame: &mut RgbFrame) -> Result<(), CaptureError> {
+        std::thread::sleep(Duration::from_millis(30));
+        frame.clone_from(&self.0.lock().unwrap());
+        frame.captured_at = Instant::now();
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "a scene the test changes".into()
+    }
+}
+
+#[test]
+fn presence_sleeps_the_screen_when_nothing_moves_and_wakes_it_on_motion() {
+    let mut cfg = config();
+    cfg.display.sleep_after_still_minutes = 2;
+    let picture = Arc::new(std::sync::Mutex::new(scene()));
+    let cam = picture.clone();
+    let limits = RunLimits {
+        duration: Some(Duration::from_secs(60)),
+        // Two "minutes" of stillness last 1.6 s here.
+        presence_minute: Some(Duration::from_millis(800)),
+        ..Default::default()
+    };
+    let run = start_with(
+        cfg,
+        limits,
+        Box::new(move || Ok(Box::new(SharedCamera(cam.clone())) as Box<dyn FrameSource>)),
+    );
+    wait_for_frame(&run.screen);
+    state_until(&run.state, "asleep after stillness", |s| !s.screen_on);
+    assert!(
+        run.screen.stats().blanked,
+        "the screen was not powered down"
+    );
+    // Asleep: the camera keeps watching, the network rests.
+    let (v, s0) = run.state.snapshot();
+    assert!(!s0.screen_on);
+    let shown = run.screen.stats().frames_presented;
+    run.state.wait_newer(v, Duration::from_millis(600));
+    assert_eq!(
+        run.screen.stats().frames_presented,
+        shown,
+        "frames were shown while asleep"
+    );
+
+    // Someone walks in: a dark figure across a fifth of the picture.
+    {
+        let mut p = picture.lock().unwrap();
+        let w = p.width as usize;
+        for y in 0..p.height as usize {
+            for x in w / 3..w / 3 + w / 5 {
+                let i = (y * w + x) * 3;
+                p.data[i..i + 3].copy_from_slice(&[15, 15, 20]);
+            }
+        }
+    }
+    state_until(&run.state, "awake on motion", |s| s.screen_on);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run.screen.stats().frames_presented == shown {
+        assert!(Instant::now() < deadline, "no frame shown after waking");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.tx.send(Command::Quit).unwrap();
+    let report = run.join.join().unwrap();
+    println!("presence: {report:?}");
 }
