@@ -22,6 +22,7 @@ pub struct Config {
     pub inference: InferenceConfig,
     pub display: DisplayConfig,
     pub button: ButtonConfig,
+    pub mqtt: MqttConfig,
 }
 
 /// Where the network files live.
@@ -327,6 +328,132 @@ impl Default for ButtonConfig {
     }
 }
 
+/// Home Assistant over MQTT (issue #12): nothing connects unless `enabled`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    /// "mqtt://host:1883" or "mqtts://host:8883" (TLS, rustls).
+    pub broker: String,
+    /// Broker user name; empty = none.
+    pub username: String,
+    /// Broker password; prefer `password_file` (readable by the service only).
+    pub password: String,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for mqtts://.
+    pub ca_file: PathBuf,
+    /// Client id and topic part (`styleframe/<device_id>/...`); empty = the host name.
+    pub device_id: String,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// Frames with the same group follow one another's style changes; empty = none.
+    pub group: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: false,
+            broker: "mqtt://localhost:1883".into(),
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
+            ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            device_id: String::new(),
+            discovery_prefix: "homeassistant".into(),
+            group: String::new(),
+        }
+    }
+}
+
+/// The parts of an MQTT broker address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses "mqtt://host[:port]" or "mqtts://host[:port]" (ports default to 1883 and 8883).
+pub fn parse_broker(s: &str) -> Result<BrokerAddr, String> {
+    let (tls, rest) = if let Some(r) = s.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = s.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err("mqtt://host:port or mqtts://host:port".into());
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    // "[v6]:port" keeps the colons of an IPv6 address out of the port.
+    let (host, port) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((h, after)) => (
+            h,
+            (!after.is_empty()).then(|| after.strip_prefix(':').unwrap_or(after)),
+        ),
+        None => match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or("a port 1 ..= 65535")?,
+        None if tls => 8883,
+        None => 1883,
+    };
+    let ok = |c: char| c.is_ascii_alphanumeric() || ".-:_".contains(c);
+    if host.is_empty() || !host.chars().all(ok) {
+        return Err("a host name or IP address, no user, path or query".into());
+    }
+    Ok(BrokerAddr {
+        tls,
+        host: host.into(),
+        port,
+    })
+}
+
+/// Topic-safe names: letters, digits, `_` and `-`.
+fn topic_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl MqttConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = parse_broker(&self.broker) {
+            return Err(invalid("mqtt.broker", quote(&self.broker), e));
+        }
+        let name = "1 to 64 letters, digits, '_' or '-'";
+        if !self.device_id.is_empty() && !topic_name_ok(&self.device_id) {
+            return Err(invalid("mqtt.device_id", quote(&self.device_id), name));
+        }
+        if !self.group.is_empty() && !topic_name_ok(&self.group) {
+            return Err(invalid("mqtt.group", quote(&self.group), name));
+        }
+        if !topic_name_ok(&self.discovery_prefix) {
+            return Err(invalid(
+                "mqtt.discovery_prefix",
+                quote(&self.discovery_prefix),
+                name,
+            ));
+        }
+        if !self.password.is_empty() && self.password_file.is_some() {
+            return Err(invalid(
+                "mqtt.password_file",
+                "set together with mqtt.password",
+                "one of mqtt.password and mqtt.password_file",
+            ));
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Loading, validation and error reporting
 // ---------------------------------------------------------------------------
@@ -450,6 +577,7 @@ impl Config {
         self.inference.validate()?;
         self.display.validate()?;
         self.button.validate()?;
+        self.mqtt.validate()?;
         Ok(())
     }
 
@@ -474,6 +602,10 @@ impl Config {
         if let Some(p) = &mut self.display.snapshot_dir {
             fix(p, base);
         }
+        if let Some(p) = &mut self.mqtt.password_file {
+            fix(p, base);
+        }
+        fix(&mut self.mqtt.ca_file, base);
     }
 }
 
@@ -1424,5 +1556,31 @@ mod tests {
         assert_eq!(cfg.styles.user_file, None);
         assert_eq!(cfg.camera.path, None);
         assert_eq!(cfg.styles.file, Path::new("/base/models/styles.json"));
+    }
+
+    rejects! {
+        mqtt_broker_needs_a_scheme: "[mqtt]\nbroker = \"http://h:1883\"" => "mqtt.broker", "\"http://h:1883\"", "mqtt://host:port";
+        mqtt_broker_port_is_checked: "[mqtt]\nbroker = \"mqtt://h:99999\"" => "mqtt.broker", "\"mqtt://h:99999\"", "1 ..= 65535";
+        mqtt_broker_has_no_user_in_it: "[mqtt]\nbroker = \"mqtt://u:p@h\"" => "mqtt.broker", "\"mqtt://u:p@h\"", "a port";
+        mqtt_device_id_is_topic_safe: "[mqtt]\ndevice_id = \"a/#\"" => "mqtt.device_id", "\"a/#\"", "letters, digits";
+        mqtt_group_is_topic_safe: "[mqtt]\ngroup = \"x+\"" => "mqtt.group", "\"x+\"", "letters, digits";
+        mqtt_one_password_source: "[mqtt]\npassword = \"p\"\npassword_file = \"f\"" => "mqtt.password_file", "set together with mqtt.password", "one of";
+    }
+
+    #[test]
+    fn mqtt_broker_addresses_parse_with_default_ports() {
+        let p = |s| parse_broker(s).unwrap();
+        let a = |tls, host: &str, port| BrokerAddr {
+            tls,
+            host: host.into(),
+            port,
+        };
+        assert_eq!(p("mqtt://hub.local"), a(false, "hub.local", 1883));
+        assert_eq!(p("mqtts://hub.local"), a(true, "hub.local", 8883));
+        assert_eq!(p("mqtt://10.0.0.2:1884/"), a(false, "10.0.0.2", 1884));
+        assert_eq!(p("mqtt://[::1]:1885"), a(false, "::1", 1885));
+        assert!(parse_broker("mqtt://").is_err());
+        assert!(parse_broker("mqtt://[::1]x").is_err());
+        assert!(parse_broker("mqtt://h/path").is_err());
     }
 }

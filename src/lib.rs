@@ -14,6 +14,7 @@ pub mod frame;
 pub use styleframe_engine as inference;
 pub mod input;
 pub mod models;
+pub mod mqtt;
 pub mod preprocess;
 pub mod process;
 pub mod styles;

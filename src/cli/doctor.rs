@@ -201,6 +201,13 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
     } else {
         println!("button: disabled in the config");
     }
+    println!("mqtt: {}", styleframe::mqtt::describe(&cfg.mqtt));
+    if cfg.mqtt.enabled {
+        if let Err(e) = styleframe::mqtt::Settings::from_config(&cfg.mqtt) {
+            println!("mqtt: {e}");
+            problems.push((CONFIG, e));
+        }
+    }
     problems.sort_by_key(|(code, _)| match *code {
         CONFIG => 0,
         MODELS => 1,

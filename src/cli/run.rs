@@ -237,6 +237,17 @@ fn run_with(
     } else {
         None
     };
+    let state = Arc::new(daemon::state::StateBoard::default());
+    // MQTT (issue #12): only when enabled; its threads stay off the frame path.
+    let mqtt = match cfg.mqtt.enabled {
+        true => Some(
+            styleframe::mqtt::spawn(&cfg.mqtt, state.clone(), tx.clone()).map_err(|e| Failure {
+                code: EXIT_CONFIG,
+                error: anyhow::anyhow!("{e}"),
+            })?,
+        ),
+        false => None,
+    };
     let reload_path = config_path.clone();
     let parts = Parts {
         open_source: Box::new(move || match first_source.take() {
@@ -262,9 +273,12 @@ fn run_with(
             Ok((cfg, styles))
         }),
         styles,
-        state: Default::default(),
+        state,
     };
     let report = daemon::run(cfg, parts, limits)?;
+    if let Some(m) = mqtt {
+        m.stop();
+    }
     stop_button.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(b) = button {
         let _ = b.join();

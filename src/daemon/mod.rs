@@ -588,6 +588,7 @@ fn warn_restart_only(old: &Config, new: &Config) {
         ("button", old.button != new.button),
         ("models", old.models != new.models),
         ("inference", old.inference != new.inference),
+        ("mqtt", old.mqtt != new.mqtt),
     ]
     .into_iter()
     .filter_map(|(k, c)| c.then_some(k))

@@ -6,7 +6,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use std::path::{Path, PathBuf};
 use styleframe::config::{
     ButtonConfig, CameraConfig, Config, ConfigError, DisplayConfig, GalleryConfig, InferenceConfig,
-    ModelsConfig, StylesConfig,
+    ModelsConfig, MqttConfig, StylesConfig,
 };
 
 fn shipped_path() -> PathBuf {
@@ -61,6 +61,7 @@ fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("inference", fields_of::<InferenceConfig>()),
         ("display", fields_of::<DisplayConfig>()),
         ("button", fields_of::<ButtonConfig>()),
+        ("mqtt", fields_of::<MqttConfig>()),
     ];
     // A new section in Config must be added here (and to the shipped file).
     let names: Vec<&str> = sections.iter().map(|(s, _)| *s).collect();
@@ -178,7 +179,12 @@ fn switched_off_keys_are_the_optional_ones_and_explain_themselves() {
     // Exactly the Option fields: TOML has no "unset" value to write for them.
     assert_eq!(
         off,
-        ["styles.user_file", "camera.path", "display.snapshot_dir"]
+        [
+            "styles.user_file",
+            "camera.path",
+            "display.snapshot_dir",
+            "mqtt.password_file"
+        ]
     );
     for k in keys.iter().filter(|k| k.commented) {
         assert!(
@@ -216,6 +222,7 @@ fn switched_off_examples_are_valid_when_switched_on() {
     assert!(cfg.styles.user_file.is_some());
     assert!(cfg.camera.path.is_some());
     assert!(cfg.display.snapshot_dir.is_some());
+    assert!(cfg.mqtt.password_file.is_some());
 }
 
 #[test]

@@ -47,19 +47,19 @@ fn transfer_path() -> std::path::PathBuf {
     common::models().join("style_transfer_f16_384.tflite")
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     common::headless_config(W, H)
 }
 
-struct Running {
-    screen: HeadlessHandle,
+pub(crate) struct Running {
+    pub(crate) screen: HeadlessHandle,
     notifier: RecordingNotifier,
-    tx: std::sync::mpsc::Sender<Command>,
-    state: Arc<StateBoard>,
-    join: std::thread::JoinHandle<Report>,
+    pub(crate) tx: std::sync::mpsc::Sender<Command>,
+    pub(crate) state: Arc<StateBoard>,
+    pub(crate) join: std::thread::JoinHandle<Report>,
 }
 
-fn start(cfg: Config, duration: Duration) -> Running {
+pub(crate) fn start(cfg: Config, duration: Duration) -> Running {
     start_at(cfg, duration, None)
 }
 
@@ -116,7 +116,7 @@ fn start_with(cfg: Config, limits: RunLimits, open_source: daemon::SourceOpener)
     }
 }
 
-fn wait_for_frame(h: &HeadlessHandle) -> Vec<u32> {
+pub(crate) fn wait_for_frame(h: &HeadlessHandle) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(f) = h.latest() {
@@ -273,7 +273,11 @@ fn at_night_the_screen_is_dark_and_the_camera_and_network_rest() {
 }
 
 /// Waits until the published state satisfies `ok`.
-fn state_until(b: &StateBoard, what: &str, ok: impl Fn(&FrameState) -> bool) -> FrameState {
+pub(crate) fn state_until(
+    b: &StateBoard,
+    what: &str,
+    ok: impl Fn(&FrameState) -> bool,
+) -> FrameState {
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut v, mut s) = b.snapshot();
     while !ok(&s) {

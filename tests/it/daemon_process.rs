@@ -13,7 +13,7 @@ struct Daemon {
     log: Arc<Mutex<String>>,
 }
 
-fn write_config(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let scene = dir.join("scene.png");
     styleframe::capture::synthetic::still_scene(320, 180)
         .to_image()

@@ -18,4 +18,5 @@ mod display_headless;
 mod faults;
 mod faults_pictures;
 mod models_fetch;
+mod mqtt;
 mod reference;
