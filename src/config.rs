@@ -207,9 +207,12 @@ impl Default for InferenceConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DisplayBackend {
-    /// A window when an X display is there (`DISPLAY` set), else the
-    /// framebuffer: one config serves a desktop kiosk and Pi OS Lite.
+    /// A window when a desktop runs (`WAYLAND_DISPLAY` or `DISPLAY` set), else
+    /// KMS when a DRM card drives a connected screen, else the framebuffer:
+    /// one config serves a desktop kiosk and Pi OS Lite.
     Auto,
+    /// KMS/DRM: dumb buffers flipped on vblank, the connector powered off at night.
+    Kms,
     /// minifb window (X11), full-screen borderless in a kiosk session.
     Window,
     /// Linux framebuffer device (Pi OS Lite).
@@ -238,6 +241,12 @@ pub struct DisplayConfig {
     pub framebuffer: PathBuf,
     /// Framebuffer backend: pixel layout of the device.
     pub fb_format: FbFormat,
+    /// KMS backend: the DRM card ("card1" or "/dev/dri/card1"); "" = probe them all.
+    pub card: String,
+    /// KMS backend: the connector ("HDMI-A-1", "DSI-1"); "" = the first connected one.
+    pub connector: String,
+    /// KMS backend: the mode ("1920x1080" or "1920x1080@60"); "" = the screen's preferred one.
+    pub mode: String,
     /// Redraw rate; cross-fades between stylized frames run at this rate.
     pub fps: u32,
     /// Blend from one stylized frame to the next instead of cutting.
@@ -257,6 +266,9 @@ impl Default for DisplayConfig {
             fullscreen: true,
             framebuffer: PathBuf::from("/dev/fb0"),
             fb_format: FbFormat::Xrgb8888,
+            card: String::new(),
+            connector: String::new(),
+            mode: String::new(),
             fps: 30,
             crossfade: true,
             snapshot_dir: None,
@@ -669,6 +681,14 @@ impl DisplayConfig {
                 "a framebuffer device such as \"/dev/fb0\", because display.backend = \"framebuffer\"",
             ));
         }
+        if !self.mode.is_empty() && parse_mode(&self.mode).is_none() {
+            return Err(invalid(
+                "display.mode",
+                quote(&self.mode),
+                "\"WIDTHxHEIGHT\" or \"WIDTHxHEIGHT@HZ\" such as \"1920x1080@60\", \
+                 or \"\" for the screen's preferred mode",
+            ));
+        }
         int_in("display.fps", self.fps, 1, 240)?;
         if matches!(&self.snapshot_dir, Some(p) if p.as_os_str().is_empty()) {
             return Err(invalid(
@@ -686,6 +706,17 @@ impl DisplayConfig {
         }
         Ok(())
     }
+}
+
+/// `"1920x1080"` or `"1920x1080@60"` as (width, height, refresh or None).
+pub fn parse_mode(s: &str) -> Option<(u32, u32, Option<u32>)> {
+    let (size, hz) = match s.split_once('@') {
+        Some((size, hz)) => (size, Some(hz.trim().parse().ok().filter(|&h| h > 0)?)),
+        None => (s, None),
+    };
+    let (w, h) = size.split_once(['x', 'X'])?;
+    let (w, h): (u32, u32) = (w.trim().parse().ok()?, h.trim().parse().ok()?);
+    (w > 0 && h > 0).then_some((w, h, hz))
 }
 
 impl ButtonConfig {
@@ -1083,6 +1114,8 @@ mod tests {
         empty_button_line_is_rejected: "[button]\nline = \"\"" => "button.line", "\"\"", "\"GPIO17\"";
         empty_button_chip_is_rejected: "[button]\nchip = \"\"" => "button.chip", "\"\"", "\"gpiochip0\"";
         empty_framebuffer_for_framebuffer_backend_is_rejected: "[display]\nbackend = \"framebuffer\"\nframebuffer = \"\"" => "display.framebuffer", "\"\"", "\"/dev/fb0\"";
+        display_mode_without_height_is_rejected: "[display]\nbackend = \"kms\"\nmode = \"1920\"" => "display.mode", "\"1920\"", "\"WIDTHxHEIGHT\"";
+        display_mode_with_zero_refresh_is_rejected: "[display]\nmode = \"1920x1080@0\"" => "display.mode", "\"1920x1080@0\"", "\"1920x1080@60\"";
         nan_strength_is_rejected: "[styles]\nstrength = nan" => "styles.strength", "nan", "a finite number in 0.0 ..= 1.0";
         infinite_max_fps_is_rejected: "[inference]\nmax_fps = inf" => "inference.max_fps", "inf", "a finite number";
         nan_interval_is_rejected: "[gallery]\ninterval_minutes = nan" => "gallery.interval_minutes", "nan", "finite";

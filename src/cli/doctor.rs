@@ -152,8 +152,25 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
             fbs.join(", ")
         }
     );
+    let wayland = std::env::var("WAYLAND_DISPLAY").unwrap_or_default();
+    if !wayland.is_empty() {
+        println!("Wayland display: {wayland} (the window opens through XWayland: DISPLAY must be set too)");
+    }
+    report_drm_cards();
+    let kms = styleframe::display::kms::usable(&cfg.display);
+    match &kms {
+        Ok(c) => println!(
+            "kms: would use {} ({}) {} {}",
+            c.card.display(),
+            c.driver,
+            c.connector,
+            c.mode
+        ),
+        Err(e) => println!("kms: {e}"),
+    }
     let display_ok = match cfg.display.backend {
-        DisplayBackend::Auto => !x.is_empty() || cfg.display.framebuffer.exists(),
+        DisplayBackend::Auto => !x.is_empty() || kms.is_ok() || cfg.display.framebuffer.exists(),
+        DisplayBackend::Kms => kms.is_ok(),
         DisplayBackend::Window => !x.is_empty(),
         DisplayBackend::Framebuffer => cfg.display.framebuffer.exists(),
         DisplayBackend::Headless => true,
@@ -168,9 +185,15 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                     DisplayBackend::Window =>
                         "no X display: set DISPLAY or use the framebuffer backend".into(),
                     DisplayBackend::Auto => format!(
-                        "no X display (DISPLAY not set) and {} does not exist",
+                        "no X display (DISPLAY not set), no DRM card with a connected screen, \
+                         and {} does not exist",
                         cfg.display.framebuffer.display()
                     ),
+                    DisplayBackend::Kms => kms
+                        .as_ref()
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
                     _ => format!("{} does not exist", cfg.display.framebuffer.display()),
                 }
             ),
@@ -219,6 +242,46 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                 println!("  - {p}");
             }
             Ok(ExitCode::from(*code))
+        }
+    }
+}
+
+/// One line per DRM card, one per connector: what `display.card`/`connector`/`mode` can name.
+fn report_drm_cards() {
+    let cards = styleframe::display::kms::list_cards();
+    if cards.is_empty() {
+        println!("DRM cards: none (no /dev/dri/card*)");
+    }
+    for (path, info) in cards {
+        match info {
+            Err(e) => println!("DRM {}: cannot open ({e})", path.display()),
+            Ok(c) => {
+                println!(
+                    "DRM {} ({}): {}",
+                    path.display(),
+                    c.driver,
+                    if c.dumb_buffers {
+                        "can show pictures (dumb buffers)"
+                    } else {
+                        "render only (no dumb buffers)"
+                    }
+                );
+                for k in &c.connectors {
+                    let preferred = k.modes.iter().find(|m| m.preferred).or(k.modes.first());
+                    println!(
+                        "    {} {}{}",
+                        k.name,
+                        if k.connected {
+                            "connected"
+                        } else {
+                            "disconnected"
+                        },
+                        preferred
+                            .map(|m| format!(", {} modes, preferred {m}", k.modes.len()))
+                            .unwrap_or_default()
+                    );
+                }
+            }
         }
     }
 }

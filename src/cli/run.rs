@@ -33,7 +33,7 @@ pub struct Overrides {
     /// Camera index or name.
     #[arg(long)]
     pub device: Option<String>,
-    /// Display backend: window, framebuffer or headless.
+    /// Display backend: auto, kms, window, framebuffer or headless.
     #[arg(long, value_parser = parse_backend)]
     pub display: Option<DisplayBackend>,
     /// Headless: write PNG snapshots here (nothing is written otherwise).
@@ -93,7 +93,7 @@ fn parse_source(s: &str) -> Result<SourceKind, String> {
 fn parse_backend(s: &str) -> Result<DisplayBackend, String> {
     toml::Value::String(s.into())
         .try_into()
-        .map_err(|_| format!("{s:?}: expected window, framebuffer or headless"))
+        .map_err(|_| format!("{s:?}: expected auto, kms, window, framebuffer or headless"))
 }
 
 /// The configuration file to use and the config in it (defaults when none).

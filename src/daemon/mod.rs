@@ -557,11 +557,14 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
             shared.paused.store(dark, Relaxed);
             if dark {
                 log::info!("screen dark (night schedule or blank); capture and inference paused");
-                if let Err(e) = screen.blank() {
+                if let Err(e) = screen.set_power(false) {
                     log::warn!("display: {e}");
                 }
             } else {
                 log::info!("screen on again");
+                if let Err(e) = screen.set_power(true) {
+                    log::warn!("display: {e}");
+                }
                 have_frame = false;
             }
         }
@@ -668,7 +671,7 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
     if quit {
         log::info!("stopping");
     }
-    if let Err(e) = screen.blank() {
+    if let Err(e) = screen.set_power(false) {
         log::warn!("display: blanking on exit: {e}");
     }
     shared.stop.store(true, Relaxed);
