@@ -113,8 +113,13 @@ impl Default for GalleryConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
+    /// A Pi camera module (libcamera) when one is connected and no USB camera
+    /// is plugged in or named, else a V4L2 camera.
+    Auto,
     /// A V4L2 camera through nokhwa.
     Camera,
+    /// A Pi camera module (CSI) through libcamera's `rpicam-vid`.
+    Libcamera,
     /// One image file, shown as a still scene.
     Image,
     /// A folder of images, cycled.
@@ -149,18 +154,21 @@ pub struct CameraConfig {
     pub fps: u32,
     /// Camera pixel format; `auto` lets the driver choose.
     pub format: PixelFormat,
+    /// libcamera source: the `rpicam-vid` program; "" = rpicam-vid, then libcamera-vid, on PATH.
+    pub rpicam_vid: String,
 }
 
 impl Default for CameraConfig {
     fn default() -> Self {
         CameraConfig {
-            source: SourceKind::Camera,
+            source: SourceKind::Auto,
             device: "0".into(),
             path: None,
             width: 640,
             height: 480,
             fps: 15,
             format: PixelFormat::Auto,
+            rpicam_vid: String::new(),
         }
     }
 }
@@ -577,7 +585,9 @@ impl GalleryConfig {
 /// The TOML spelling of a source, for messages.
 fn source_name(source: SourceKind) -> &'static str {
     match source {
+        SourceKind::Auto => "auto",
         SourceKind::Camera => "camera",
+        SourceKind::Libcamera => "libcamera",
         SourceKind::Image => "image",
         SourceKind::Folder => "folder",
         SourceKind::Video => "video",
@@ -594,7 +604,10 @@ impl CameraConfig {
             SourceKind::Image => Some("the image file to show"),
             SourceKind::Folder => Some("the folder of images to show"),
             SourceKind::Video => Some("the video file to play (.mjpeg, .mjpg or .y4m)"),
-            SourceKind::Camera | SourceKind::Synthetic => None,
+            SourceKind::Auto
+            | SourceKind::Camera
+            | SourceKind::Libcamera
+            | SourceKind::Synthetic => None,
         };
         if let Some(what) = needs_path {
             let value = match &self.path {
@@ -613,12 +626,25 @@ impl CameraConfig {
                 ));
             }
         }
-        if self.source == SourceKind::Camera && self.device.trim().is_empty() {
+        if matches!(self.source, SourceKind::Camera | SourceKind::Auto)
+            && self.device.trim().is_empty()
+        {
             return Err(invalid(
                 "camera.device",
                 quote(&self.device),
-                "a camera index such as \"0\" or part of its name such as \"C920\", \
-                 because camera.source = \"camera\"",
+                format!(
+                    "a camera index such as \"0\" or part of its name such as \"C920\", \
+                     because camera.source = {}",
+                    quote(source_name(self.source))
+                ),
+            ));
+        }
+        if self.source == SourceKind::Libcamera && self.device.trim().parse::<u32>().is_err() {
+            return Err(invalid(
+                "camera.device",
+                quote(&self.device),
+                "a camera index such as \"0\" (see `rpicam-vid --list-cameras`), \
+                 because camera.source = \"libcamera\"",
             ));
         }
         Ok(())
@@ -1090,7 +1116,9 @@ mod tests {
         image_source_without_path_is_rejected: "[camera]\nsource = \"image\"" => "camera.path", "(not set)", "because camera.source = \"image\"";
         folder_source_with_empty_path_is_rejected: "[camera]\nsource = \"folder\"\npath = \"\"" => "camera.path", "\"\"", "because camera.source = \"folder\"";
         video_source_without_path_is_rejected: "[camera]\nsource = \"video\"" => "camera.path", "(not set)", "because camera.source = \"video\"";
-        camera_source_with_empty_device_is_rejected: "[camera]\ndevice = \" \"" => "camera.device", "\" \"", "because camera.source = \"camera\"";
+        camera_source_with_empty_device_is_rejected: "[camera]\nsource = \"camera\"\ndevice = \" \"" => "camera.device", "\" \"", "because camera.source = \"camera\"";
+        auto_source_with_empty_device_is_rejected: "[camera]\ndevice = \" \"" => "camera.device", "\" \"", "because camera.source = \"auto\"";
+        libcamera_source_with_a_camera_name_is_rejected: "[camera]\nsource = \"libcamera\"\ndevice = \"C920\"" => "camera.device", "\"C920\"", "see `rpicam-vid --list-cameras`";
         max_pixels_too_small_is_rejected: "[inference]\nmax_pixels = 4095" => "inference.max_pixels", "4095", "4096 ..= 4000000";
         max_pixels_too_large_is_rejected: "[inference]\nmax_pixels = 4000001" => "inference.max_pixels", "4000001", "4096 ..= 4000000";
         min_pixels_too_small_is_rejected: "[inference]\nmin_pixels = 4000" => "inference.min_pixels", "4000", "4096 ..= 114688 (inference.max_pixels)";
@@ -1261,7 +1289,7 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.contains("\"camera\", \"image\", \"folder\", \"video\", \"synthetic\""),
+            msg.contains("\"auto\", \"camera\", \"libcamera\", \"image\", \"folder\", \"video\", \"synthetic\""),
             "{msg}"
         );
         let msg = parse_error("[display]\nbackend = \"framebufer\"");

@@ -113,9 +113,24 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
             println!("    {m}");
         }
     }
-    if cfg.camera.source == SourceKind::Camera && cams.is_empty() {
-        problems.push((NO_CAMERA, "no camera: plug in a USB (UVC) camera, or enable the Pi camera's V4L2 driver; `ls /dev/video*` should list it".into()));
-    } else if cfg.camera.source != SourceKind::Camera {
+    let csi = report_csi_cameras(&cfg.camera.rpicam_vid);
+    let source = match cfg.camera.source {
+        SourceKind::Auto => {
+            let kind = styleframe::capture::auto_source(
+                cfg.camera.device.trim() == "0",
+                styleframe::capture::libcamera::usb_camera_present(),
+                csi > 0,
+            );
+            println!("source: auto -> {kind:?}");
+            kind
+        }
+        k => k,
+    };
+    if source == SourceKind::Camera && cams.is_empty() {
+        problems.push((NO_CAMERA, "no camera: plug in a USB (UVC) camera, or connect a Pi camera module (source \"auto\" or \"libcamera\"); `ls /dev/video*` or `rpicam-vid --list-cameras` should list it".into()));
+    } else if source == SourceKind::Libcamera && csi == 0 {
+        problems.push((NO_CAMERA, "no Pi camera module: `rpicam-vid --list-cameras` lists none (check the ribbon cable and camera_auto_detect=1 in config.txt)".into()));
+    } else if source != SourceKind::Camera && source != SourceKind::Libcamera {
         println!(
             "source: {:?} {}",
             cfg.camera.source,
@@ -282,6 +297,31 @@ fn report_drm_cards() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// The CSI cameras `rpicam-vid --list-cameras` sees; returns how many.
+fn report_csi_cameras(configured: &str) -> usize {
+    match styleframe::capture::libcamera::list_csi_cameras(configured) {
+        Err(e) => {
+            println!("Pi camera modules (libcamera): not checked: {e}");
+            0
+        }
+        Ok((program, cams)) => {
+            if cams.is_empty() {
+                println!(
+                    "Pi camera modules (libcamera): none ({} --list-cameras)",
+                    program.display()
+                );
+            }
+            for c in &cams {
+                println!("Pi camera {} (libcamera): {}", c.index, c.description);
+                for m in &c.modes {
+                    println!("    {m}");
+                }
+            }
+            cams.len()
         }
     }
 }

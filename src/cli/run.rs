@@ -24,7 +24,7 @@ use super::{CliResult, Failure, EXIT_CONFIG};
 
 #[derive(Args, Clone, Default)]
 pub struct Overrides {
-    /// Picture source: camera, image, folder, video or synthetic (overrides the config).
+    /// Picture source: auto, camera, libcamera, image, folder, video or synthetic (overrides the config).
     #[arg(long, value_parser = parse_source)]
     pub source: Option<SourceKind>,
     /// File or folder for the image/folder/video sources.
@@ -85,9 +85,9 @@ pub struct DemoArgs {
 }
 
 fn parse_source(s: &str) -> Result<SourceKind, String> {
-    toml::Value::String(s.into())
-        .try_into()
-        .map_err(|_| format!("{s:?}: expected camera, image, folder, video or synthetic"))
+    toml::Value::String(s.into()).try_into().map_err(|_| {
+        format!("{s:?}: expected auto, camera, libcamera, image, folder, video or synthetic")
+    })
 }
 
 fn parse_backend(s: &str) -> Result<DisplayBackend, String> {
