@@ -183,7 +183,17 @@ impl Screen for WindowScreen {
         let Some((prog, args)) = desktop_power_command(session, on) else {
             return Ok(if on { PowerMode::On } else { PowerMode::Black });
         };
-        match run_power_command(prog, &args, POWER_COMMAND_TIMEOUT) {
+        let r = run_power_command(prog, &args, POWER_COMMAND_TIMEOUT).and_then(|_| {
+            // `xset dpms force off` exits 0 even on a server without DPMS: ask.
+            if session == DesktopSession::X11 && !on {
+                let q = run_power_command("xset", &["q"], POWER_COMMAND_TIMEOUT)?;
+                if !x11_monitor_off(&q) {
+                    return Err("the X server reports no monitor off (no DPMS extension?)".into());
+                }
+            }
+            Ok(())
+        });
+        match r {
             Ok(()) => {
                 log::info!(
                     "screen powered {} ({prog} {})",
@@ -265,24 +275,37 @@ pub fn desktop_power_command(
     }
 }
 
+/// Whether `xset q` says the monitor is off (its "DPMS is Enabled / Monitor is Off" lines).
+pub fn x11_monitor_off(xset_q: &str) -> bool {
+    xset_q.lines().any(|l| l.trim() == "Monitor is Off")
+}
+
 /// Runs `prog args`, waiting at most `timeout`: a hung command is killed, so
-/// the display loop is held up at most that long (once a night).
+/// the display loop is held up at most that long (once a night). Returns its
+/// stdout (a few lines: read after it ends).
 pub fn run_power_command(
     prog: &str,
     args: &[&str],
     timeout: std::time::Duration,
-) -> Result<(), String> {
+) -> Result<String, String> {
+    use std::io::Read;
     let mut child = std::process::Command::new(prog)
         .args(args)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot run {prog}: {e}"))?;
     let end = std::time::Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) if status.success() => {
+                let mut out = String::new();
+                if let Some(mut o) = child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                return Ok(out);
+            }
             Ok(Some(status)) => return Err(format!("{prog} failed ({status})")),
             Ok(None) if std::time::Instant::now() < end => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
@@ -570,9 +593,20 @@ mod tests {
     }
 
     #[test]
+    fn x11_monitor_state_is_read_from_xset_q() {
+        let on = "DPMS (Energy Star):\n  Standby: 600    Suspend: 600    Off: 600\n  DPMS is Enabled\n  Monitor is On\n";
+        let off = on.replace("Monitor is On", "Monitor is Off");
+        let none = "DPMS (Energy Star):\n  Server does not have the DPMS Extension\n";
+        assert!(!x11_monitor_off(on));
+        assert!(x11_monitor_off(&off));
+        assert!(!x11_monitor_off(none));
+    }
+
+    #[test]
     fn power_command_failures_are_errors_and_a_hung_one_is_killed() {
         let t = std::time::Duration::from_secs(5);
-        assert_eq!(run_power_command("true", &[], t), Ok(()));
+        assert_eq!(run_power_command("true", &[], t), Ok(String::new()));
+        assert_eq!(run_power_command("echo", &["hi"], t), Ok("hi\n".into()));
         let e = run_power_command("false", &[], t).unwrap_err();
         assert!(e.contains("false failed"), "{e}");
         let e = run_power_command("styleframe-no-such-program", &[], t).unwrap_err();
