@@ -70,6 +70,8 @@ pub struct FramebufferScreen {
     file: File,
     /// Whether `FBIOBLANK` powered the panel down (so waking must unblank it).
     powered_down: bool,
+    /// Log the first picture after powering on (the lab test waits for it).
+    announce_next: bool,
     /// Keeps the text console from drawing over the picture (real devices only).
     _console: Option<ConsoleGraphicsMode>,
 }
@@ -130,6 +132,7 @@ impl FramebufferScreen {
             map,
             file,
             powered_down: false,
+            announce_next: false,
             _console: console,
         })
     }
@@ -179,6 +182,9 @@ impl Screen for FramebufferScreen {
                 }
             }
         }
+        if std::mem::take(&mut self.announce_next) {
+            log::info!("{}: first picture after powering on", self.path.display());
+        }
         Ok(())
     }
 
@@ -204,6 +210,7 @@ impl Screen for FramebufferScreen {
         let r = unsafe { libc::ioctl(self.file.as_raw_fd(), FBIOBLANK as _, level) };
         if r == 0 {
             self.powered_down = !on;
+            self.announce_next = on;
             log::info!(
                 "{}: panel powered {}",
                 self.path.display(),

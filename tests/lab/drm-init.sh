@@ -1,7 +1,7 @@
 #!/bin/sh
 # Guest init for tests/lab/drm.sh: the bochs DRM driver (/dev/dri/card0 and the kernel's /dev/fb0
 # emulation on top of it, as on a Pi under vc4-kms-v3d) and styleframe run on it:
-#   1. --display kms: a picture, then night (SIGHUP with a night window around now) powers the
+#   1. --display kms: a picture (a second instance is refused: DRM master), then night (SIGHUP with a night window around now) powers the
 #      connector off (its DPMS), day powers it on with a picture again, SIGTERM stops it;
 #   2. --display framebuffer on /dev/fb0: a picture, then night blanks it (FBIOBLANK -> DPMS off).
 # "SHOT name" lines ask the host for a screendump; the host answers a line on the console.
@@ -56,16 +56,26 @@ for backend in kms framebuffer; do
   check "$backend: a stylized frame was shown" "$n" 1
   sleep 3   # a few more frames of the same still picture
   check "$backend: dpms while showing" "$(cat $DPMS)" On
+  if [ $backend = kms ]; then
+    # While it holds DRM master, a second KMS instance must be refused with a clear error.
+    /opt/styleframe run --config /tmp/frame.toml --seconds 1 > /tmp/second.log 2>&1
+    echo "second instance exited with $?: $(grep -o 'another program holds DRM master[^:]*' /tmp/second.log | head -1)"
+    check "kms: a second instance names the DRM master problem" \
+      "$(grep -q 'another program holds DRM master' /tmp/second.log && echo yes || echo no)" yes
+  fi
   shot $backend-day
   night_on $backend; kill -HUP $pid
   check "$backend: dpms at night" "$(wait_dpms Off)" Off
   shot $backend-night
   config $backend "" ""; kill -HUP $pid
   check "$backend: dpms in the morning" "$(wait_dpms On)" On
-  sleep 4   # the next stylized frame after waking (2 fps source)
+  n=$(wait_log /tmp/$backend.log "first picture after powering on")
+  check "$backend: a new picture after waking" "$n" 1
   shot $backend-morning
   kill -TERM $pid; wait $pid; echo "$backend: styleframe exited with $?"
   cat /tmp/$backend.log
+  # Every picture went out by a page flip on vblank (no fallback to a modeset, no lost event).
+  check "$backend: no failed or lost page flips" "$(grep -c -e 'page flip failed' -e 'no page-flip event' /tmp/$backend.log)" 0
   echo "$backend: dpms after exit: $(cat $DPMS)"
 done
 echo "guest-exit=$fail"

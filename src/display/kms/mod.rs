@@ -175,6 +175,8 @@ pub struct KmsScreen {
     saved: Option<crtc::Info>,
     dpms: Option<property::Handle>,
     power_on: bool,
+    /// Log the first picture after powering on (the lab test waits for it).
+    announce_next: bool,
     width: usize,
     height: usize,
 }
@@ -236,6 +238,7 @@ impl KmsScreen {
             saved,
             dpms,
             power_on: true,
+            announce_next: false,
             width,
             height,
         };
@@ -447,7 +450,11 @@ impl Screen for KmsScreen {
             // Powered down: nothing would be seen, and flips on an off CRTC fail.
             return Ok(());
         }
-        self.show(Some(pixels))
+        self.show(Some(pixels))?;
+        if std::mem::take(&mut self.announce_next) {
+            log::info!("{}: first picture after powering on", self.path.display());
+        }
+        Ok(())
     }
 
     fn blank(&mut self) -> Result<(), DisplayError> {
@@ -472,6 +479,7 @@ impl Screen for KmsScreen {
                     if on { "on" } else { "off" }
                 );
                 if on {
+                    self.announce_next = true;
                     // Some drivers drop the mode while off; make sure it is there.
                     self.modeset()?;
                     Ok(PowerMode::On)
