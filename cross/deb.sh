@@ -71,8 +71,8 @@ install -d "$stage/DEBIAN" "$models_dst" "$stage/usr/bin" "$stage/etc/styleframe
 install -m 0755 "$bin" "$stage/usr/bin/styleframe"
 install -m 0644 "$repo/systemd/styleframe.service" "$stage/lib/systemd/system/"
 install -m 0644 "$repo/systemd/styleframe-kiosk.service" "$stage/usr/lib/systemd/user/"
-# The config's default display backend is "auto": the framebuffer for the system
-# unit (no DISPLAY), a window in the kiosk user unit: installed as shipped.
+# The config's default display backend is "auto": KMS (else the framebuffer) for the
+# system unit (no DISPLAY), a window in the kiosk user unit: installed as shipped.
 install -m 0644 "$config" "$stage/etc/styleframe/styleframe.toml"
 install -m 0644 "$meta/styles.json" "$meta/manifest.toml" "$models_dst/"
 
@@ -151,7 +151,7 @@ Description: live art frame: camera -> neural style transfer -> full-screen pain
  styleframe turns a Raspberry Pi with a camera, a display and a push-button into
  a live painting: camera frames are restyled by Magenta's arbitrary style
  transfer network and shown full screen; the button cycles the styles.
- Runs as the systemd service styleframe.service (framebuffer) or the user unit
+ Runs as the systemd service styleframe.service (KMS or framebuffer) or the user unit
  styleframe-kiosk.service (a window in a desktop session).
 EOF
 echo "/etc/styleframe/styleframe.toml" >"$stage/DEBIAN/conffiles"

@@ -114,8 +114,13 @@ impl Default for GalleryConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
+    /// A Pi camera module (libcamera) when one is connected and no USB camera
+    /// is plugged in or named, else a V4L2 camera.
+    Auto,
     /// A V4L2 camera through nokhwa.
     Camera,
+    /// A Pi camera module (CSI) through libcamera's `rpicam-vid`.
+    Libcamera,
     /// One image file, shown as a still scene.
     Image,
     /// A folder of images, cycled.
@@ -150,18 +155,21 @@ pub struct CameraConfig {
     pub fps: u32,
     /// Camera pixel format; `auto` lets the driver choose.
     pub format: PixelFormat,
+    /// libcamera source: the `rpicam-vid` program; "" = rpicam-vid, then libcamera-vid, on PATH.
+    pub rpicam_vid: String,
 }
 
 impl Default for CameraConfig {
     fn default() -> Self {
         CameraConfig {
-            source: SourceKind::Camera,
+            source: SourceKind::Auto,
             device: "0".into(),
             path: None,
             width: 640,
             height: 480,
             fps: 15,
             format: PixelFormat::Auto,
+            rpicam_vid: String::new(),
         }
     }
 }
@@ -214,9 +222,12 @@ impl Default for InferenceConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DisplayBackend {
-    /// A window when an X display is there (`DISPLAY` set), else the
-    /// framebuffer: one config serves a desktop kiosk and Pi OS Lite.
+    /// A window when a desktop runs (`WAYLAND_DISPLAY` or `DISPLAY` set), else
+    /// KMS when a DRM card drives a connected screen, else the framebuffer:
+    /// one config serves a desktop kiosk and Pi OS Lite.
     Auto,
+    /// KMS/DRM: dumb buffers flipped on vblank, the connector powered off at night.
+    Kms,
     /// minifb window (X11), full-screen borderless in a kiosk session.
     Window,
     /// Linux framebuffer device (Pi OS Lite).
@@ -245,6 +256,12 @@ pub struct DisplayConfig {
     pub framebuffer: PathBuf,
     /// Framebuffer backend: pixel layout of the device.
     pub fb_format: FbFormat,
+    /// KMS backend: the DRM card ("card1" or "/dev/dri/card1"); "" = probe them all.
+    pub card: String,
+    /// KMS backend: the connector ("HDMI-A-1", "DSI-1"); "" = the first connected one.
+    pub connector: String,
+    /// KMS backend: the mode ("1920x1080" or "1920x1080@60"); "" = the screen's preferred one.
+    pub mode: String,
     /// Redraw rate; cross-fades between stylized frames run at this rate.
     pub fps: u32,
     /// Blend from one stylized frame to the next instead of cutting.
@@ -267,6 +284,9 @@ impl Default for DisplayConfig {
             fullscreen: true,
             framebuffer: PathBuf::from("/dev/fb0"),
             fb_format: FbFormat::Xrgb8888,
+            card: String::new(),
+            connector: String::new(),
+            mode: String::new(),
             fps: 30,
             crossfade: true,
             snapshot_dir: None,
@@ -707,7 +727,9 @@ impl GalleryConfig {
 /// The TOML spelling of a source, for messages.
 fn source_name(source: SourceKind) -> &'static str {
     match source {
+        SourceKind::Auto => "auto",
         SourceKind::Camera => "camera",
+        SourceKind::Libcamera => "libcamera",
         SourceKind::Image => "image",
         SourceKind::Folder => "folder",
         SourceKind::Video => "video",
@@ -724,7 +746,10 @@ impl CameraConfig {
             SourceKind::Image => Some("the image file to show"),
             SourceKind::Folder => Some("the folder of images to show"),
             SourceKind::Video => Some("the video file to play (.mjpeg, .mjpg or .y4m)"),
-            SourceKind::Camera | SourceKind::Synthetic => None,
+            SourceKind::Auto
+            | SourceKind::Camera
+            | SourceKind::Libcamera
+            | SourceKind::Synthetic => None,
         };
         if let Some(what) = needs_path {
             let value = match &self.path {
@@ -743,12 +768,25 @@ impl CameraConfig {
                 ));
             }
         }
-        if self.source == SourceKind::Camera && self.device.trim().is_empty() {
+        if matches!(self.source, SourceKind::Camera | SourceKind::Auto)
+            && self.device.trim().is_empty()
+        {
             return Err(invalid(
                 "camera.device",
                 quote(&self.device),
-                "a camera index such as \"0\" or part of its name such as \"C920\", \
-                 because camera.source = \"camera\"",
+                format!(
+                    "a camera index such as \"0\" or part of its name such as \"C920\", \
+                     because camera.source = {}",
+                    quote(source_name(self.source))
+                ),
+            ));
+        }
+        if self.source == SourceKind::Libcamera && self.device.trim().parse::<u32>().is_err() {
+            return Err(invalid(
+                "camera.device",
+                quote(&self.device),
+                "a camera index such as \"0\" (see `rpicam-vid --list-cameras`), \
+                 because camera.source = \"libcamera\"",
             ));
         }
         Ok(())
@@ -816,6 +854,14 @@ impl DisplayConfig {
                 "a framebuffer device such as \"/dev/fb0\", because display.backend = \"framebuffer\"",
             ));
         }
+        if !self.mode.is_empty() && parse_mode(&self.mode).is_none() {
+            return Err(invalid(
+                "display.mode",
+                quote(&self.mode),
+                "\"WIDTHxHEIGHT\" or \"WIDTHxHEIGHT@HZ\" such as \"1920x1080@60\", \
+                 or \"\" for the screen's preferred mode",
+            ));
+        }
         int_in("display.fps", self.fps, 1, 240)?;
         if matches!(&self.snapshot_dir, Some(p) if p.as_os_str().is_empty()) {
             return Err(invalid(
@@ -839,6 +885,17 @@ impl DisplayConfig {
         )?;
         Ok(())
     }
+}
+
+/// `"1920x1080"` or `"1920x1080@60"` as (width, height, refresh or None).
+pub fn parse_mode(s: &str) -> Option<(u32, u32, Option<u32>)> {
+    let (size, hz) = match s.split_once('@') {
+        Some((size, hz)) => (size, Some(hz.trim().parse().ok().filter(|&h| h > 0)?)),
+        None => (s, None),
+    };
+    let (w, h) = size.split_once(['x', 'X'])?;
+    let (w, h): (u32, u32) = (w.trim().parse().ok()?, h.trim().parse().ok()?);
+    (w > 0 && h > 0).then_some((w, h, hz))
 }
 
 impl ButtonConfig {
@@ -1212,7 +1269,9 @@ mod tests {
         image_source_without_path_is_rejected: "[camera]\nsource = \"image\"" => "camera.path", "(not set)", "because camera.source = \"image\"";
         folder_source_with_empty_path_is_rejected: "[camera]\nsource = \"folder\"\npath = \"\"" => "camera.path", "\"\"", "because camera.source = \"folder\"";
         video_source_without_path_is_rejected: "[camera]\nsource = \"video\"" => "camera.path", "(not set)", "because camera.source = \"video\"";
-        camera_source_with_empty_device_is_rejected: "[camera]\ndevice = \" \"" => "camera.device", "\" \"", "because camera.source = \"camera\"";
+        camera_source_with_empty_device_is_rejected: "[camera]\nsource = \"camera\"\ndevice = \" \"" => "camera.device", "\" \"", "because camera.source = \"camera\"";
+        auto_source_with_empty_device_is_rejected: "[camera]\ndevice = \" \"" => "camera.device", "\" \"", "because camera.source = \"auto\"";
+        libcamera_source_with_a_camera_name_is_rejected: "[camera]\nsource = \"libcamera\"\ndevice = \"C920\"" => "camera.device", "\"C920\"", "see `rpicam-vid --list-cameras`";
         max_pixels_too_small_is_rejected: "[inference]\nmax_pixels = 4095" => "inference.max_pixels", "4095", "4096 ..= 786432";
         max_pixels_too_large_is_rejected: "[inference]\nmax_pixels = 786433" => "inference.max_pixels", "786433", "4096 ..= 786432";
         max_pixels_of_old_ceiling_is_rejected: "[inference]\nmax_pixels = 4000000" => "inference.max_pixels", "4000000", "4096 ..= 786432";
@@ -1238,6 +1297,8 @@ mod tests {
         empty_button_line_is_rejected: "[button]\nline = \"\"" => "button.line", "\"\"", "\"GPIO17\"";
         empty_button_chip_is_rejected: "[button]\nchip = \"\"" => "button.chip", "\"\"", "\"gpiochip0\"";
         empty_framebuffer_for_framebuffer_backend_is_rejected: "[display]\nbackend = \"framebuffer\"\nframebuffer = \"\"" => "display.framebuffer", "\"\"", "\"/dev/fb0\"";
+        display_mode_without_height_is_rejected: "[display]\nbackend = \"kms\"\nmode = \"1920\"" => "display.mode", "\"1920\"", "\"WIDTHxHEIGHT\"";
+        display_mode_with_zero_refresh_is_rejected: "[display]\nmode = \"1920x1080@0\"" => "display.mode", "\"1920x1080@0\"", "\"1920x1080@60\"";
         nan_strength_is_rejected: "[styles]\nstrength = nan" => "styles.strength", "nan", "a finite number in 0.0 ..= 1.0";
         infinite_max_fps_is_rejected: "[inference]\nmax_fps = inf" => "inference.max_fps", "inf", "a finite number";
         nan_interval_is_rejected: "[gallery]\ninterval_minutes = nan" => "gallery.interval_minutes", "nan", "finite";
@@ -1383,7 +1444,7 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.contains("\"camera\", \"image\", \"folder\", \"video\", \"synthetic\""),
+            msg.contains("\"auto\", \"camera\", \"libcamera\", \"image\", \"folder\", \"video\", \"synthetic\""),
             "{msg}"
         );
         let msg = parse_error("[display]\nbackend = \"framebufer\"");

@@ -247,6 +247,7 @@ fn check_real_frames(
         fps: 25,
         format,
         path: None,
+        rpicam_vid: String::new(),
     };
     let mut cam = CameraSource::open_in_format(&cfg, only)
         .unwrap_or_else(|e| panic!("open {format:?}/{only:?}: {e}"));

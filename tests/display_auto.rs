@@ -1,4 +1,5 @@
-//! `display.backend = "auto"`: a window on a desktop, else the framebuffer.
+//! `display.backend = "auto"`: a window on a desktop, else KMS, else the framebuffer
+//! (this machine has no /dev/dri: the KMS step is covered by tests/lab/drm.sh).
 
 use styleframe::config::{DisplayBackend, DisplayConfig};
 
@@ -6,6 +7,7 @@ use styleframe::config::{DisplayBackend, DisplayConfig};
 #[test]
 fn auto_picks_the_framebuffer_without_a_desktop_and_says_what_is_missing() {
     std::env::remove_var("DISPLAY");
+    std::env::remove_var("WAYLAND_DISPLAY");
     let dir = tempfile::tempdir().unwrap();
     let fb = dir.path().join("fb0");
     let mut cfg = DisplayConfig {

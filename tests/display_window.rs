@@ -14,9 +14,20 @@ fn missing_or_unreachable_x_is_a_no_display_error() {
     };
 
     std::env::remove_var("DISPLAY");
+    std::env::remove_var("WAYLAND_DISPLAY");
     let err = display::open(&cfg).err().expect("no DISPLAY must fail");
     assert!(matches!(err, DisplayError::NoDisplay { .. }), "{err}");
     assert!(err.to_string().contains("DISPLAY is not set"), "{err}");
+
+    // A Wayland session without XWayland: the window cannot open, and the
+    // error says what is missing.
+    std::env::set_var("WAYLAND_DISPLAY", "wayland-0");
+    let err = display::open(&cfg)
+        .err()
+        .expect("Wayland without XWayland must fail");
+    assert!(matches!(err, DisplayError::NoDisplay { .. }), "{err}");
+    assert!(err.to_string().contains("needs XWayland"), "{err}");
+    std::env::remove_var("WAYLAND_DISPLAY");
 
     // A display number nobody serves.
     std::env::set_var("DISPLAY", ":87");

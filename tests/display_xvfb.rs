@@ -11,7 +11,7 @@ use std::process::Command as Proc;
 use std::time::{Duration, Instant};
 
 use styleframe::config::{DisplayBackend, DisplayConfig};
-use styleframe::display::{self, Screen};
+use styleframe::display::{self, PowerMode, Screen};
 use styleframe::frame::{pack_rgb, Command};
 
 const QUADRANTS: [[u8; 3]; 4] = [[230, 30, 20], [20, 200, 40], [30, 40, 220], [250, 240, 60]];
@@ -122,6 +122,38 @@ fn window_shows_the_picture_and_maps_a_held_key_once() {
     let blank = screenshot(&blank_path);
     assert!(blank.pixels().all(|p| p.0 == [0, 0, 0]), "blank is black");
     assert!(screen.is_open());
+}
+
+/// Xvfb has no DPMS extension, and `xset dpms force off` still exits 0 there:
+/// the window must not claim the panel is off. It shows black, says `Black`,
+/// and pictures come back when powered on.
+#[test]
+#[ignore = "needs Xvfb: run tests/lab/xvfb_window.sh"]
+fn window_power_off_without_dpms_is_black_and_says_so() {
+    std::env::remove_var("WAYLAND_DISPLAY");
+    let cfg = DisplayConfig {
+        backend: DisplayBackend::Window,
+        fullscreen: true,
+        fps: 30,
+        ..DisplayConfig::default()
+    };
+    let mut screen = display::open(&cfg).expect("open window on Xvfb");
+    let (w, h) = screen.size();
+    let pic = picture(w, h);
+    let mut cmds = Vec::new();
+    run_for(&mut *screen, &pic, Duration::from_millis(500), &mut cmds);
+    assert_eq!(screen.set_power(false).unwrap(), PowerMode::Black);
+    std::thread::sleep(Duration::from_millis(200));
+    let dir = shot_dir();
+    let off = screenshot(&dir.join("styleframe_xvfb_power_off.png"));
+    assert!(
+        off.pixels().all(|p| p.0 == [0, 0, 0]),
+        "powered-off window is black"
+    );
+    assert_eq!(screen.set_power(true).unwrap(), PowerMode::On);
+    run_for(&mut *screen, &pic, Duration::from_millis(500), &mut cmds);
+    let on = screenshot(&dir.join("styleframe_xvfb_power_on.png"));
+    assert_eq!(on.get_pixel(200, 60).0, QUADRANTS[0], "the picture is back");
 }
 
 /// Under an EWMH window manager (the script starts openbox when

@@ -1,7 +1,7 @@
 //! Capture stage: where pictures come from.
 //!
 //! Every source implements [`FrameSource`]; [`open`] builds the one the config names:
-//! a V4L2 camera ([`camera`]), one image or a folder of images ([`files`]), a video file
+//! a V4L2 camera ([`camera`]), a Pi camera module through `rpicam-vid` ([`libcamera`]), one image or a folder of images ([`files`]), a video file
 //! ([`video`]: MJPEG stream or Y4M) or a procedurally drawn scene ([`synthetic`]).
 //!
 //! Error policy: [`CaptureError::is_transient`] tells the caller whether to keep going.
@@ -13,6 +13,7 @@
 pub mod camera;
 pub mod convert;
 pub mod files;
+pub mod libcamera;
 pub mod pacing;
 pub mod picture;
 pub mod synthetic;
@@ -134,8 +135,14 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
             CaptureError::Config(format!("camera.source = \"{what}\" needs camera.path"))
         })
     };
-    let source: Box<dyn FrameSource> = match cfg.source {
-        SourceKind::Camera => Box::new(CameraSource::open(&CameraConfig { fps, ..cfg.clone() })?),
+    let kind = match cfg.source {
+        SourceKind::Auto => resolve_auto(cfg),
+        k => k,
+    };
+    let source: Box<dyn FrameSource> = match kind {
+        SourceKind::Auto | SourceKind::Camera => {
+            Box::new(CameraSource::open(&CameraConfig { fps, ..cfg.clone() })?)
+        }
         SourceKind::Image => Box::new(ImageSource::open(
             &need_path("image")?,
             cfg.width,
@@ -151,7 +158,57 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
         )?),
         SourceKind::Video => video::open_video(&need_path("video")?, fps, (cfg.width, cfg.height))?,
         SourceKind::Synthetic => Box::new(Synthetic::new(cfg.width, cfg.height, fps)),
+        SourceKind::Libcamera => Box::new(libcamera::LibcameraSource::open(
+            libcamera::Settings::from_config(&CameraConfig { fps, ..cfg.clone() })?,
+        )?),
     };
     log::info!("capture: {}", source.describe());
     Ok(source)
+}
+
+/// What `camera.source = "auto"` stands for on this machine.
+fn resolve_auto(cfg: &CameraConfig) -> SourceKind {
+    let default_device = cfg.device.trim() == "0";
+    // Only ask libcamera (a second or so) when its answer could matter.
+    let csi = default_device
+        && !libcamera::usb_camera_present()
+        && libcamera::list_csi_cameras(&cfg.rpicam_vid).is_ok_and(|(_, c)| !c.is_empty());
+    let kind = auto_source(default_device, libcamera::usb_camera_present(), csi);
+    log::info!("camera.source = \"auto\": using {kind:?}");
+    kind
+}
+
+/// `auto`: a Pi camera module when libcamera sees one, no USB camera is
+/// plugged in, and `camera.device` does not name a camera; else V4L2.
+pub fn auto_source(device_is_default: bool, usb_camera: bool, csi_camera: bool) -> SourceKind {
+    if device_is_default && !usb_camera && csi_camera {
+        SourceKind::Libcamera
+    } else {
+        SourceKind::Camera
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_the_pi_camera_only_when_no_usb_camera_is_there_or_named() {
+        assert_eq!(auto_source(true, false, true), SourceKind::Libcamera);
+        assert_eq!(
+            auto_source(true, true, true),
+            SourceKind::Camera,
+            "USB plugged in"
+        );
+        assert_eq!(
+            auto_source(false, false, true),
+            SourceKind::Camera,
+            "a camera named"
+        );
+        assert_eq!(
+            auto_source(true, false, false),
+            SourceKind::Camera,
+            "no CSI camera"
+        );
+    }
 }

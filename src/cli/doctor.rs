@@ -113,9 +113,24 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
             println!("    {m}");
         }
     }
-    if cfg.camera.source == SourceKind::Camera && cams.is_empty() {
-        problems.push((NO_CAMERA, "no camera: plug in a USB (UVC) camera, or enable the Pi camera's V4L2 driver; `ls /dev/video*` should list it".into()));
-    } else if cfg.camera.source != SourceKind::Camera {
+    let csi = report_csi_cameras(&cfg.camera.rpicam_vid);
+    let source = match cfg.camera.source {
+        SourceKind::Auto => {
+            let kind = styleframe::capture::auto_source(
+                cfg.camera.device.trim() == "0",
+                styleframe::capture::libcamera::usb_camera_present(),
+                csi > 0,
+            );
+            println!("source: auto -> {kind:?}");
+            kind
+        }
+        k => k,
+    };
+    if source == SourceKind::Camera && cams.is_empty() {
+        problems.push((NO_CAMERA, "no camera: plug in a USB (UVC) camera, or connect a Pi camera module (source \"auto\" or \"libcamera\"); `ls /dev/video*` or `rpicam-vid --list-cameras` should list it".into()));
+    } else if source == SourceKind::Libcamera && csi == 0 {
+        problems.push((NO_CAMERA, "no Pi camera module: `rpicam-vid --list-cameras` lists none (check the ribbon cable and camera_auto_detect=1 in config.txt)".into()));
+    } else if source != SourceKind::Camera && source != SourceKind::Libcamera {
         println!(
             "source: {:?} {}",
             cfg.camera.source,
@@ -152,8 +167,25 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
             fbs.join(", ")
         }
     );
+    let wayland = std::env::var("WAYLAND_DISPLAY").unwrap_or_default();
+    if !wayland.is_empty() {
+        println!("Wayland display: {wayland} (the window opens through XWayland: DISPLAY must be set too)");
+    }
+    report_drm_cards();
+    let kms = styleframe::display::kms::usable(&cfg.display);
+    match &kms {
+        Ok(c) => println!(
+            "kms: would use {} ({}) {} {}",
+            c.card.display(),
+            c.driver,
+            c.connector,
+            c.mode
+        ),
+        Err(e) => println!("kms: {e}"),
+    }
     let display_ok = match cfg.display.backend {
-        DisplayBackend::Auto => !x.is_empty() || cfg.display.framebuffer.exists(),
+        DisplayBackend::Auto => !x.is_empty() || kms.is_ok() || cfg.display.framebuffer.exists(),
+        DisplayBackend::Kms => kms.is_ok(),
         DisplayBackend::Window => !x.is_empty(),
         DisplayBackend::Framebuffer => cfg.display.framebuffer.exists(),
         DisplayBackend::Headless => true,
@@ -168,9 +200,15 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                     DisplayBackend::Window =>
                         "no X display: set DISPLAY or use the framebuffer backend".into(),
                     DisplayBackend::Auto => format!(
-                        "no X display (DISPLAY not set) and {} does not exist",
+                        "no X display (DISPLAY not set), no DRM card with a connected screen, \
+                         and {} does not exist",
                         cfg.display.framebuffer.display()
                     ),
+                    DisplayBackend::Kms => kms
+                        .as_ref()
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
                     _ => format!("{} does not exist", cfg.display.framebuffer.display()),
                 }
             ),
@@ -226,6 +264,71 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
                 println!("  - {p}");
             }
             Ok(ExitCode::from(*code))
+        }
+    }
+}
+
+/// One line per DRM card, one per connector: what `display.card`/`connector`/`mode` can name.
+fn report_drm_cards() {
+    let cards = styleframe::display::kms::list_cards();
+    if cards.is_empty() {
+        println!("DRM cards: none (no /dev/dri/card*)");
+    }
+    for (path, info) in cards {
+        match info {
+            Err(e) => println!("DRM {}: cannot open ({e})", path.display()),
+            Ok(c) => {
+                println!(
+                    "DRM {} ({}): {}",
+                    path.display(),
+                    c.driver,
+                    if c.dumb_buffers {
+                        "can show pictures (dumb buffers)"
+                    } else {
+                        "render only (no dumb buffers)"
+                    }
+                );
+                for k in &c.connectors {
+                    let preferred = k.modes.iter().find(|m| m.preferred).or(k.modes.first());
+                    println!(
+                        "    {} {}{}",
+                        k.name,
+                        if k.connected {
+                            "connected"
+                        } else {
+                            "disconnected"
+                        },
+                        preferred
+                            .map(|m| format!(", {} modes, preferred {m}", k.modes.len()))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The CSI cameras `rpicam-vid --list-cameras` sees; returns how many.
+fn report_csi_cameras(configured: &str) -> usize {
+    match styleframe::capture::libcamera::list_csi_cameras(configured) {
+        Err(e) => {
+            println!("Pi camera modules (libcamera): not checked: {e}");
+            0
+        }
+        Ok((program, cams)) => {
+            if cams.is_empty() {
+                println!(
+                    "Pi camera modules (libcamera): none ({} --list-cameras)",
+                    program.display()
+                );
+            }
+            for c in &cams {
+                println!("Pi camera {} (libcamera): {}", c.index, c.description);
+                for m in &c.modes {
+                    println!("    {m}");
+                }
+            }
+            cams.len()
         }
     }
 }

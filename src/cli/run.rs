@@ -24,7 +24,7 @@ use super::{CliResult, Failure, EXIT_CONFIG};
 
 #[derive(Args, Clone, Default)]
 pub struct Overrides {
-    /// Picture source: camera, image, folder, video or synthetic (overrides the config).
+    /// Picture source: auto, camera, libcamera, image, folder, video or synthetic (overrides the config).
     #[arg(long, value_parser = parse_source)]
     pub source: Option<SourceKind>,
     /// File or folder for the image/folder/video sources.
@@ -33,7 +33,7 @@ pub struct Overrides {
     /// Camera index or name.
     #[arg(long)]
     pub device: Option<String>,
-    /// Display backend: window, framebuffer or headless.
+    /// Display backend: auto, kms, window, framebuffer or headless.
     #[arg(long, value_parser = parse_backend)]
     pub display: Option<DisplayBackend>,
     /// Headless: write PNG snapshots here (nothing is written otherwise).
@@ -85,15 +85,15 @@ pub struct DemoArgs {
 }
 
 fn parse_source(s: &str) -> Result<SourceKind, String> {
-    toml::Value::String(s.into())
-        .try_into()
-        .map_err(|_| format!("{s:?}: expected camera, image, folder, video or synthetic"))
+    toml::Value::String(s.into()).try_into().map_err(|_| {
+        format!("{s:?}: expected auto, camera, libcamera, image, folder, video or synthetic")
+    })
 }
 
 fn parse_backend(s: &str) -> Result<DisplayBackend, String> {
     toml::Value::String(s.into())
         .try_into()
-        .map_err(|_| format!("{s:?}: expected window, framebuffer or headless"))
+        .map_err(|_| format!("{s:?}: expected auto, kms, window, framebuffer or headless"))
 }
 
 /// The configuration file to use and the config in it (defaults when none).

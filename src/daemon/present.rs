@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::DisplayConfig;
 use crate::display::compose::Compositor;
-use crate::display::Screen;
+use crate::display::{PowerMode, Screen};
 use crate::frame::{Command, RgbFrame};
 
 use super::stats::Stats;
@@ -110,15 +110,22 @@ impl Presenter {
         }
     }
 
-    /// Darkens the screen (night, blank, exit).
+    /// Powers the panel down (night, blank, presence, exit): DPMS,
+    /// `FBIOBLANK` or the desktop's way; black pixels where none works
+    /// (the backend logs that once).
     pub fn power_off(&mut self, why: &str) {
-        if let Err(e) = self.screen.blank() {
-            log::warn!("display: {why}: {e}");
+        match self.screen.set_power(false) {
+            Ok(PowerMode::Off) => log::info!("display: panel powered off ({why})"),
+            Ok(_) => {}
+            Err(e) => log::warn!("display: {why}: {e}"),
         }
     }
 
     /// The screen wakes: wait for a fresh frame rather than show a stale one.
     pub fn power_on(&mut self) {
+        if let Err(e) = self.screen.set_power(true) {
+            log::warn!("display: powering on: {e}");
+        }
         self.has_frame = false;
     }
 

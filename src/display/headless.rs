@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::config::DisplayConfig;
 use crate::frame::Command;
 
-use super::{check_size, DisplayError, Screen};
+use super::{check_size, DisplayError, PowerMode, Screen};
 
 /// Screen size used when the config leaves it at 0 (nothing to ask).
 pub const DEFAULT_SIZE: (usize, usize) = (1280, 720);
@@ -22,6 +22,10 @@ pub struct HeadlessStats {
     pub blanked: bool,
     /// PNG files written.
     pub snapshots_written: u64,
+    /// True after `set_power(false)` until `set_power(true)`: the panel would be off.
+    pub powered_off: bool,
+    /// How many times `set_power(false)` powered the panel down.
+    pub power_offs: u64,
 }
 
 #[derive(Default)]
@@ -184,6 +188,19 @@ impl Screen for HeadlessScreen {
         }
         s.stats.blanked = true;
         Ok(())
+    }
+
+    /// Records the power state (daemon tests read it); off also blanks the picture.
+    fn set_power(&mut self, on: bool) -> Result<PowerMode, DisplayError> {
+        if !on {
+            self.blank()?;
+        }
+        let mut s = self.handle.lock();
+        if !on && !s.stats.powered_off {
+            s.stats.power_offs += 1;
+        }
+        s.stats.powered_off = !on;
+        Ok(if on { PowerMode::On } else { PowerMode::Off })
     }
 
     fn poll_commands(&mut self, out: &mut Vec<Command>) {

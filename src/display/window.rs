@@ -20,7 +20,7 @@ use minifb::{Key, KeyRepeat, Scale, ScaleMode, Window, WindowOptions};
 use crate::config::DisplayConfig;
 use crate::frame::Command;
 
-use super::{check_size, DisplayError, Screen};
+use super::{check_size, DisplayError, PowerMode, Screen};
 
 /// Size used when neither the config nor X tells one.
 pub const FALLBACK_SIZE: (usize, usize) = (1280, 720);
@@ -56,6 +56,15 @@ pub struct WindowScreen {
 impl WindowScreen {
     pub fn open(cfg: &DisplayConfig) -> Result<Self, DisplayError> {
         let display = std::env::var("DISPLAY").unwrap_or_default();
+        if display.is_empty() && DesktopSession::from_env() == DesktopSession::Wayland {
+            return Err(DisplayError::NoDisplay {
+                message: "WAYLAND_DISPLAY is set but DISPLAY is not: the window needs \
+                          XWayland (Pi OS's labwc starts it; check that the `xwayland` package \
+                          is installed and that the session exports DISPLAY, e.g. \
+                          `systemctl --user import-environment DISPLAY WAYLAND_DISPLAY`)"
+                    .into(),
+            });
+        }
         if display.is_empty() {
             return Err(DisplayError::NoDisplay {
                 message: "DISPLAY is not set: run styleframe inside an X session (kiosk: \
@@ -164,6 +173,50 @@ impl Screen for WindowScreen {
         self.after_update(r)
     }
 
+    /// The desktop's own way (wlopm on Wayland, xset on X11), after
+    /// blanking the window; without it the black window stays lit.
+    fn set_power(&mut self, on: bool) -> Result<PowerMode, DisplayError> {
+        if !on {
+            self.blank()?;
+        }
+        let session = DesktopSession::from_env();
+        let Some((prog, args)) = desktop_power_command(session, on) else {
+            return Ok(if on { PowerMode::On } else { PowerMode::Black });
+        };
+        let r = run_power_command(prog, &args, POWER_COMMAND_TIMEOUT).and_then(|_| {
+            // `xset dpms force off` exits 0 even on a server without DPMS: ask.
+            if session == DesktopSession::X11 && !on {
+                let q = run_power_command("xset", &["q"], POWER_COMMAND_TIMEOUT)?;
+                if !x11_monitor_off(&q) {
+                    return Err("the X server reports no monitor off (no DPMS extension?)".into());
+                }
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                log::info!(
+                    "screen powered {} ({prog} {})",
+                    if on { "on" } else { "off" },
+                    args.join(" ")
+                );
+                Ok(if on { PowerMode::On } else { PowerMode::Off })
+            }
+            Err(e) if on => {
+                log::warn!("cannot power the screen on with {prog}: {e}");
+                Ok(PowerMode::On)
+            }
+            Err(e) => {
+                log::info!(
+                    "cannot power the screen off with {prog} ({e}); the window shows black instead \
+                     (install {})",
+                    if prog == "wlopm" { "wlopm" } else { "x11-xserver-utils" }
+                );
+                Ok(PowerMode::Black)
+            }
+        }
+    }
+
     fn poll_commands(&mut self, out: &mut Vec<Command>) {
         if !self.updated {
             // Nothing was drawn since the last poll (e.g. blanked at night):
@@ -177,6 +230,93 @@ impl Screen for WindowScreen {
 
     fn is_open(&self) -> bool {
         self.window.is_open()
+    }
+}
+
+// ---- Screen power through the desktop ----
+
+/// How long a desktop power command may take before it is given up on.
+const POWER_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Which kind of desktop session the window lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DesktopSession {
+    /// A Wayland compositor (labwc, wayfire): the window is an XWayland client.
+    Wayland,
+    /// A plain X server.
+    X11,
+    None,
+}
+
+impl DesktopSession {
+    pub fn from_env() -> Self {
+        let set = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());
+        if set("WAYLAND_DISPLAY") {
+            DesktopSession::Wayland
+        } else if set("DISPLAY") {
+            DesktopSession::X11
+        } else {
+            DesktopSession::None
+        }
+    }
+}
+
+/// The command that powers the desktop's screens off or on. Under Wayland
+/// XWayland's own DPMS does not reach the outputs: the compositor's
+/// wlr-output-power-management does (`wlopm`, labwc and wayfire support it).
+pub fn desktop_power_command(
+    session: DesktopSession,
+    on: bool,
+) -> Option<(&'static str, Vec<&'static str>)> {
+    match session {
+        DesktopSession::Wayland => Some(("wlopm", vec![if on { "--on" } else { "--off" }, "*"])),
+        DesktopSession::X11 => Some(("xset", vec!["dpms", "force", if on { "on" } else { "off" }])),
+        DesktopSession::None => None,
+    }
+}
+
+/// Whether `xset q` says the monitor is off (its "DPMS is Enabled / Monitor is Off" lines).
+pub fn x11_monitor_off(xset_q: &str) -> bool {
+    xset_q.lines().any(|l| l.trim() == "Monitor is Off")
+}
+
+/// Runs `prog args`, waiting at most `timeout`: a hung command is killed, so
+/// the display loop is held up at most that long (once a night). Returns its
+/// stdout (a few lines: read after it ends).
+pub fn run_power_command(
+    prog: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => {
+                let mut out = String::new();
+                if let Some(mut o) = child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                return Ok(out);
+            }
+            Ok(Some(status)) => return Err(format!("{prog} failed ({status})")),
+            Ok(None) if std::time::Instant::now() < end => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{prog} did not finish within {timeout:?}"));
+            }
+            Err(e) => return Err(format!("waiting for {prog}: {e}")),
+        }
     }
 }
 
@@ -431,5 +571,48 @@ mod tests {
         for (key, want) in table {
             assert_eq!(key_to_command(key), want, "{key:?}");
         }
+    }
+
+    #[test]
+    fn wayland_powers_outputs_through_the_compositor_x11_through_dpms() {
+        let cmd = |s, on| desktop_power_command(s, on).map(|(p, a)| format!("{p} {}", a.join(" ")));
+        assert_eq!(
+            cmd(DesktopSession::Wayland, false).unwrap(),
+            "wlopm --off *"
+        );
+        assert_eq!(cmd(DesktopSession::Wayland, true).unwrap(), "wlopm --on *");
+        assert_eq!(
+            cmd(DesktopSession::X11, false).unwrap(),
+            "xset dpms force off"
+        );
+        assert_eq!(
+            cmd(DesktopSession::X11, true).unwrap(),
+            "xset dpms force on"
+        );
+        assert_eq!(cmd(DesktopSession::None, false), None);
+    }
+
+    #[test]
+    fn x11_monitor_state_is_read_from_xset_q() {
+        let on = "DPMS (Energy Star):\n  Standby: 600    Suspend: 600    Off: 600\n  DPMS is Enabled\n  Monitor is On\n";
+        let off = on.replace("Monitor is On", "Monitor is Off");
+        let none = "DPMS (Energy Star):\n  Server does not have the DPMS Extension\n";
+        assert!(!x11_monitor_off(on));
+        assert!(x11_monitor_off(&off));
+        assert!(!x11_monitor_off(none));
+    }
+
+    #[test]
+    fn power_command_failures_are_errors_and_a_hung_one_is_killed() {
+        let t = std::time::Duration::from_secs(5);
+        assert_eq!(run_power_command("true", &[], t), Ok(String::new()));
+        assert_eq!(run_power_command("echo", &["hi"], t), Ok("hi\n".into()));
+        let e = run_power_command("false", &[], t).unwrap_err();
+        assert!(e.contains("false failed"), "{e}");
+        let e = run_power_command("styleframe-no-such-program", &[], t).unwrap_err();
+        assert!(e.contains("cannot run styleframe-no-such-program"), "{e}");
+        let e =
+            run_power_command("sleep", &["30"], std::time::Duration::from_millis(100)).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
     }
 }

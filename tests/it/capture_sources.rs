@@ -16,6 +16,7 @@ fn cfg(source: SourceKind, path: Option<&Path>, w: u32, h: u32, fps: u32) -> Cam
         height: h,
         fps,
         format: PixelFormat::Auto,
+        rpicam_vid: String::new(),
     }
 }
 

@@ -232,6 +232,7 @@ fn frames_come_out_stylized_and_commands_change_the_style() {
     println!("quit took {} ms; report {report:?}", took.as_millis());
     assert!(took < Duration::from_secs(1), "quit took {took:?}");
     assert!(screen.stats().blanked, "screen not blanked on exit");
+    assert!(screen.stats().powered_off, "screen not powered off on exit");
     assert!(report.inferred >= 3 && report.displayed >= 3);
     assert!(run.notifier.messages().iter().any(|m| m == "STOPPING=1"));
     assert!(
@@ -254,6 +255,10 @@ fn at_night_the_screen_is_dark_and_the_camera_and_network_rest() {
     assert!(
         run.screen.stats().blanked,
         "the screen was not blanked at night"
+    );
+    assert!(
+        run.screen.stats().powered_off,
+        "the panel was not powered off at night"
     );
     assert_eq!(
         run.screen.stats().frames_presented,
@@ -393,4 +398,27 @@ fn presence_sleeps_the_screen_when_nothing_moves_and_wakes_it_on_motion() {
     run.tx.send(Command::Quit).unwrap();
     let report = run.join.join().unwrap();
     println!("presence: {report:?}");
+}
+
+#[test]
+fn blank_powers_the_panel_off_and_unblank_powers_it_on_with_pictures_again() {
+    let run = start(config(), Duration::from_secs(30));
+    let wait_for = |what: &str, ok: &dyn Fn(styleframe::display::HeadlessStats) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ok(run.screen.stats()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("a first picture", &|s| s.frames_presented > 0);
+    run.tx.send(Command::ToggleBlank).unwrap();
+    wait_for("power off", &|s| s.powered_off);
+    assert_eq!(run.screen.stats().power_offs, 1);
+    let shown = run.screen.stats().frames_presented;
+    run.tx.send(Command::ToggleBlank).unwrap();
+    wait_for("power on", &|s| !s.powered_off);
+    wait_for("pictures after waking", &|s| s.frames_presented > shown);
+    run.tx.send(Command::Quit).unwrap();
+    run.join.join().unwrap();
+    assert_eq!(run.screen.stats().power_offs, 2, "blank + exit");
 }

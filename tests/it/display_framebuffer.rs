@@ -5,7 +5,7 @@ use std::path::Path;
 
 use styleframe::config::{DisplayBackend, DisplayConfig, FbFormat};
 use styleframe::display::framebuffer::{to_rgb565, FbLayout, FramebufferScreen};
-use styleframe::display::{self, DisplayError, Screen};
+use styleframe::display::{self, DisplayError, PowerMode, Screen};
 use styleframe::frame::pack_rgb;
 
 fn cfg(path: &Path, w: u32, h: u32, format: FbFormat) -> DisplayConfig {
@@ -90,6 +90,18 @@ fn blank_writes_zeros() {
     screen.blank().unwrap();
     drop(screen);
     assert!(std::fs::read(file.path()).unwrap().iter().all(|&b| b == 0));
+}
+
+#[test]
+fn power_off_without_fbioblank_falls_back_to_black_pixels() {
+    // A plain file has no FBIOBLANK (ENOTTY): the panel cannot be powered down,
+    // so it must at least show black, and say so.
+    let file = fake_fb(3 * 2 * 4, 0x55);
+    let mut screen = display::open(&cfg(file.path(), 3, 2, FbFormat::Xrgb8888)).unwrap();
+    screen.present(&[0x00FF_FFFF; 6]).unwrap();
+    assert_eq!(screen.set_power(false).unwrap(), PowerMode::Black);
+    assert!(std::fs::read(file.path()).unwrap().iter().all(|&b| b == 0));
+    assert_eq!(screen.set_power(true).unwrap(), PowerMode::On);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Headless backend: pictures kept in memory, snapshots only when asked.
 
 use styleframe::config::{DisplayBackend, DisplayConfig};
-use styleframe::display::{open_headless, HeadlessStats};
+use styleframe::display::{open_headless, HeadlessStats, PowerMode};
 use styleframe::frame::{pack_rgb, Command};
 
 fn cfg(w: u32, h: u32) -> DisplayConfig {
@@ -28,7 +28,9 @@ fn latest_frame_is_readable_from_another_thread() {
         HeadlessStats {
             frames_presented: 1,
             blanked: false,
-            snapshots_written: 0
+            snapshots_written: 0,
+            powered_off: false,
+            power_offs: 0,
         }
     );
 }
@@ -43,6 +45,22 @@ fn blank_turns_the_picture_black_until_the_next_present() {
     screen.present(&[7; 4]).unwrap();
     assert!(!handle.stats().blanked);
     assert_eq!(handle.stats().frames_presented, 2);
+}
+
+#[test]
+fn power_off_is_recorded_and_black_until_powered_on() {
+    let (mut screen, handle) = open_headless(&cfg(2, 2));
+    screen.present(&[0x00FF_FFFF; 4]).unwrap();
+    assert_eq!(screen.set_power(false).unwrap(), PowerMode::Off);
+    assert!(handle.stats().powered_off);
+    assert_eq!(handle.latest(), Some(vec![0; 4]));
+    // Asking twice is one power-down.
+    screen.set_power(false).unwrap();
+    assert_eq!(handle.stats().power_offs, 1);
+    assert_eq!(screen.set_power(true).unwrap(), PowerMode::On);
+    assert!(!handle.stats().powered_off);
+    screen.set_power(false).unwrap();
+    assert_eq!(handle.stats().power_offs, 2);
 }
 
 #[test]

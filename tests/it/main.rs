@@ -8,6 +8,7 @@
 mod common;
 
 mod bad_input;
+mod capture_libcamera;
 mod capture_sources;
 mod cli;
 mod config_file;

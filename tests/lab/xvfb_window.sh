@@ -11,13 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 missing=()
-for tool in Xvfb xwd convert xdotool; do
+for tool in Xvfb xwd convert xdotool xset; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
     echo "installing for: ${missing[*]}"
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get install -y xvfb x11-apps imagemagick xdotool
+    $sudo apt-get install -y xvfb x11-apps imagemagick xdotool x11-xserver-utils
 fi
 
 disp="${XVFB_DISPLAY:-:99}"
@@ -45,7 +45,8 @@ if [ -n "${XVFB_WM:-}" ]; then
     filter=()  # both tests; the key test also works under a WM
 else
     # Without a WM nobody grants full screen: only the plain window test applies.
-    filter=(--exact window_shows_the_picture_and_maps_a_held_key_once)
+    filter=(--exact window_shows_the_picture_and_maps_a_held_key_once
+        window_power_off_without_dpms_is_black_and_says_so)
 fi
 
 # One window at a time: the tests screenshot the whole X screen.
