@@ -16,5 +16,7 @@ mod daemon_process;
 mod display_framebuffer;
 mod display_headless;
 mod faults;
+mod faults_args;
+mod faults_files;
 mod models_fetch;
 mod reference;
