@@ -157,7 +157,6 @@ pub fn embed_painting(net: &mut PredictNet, path: &Path) -> anyhow::Result<Embed
 /// input, or its extension names no picture format we write.
 fn check_output(input: &Path, output: &Path) -> Result<image::ImageFormat, super::Failure> {
     use std::os::unix::fs::MetadataExt;
-    check_input(input)?;
     if let (Ok(i), Ok(o)) = (std::fs::metadata(input), std::fs::metadata(output)) {
         if (i.dev(), i.ino()) == (o.dev(), o.ino()) {
             return Err(super::usage(format!(
@@ -175,19 +174,6 @@ fn check_output(input: &Path, output: &Path) -> Result<image::ImageFormat, super
                 output.display()
             ))
         })
-}
-
-/// A picture named on the command line must be a file: said as a usage
-/// error naming it, before any network is loaded.
-fn check_input(p: &Path) -> Result<(), super::Failure> {
-    if p.is_file() {
-        Ok(())
-    } else {
-        Err(super::usage(format!(
-            "{}: no such picture file",
-            p.display()
-        )))
-    }
 }
 
 /// `--style` names a painting file when it looks like a path (a folder
@@ -268,9 +254,6 @@ pub fn still(a: StillArgs) -> CliResult {
 pub fn embed(a: EmbedArgs) -> CliResult {
     if a.name.is_some() && a.paintings.len() > 1 {
         return Err(super::usage("--name needs exactly one painting"));
-    }
-    for p in &a.paintings {
-        check_input(p)?;
     }
     let mut set = if a.into.is_file() {
         StyleSet::load(&a.into)?

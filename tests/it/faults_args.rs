@@ -129,27 +129,6 @@ fn usage_errors_of_still_and_embed_exit_2() {
             ],
             "--name",
         ),
-        // A picture that is not there, to stylize or to embed.
-        (
-            vec![
-                "still".as_ref(),
-                "/nonexistent/photo.jpg".as_ref(),
-                "out.png".as_ref(),
-                "--style".as_ref(),
-                "starry_night".as_ref(),
-            ],
-            "/nonexistent/photo.jpg: no such picture file",
-        ),
-        (
-            vec![
-                "embed".as_ref(),
-                painting.as_os_str(),
-                "/nonexistent/painting.jpg".as_ref(),
-                "--into".as_ref(),
-                "s.json".as_ref(),
-            ],
-            "/nonexistent/painting.jpg: no such picture file",
-        ),
         // A network id that is not in the manifest.
         (
             vec![
