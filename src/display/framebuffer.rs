@@ -100,8 +100,10 @@ impl FramebufferScreen {
             }
         };
 
-        // SAFETY: the mapping is only accessed through `self.map`; another
-        // process writing the same framebuffer can at worst garble pixels.
+        // SAFETY: the mapping is only accessed through `self.map`; the lock
+        // keeps other styleframes off, and another process writing the same
+        // framebuffer can at worst garble pixels. A file or device shrinking
+        // under the mapping is caught by `check_mapping` before every write.
         let map = unsafe { MmapOptions::new().len(geom.map_len).map_mut(&file) }.map_err(|e| {
             DisplayError::Framebuffer {
                 path: path.clone(),
