@@ -591,6 +591,7 @@ impl Config {
     /// together. Reports the first problem, in file order. The error's path is
     /// empty; [`Config::from_toml_str`] fills it in.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.models.validate()?;
         self.styles.validate()?;
         self.gallery.validate()?;
         self.camera.validate()?;
@@ -626,6 +627,33 @@ impl Config {
             fix(p, base);
         }
         fix(&mut self.mqtt.ca_file, base);
+    }
+}
+
+impl ModelsConfig {
+    /// The network ids must be in the manifest built into the binary, each
+    /// in its role: a typo is a configuration error, not a damaged model.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let manifest = crate::models::Manifest::builtin();
+        for (key, id, role) in [
+            ("models.transfer", &self.transfer, "transfer"),
+            ("models.predict", &self.predict, "predict"),
+        ] {
+            let ids: Vec<String> = manifest
+                .model
+                .iter()
+                .filter(|m| m.role == role)
+                .map(|m| quote(&m.id))
+                .collect();
+            if !ids.contains(&quote(id)) {
+                return Err(invalid(
+                    key,
+                    quote(id),
+                    format!("one of {} (see models/manifest.toml)", ids.join(", ")),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -739,9 +767,9 @@ fn source_name(source: SourceKind) -> &'static str {
 
 impl CameraConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        int_in("camera.width", self.width, 16, 7680)?;
-        int_in("camera.height", self.height, 16, 4320)?;
-        int_in("camera.fps", self.fps, 1, 120)?;
+        int_key("camera.width", self.width)?;
+        int_key("camera.height", self.height)?;
+        int_key("camera.fps", self.fps)?;
         let needs_path = match self.source {
             SourceKind::Image => Some("the image file to show"),
             SourceKind::Folder => Some("the folder of images to show"),
@@ -795,12 +823,7 @@ impl CameraConfig {
 
 impl InferenceConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        int_in(
-            "inference.max_pixels",
-            self.max_pixels,
-            4096,
-            MAX_PIXELS_CEILING,
-        )?;
+        int_key("inference.max_pixels", self.max_pixels)?;
         if !(4096..=self.max_pixels).contains(&self.min_pixels) {
             return Err(invalid(
                 "inference.min_pixels",
@@ -808,14 +831,9 @@ impl InferenceConfig {
                 format!("4096 ..= {} (inference.max_pixels)", self.max_pixels),
             ));
         }
-        int_in("inference.threads", self.threads, 1, 64)?;
+        int_key("inference.threads", self.threads as u64)?;
         float_in("inference.max_fps", self.max_fps, 0.0, 120.0)?;
-        int_in(
-            "inference.degrade_after_ms",
-            self.degrade_after_ms,
-            0,
-            60_000,
-        )?;
+        int_key("inference.degrade_after_ms", self.degrade_after_ms)?;
         Ok(())
     }
 }
@@ -862,7 +880,7 @@ impl DisplayConfig {
                  or \"\" for the screen's preferred mode",
             ));
         }
-        int_in("display.fps", self.fps, 1, 240)?;
+        int_key("display.fps", self.fps)?;
         if matches!(&self.snapshot_dir, Some(p) if p.as_os_str().is_empty()) {
             return Err(invalid(
                 "display.snapshot_dir",
@@ -877,11 +895,9 @@ impl DisplayConfig {
                 "1 or more (1 = every shown frame)",
             ));
         }
-        int_in(
+        int_key(
             "display.sleep_after_still_minutes",
             self.sleep_after_still_minutes,
-            0,
-            1440,
         )?;
         Ok(())
     }
@@ -914,8 +930,8 @@ impl ButtonConfig {
                 "a line number such as \"17\" or a line name such as \"GPIO17\"",
             ));
         }
-        int_in("button.debounce_ms", self.debounce_ms, 0, 1000)?;
-        int_in("button.long_press_ms", self.long_press_ms, 100, 10_000)?;
+        int_key("button.debounce_ms", self.debounce_ms)?;
+        int_key("button.long_press_ms", self.long_press_ms)?;
         if self.long_press_ms <= self.debounce_ms {
             return Err(invalid(
                 "button.long_press_ms",
@@ -970,10 +986,42 @@ fn float_in(key: &str, v: f32, lo: f32, hi: f32) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn int_in<T>(key: &str, v: T, lo: T, hi: T) -> Result<(), ConfigError>
-where
-    T: PartialOrd + std::fmt::Display,
-{
+/// The whole-number keys with a plain range: checked by `validate`, and
+/// quoted when a value does not even fit the type (`-1`, `99999999999`), so
+/// both say the same range.
+const INT_RANGES: &[(&str, u64, u64)] = &[
+    ("camera.width", 16, 7680),
+    ("camera.height", 16, 4320),
+    ("camera.fps", 1, 120),
+    ("inference.max_pixels", 4096, MAX_PIXELS_CEILING as u64),
+    ("inference.threads", 1, 64),
+    ("inference.degrade_after_ms", 0, 60_000),
+    ("display.fps", 1, 240),
+    ("display.sleep_after_still_minutes", 0, 1440),
+    ("button.debounce_ms", 0, 1000),
+    ("button.long_press_ms", 100, 10_000),
+];
+
+/// What a whole-number key accepts, in the words `validate` uses.
+fn int_expected(key: &str) -> Option<String> {
+    if let Some((_, lo, hi)) = INT_RANGES.iter().find(|(k, _, _)| *k == key) {
+        return Some(format!("{lo} ..= {hi}"));
+    }
+    match key {
+        "inference.min_pixels" => Some("4096 ..= inference.max_pixels".into()),
+        "display.width" | "display.height" => Some("0 (ask the screen) or 16 ..= 16384".into()),
+        "display.snapshot_every" => Some("1 or more (1 = every shown frame)".into()),
+        _ => None,
+    }
+}
+
+fn int_key(key: &str, v: impl Into<u64>) -> Result<(), ConfigError> {
+    let (_, lo, hi) = INT_RANGES
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .copied()
+        .unwrap_or_else(|| panic!("{key} has no entry in INT_RANGES"));
+    let v = v.into();
     if v < lo || v > hi {
         return Err(invalid(key, v.to_string(), format!("{lo} ..= {hi}")));
     }
@@ -1121,10 +1169,11 @@ fn humanize(raw: &str, key: Option<&str>) -> String {
     {
         // "integer `-5`" -> "-5": show the value as it is written in the file.
         let value = found.split('`').nth(1).unwrap_or(found);
-        return format!(
-            "{subject} = {value} is out of range: expected {}",
-            plain_type(expected, key)
-        );
+        // The key's own range, not the type's ("0 ..= 60000", not "0 to 4294967295").
+        let expected = key
+            .and_then(int_expected)
+            .unwrap_or_else(|| plain_type(expected, key));
+        return format!("{subject} = {value} is out of range: expected {expected}");
     }
     if raw == "wanted string or table" {
         return format!(
@@ -1433,6 +1482,46 @@ mod tests {
         assert!(
             msg.contains("button.debounce_ms = -5 is out of range"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_the_type_reports_the_keys_own_range() {
+        for (src, want) in [
+            ("[inference]\ndegrade_after_ms = -1", "expected 0 ..= 60000"),
+            ("[camera]\nfps = 99999999999", "expected 1 ..= 120"),
+            (
+                "[display]\nwidth = -1",
+                "expected 0 (ask the screen) or 16 ..= 16384",
+            ),
+        ] {
+            let msg = parse_error(src);
+            assert!(msg.contains(want), "{src}: {msg}");
+            assert!(!msg.contains("4294967295"), "{src}: {msg}");
+        }
+        // The same range as validation says for a value that fits the type.
+        assert_rejected(
+            "[inference]\ndegrade_after_ms = 60001",
+            "inference.degrade_after_ms",
+            "60001",
+            "0 ..= 60000",
+        );
+    }
+
+    #[test]
+    fn a_network_id_not_in_the_manifest_is_a_config_error_naming_the_key() {
+        assert_rejected(
+            "[models]\ntransfer = \"nope\"",
+            "models.transfer",
+            "\"nope\"",
+            "one of \"style_transfer_f16_384\"",
+        );
+        // A prediction network where a transfer network belongs.
+        assert_rejected(
+            "[models]\ntransfer = \"style_predict_quantized_256\"",
+            "models.transfer",
+            "\"style_predict_quantized_256\"",
+            "style_transfer_quantized_384",
         );
     }
 

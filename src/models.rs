@@ -2,7 +2,7 @@
 //! binary), sha256 checks, and `models fetch` from a local mirror directory
 //! or the official URLs.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,6 +53,10 @@ pub enum ModelError {
     },
     #[error("downloading {url}: {message}")]
     Download { url: String, message: String },
+    /// `--from` / `STYLEFRAME_MODEL_MIRROR` names no folder: said, rather
+    /// than going to the network instead.
+    #[error("model mirror {path} is not a folder (given with --from or STYLEFRAME_MODEL_MIRROR)")]
+    NoMirror { path: PathBuf },
     #[error("manifest: {0}")]
     Manifest(String),
 }
@@ -149,6 +153,9 @@ pub fn fetch(
     include_optional: bool,
     mut progress: impl FnMut(&ModelEntry, &Fetched),
 ) -> Result<Vec<Fetched>, ModelError> {
+    if let Some(m) = mirror.filter(|m| !m.is_dir()) {
+        return Err(ModelError::NoMirror { path: m.into() });
+    }
     std::fs::create_dir_all(dest).map_err(|source| ModelError::Io {
         path: dest.into(),
         source,
@@ -171,6 +178,14 @@ pub fn fetch(
             write_atomically(&target, &data, &m.sha256)?;
             Fetched::FromMirror(src)
         } else {
+            if let Some(dir) = mirror {
+                log::warn!(
+                    "{}: not in the mirror {}; downloading it from {}",
+                    m.file,
+                    dir.display(),
+                    m.url
+                );
+            }
             let data = download(&m.url)?;
             write_atomically(&target, &data, &m.sha256).map_err(|e| match e {
                 ModelError::Checksum {
@@ -198,15 +213,7 @@ fn write_atomically(target: &Path, data: &[u8], sha256: &str) -> Result<(), Mode
             actual,
         });
     }
-    let tmp = target.with_extension("part");
-    let io = |source| ModelError::Io {
-        path: tmp.clone(),
-        source,
-    };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, target).map_err(|source| ModelError::Io {
+    crate::atomic::write(target, data).map_err(|source| ModelError::Io {
         path: target.into(),
         source,
     })
@@ -223,13 +230,30 @@ fn download(url: &str) -> Result<Vec<u8>, ModelError> {
     let resp = ureq::get(url)
         .timeout(std::time::Duration::from_secs(120))
         .call()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(without_url(&e)))?;
     let mut data = vec![];
     resp.into_reader()
         .take(MAX_DOWNLOAD)
         .read_to_end(&mut data)
         .map_err(|e| err(e.to_string()))?;
     Ok(data)
+}
+
+/// ureq's error without the URL it puts in front (ours names it already).
+fn without_url(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(code, _) => format!("HTTP status {code}"),
+        ureq::Error::Transport(t) => {
+            let mut text = t.kind().to_string();
+            if let Some(m) = t.message() {
+                text += &format!(": {m}");
+            }
+            if let Some(source) = std::error::Error::source(t) {
+                text += &format!(": {source}");
+            }
+            text
+        }
+    }
 }
 
 /// Where to look for the model files: the folder given, else
@@ -280,6 +304,31 @@ mod tests {
             err.contains("nope") && err.contains("style_transfer_f16_384"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_failed_download_names_its_url_once() {
+        // Port 1 on the loopback: refused at once, no network needed.
+        let url = "http://127.0.0.1:1/style_predict.tflite";
+        let err = download(url).unwrap_err().to_string();
+        assert_eq!(err.matches(url).count(), 1, "{err}");
+        assert!(err.contains("Connection Failed"), "{err}");
+    }
+
+    #[test]
+    fn a_mirror_that_is_not_a_folder_is_an_error_not_a_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nonexistent");
+        let err = fetch(
+            &Manifest::builtin(),
+            &dir.path().join("models"),
+            Some(&missing),
+            false,
+            |_, _| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ModelError::NoMirror { .. }), "{err}");
+        assert!(err.to_string().contains("nonexistent"), "{err}");
     }
 
     #[test]

@@ -58,6 +58,13 @@ pub enum StyleError {
     Unknown { name: String, known: String },
     #[error("no styles: {0}")]
     Empty(String),
+    /// Writing the set failed (full disk, read-only folder); the file on disk
+    /// is the one from before.
+    #[error("style set {path}: cannot write it: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The style set shipped in `models/styles.json`, built in so the demo and
@@ -92,6 +99,14 @@ impl StyleSet {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        set.validate(path)?;
+        Ok(set)
+    }
+
+    /// The rules `parse` enforces; `save` checks them too, so a set that
+    /// would not load is never written.
+    pub fn validate(&self, path: &Path) -> Result<(), StyleError> {
+        let set = self;
         if set.format != SET_FORMAT {
             return Err(StyleError::Parse {
                 path: path.to_owned(),
@@ -115,17 +130,32 @@ impl StyleSet {
                 return Err(invalid(format!("value #{i} is not a finite number")));
             }
         }
-        Ok(set)
+        Ok(())
     }
 
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, text + "\n")
+    /// Writes the set atomically (the old file stays whole when anything
+    /// fails), after checking it would load again.
+    pub fn save(&self, path: &Path) -> Result<(), StyleError> {
+        self.validate(path)?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| StyleError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        crate::atomic::write(path, (text + "\n").as_bytes()).map_err(|source| StyleError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 
-    /// Adds or replaces the style with the same name.
+    /// Adds or replaces the style with the same name, compared as `parse`
+    /// compares names (ignoring case), so the result always loads again.
     pub fn upsert(&mut self, style: Style) {
-        match self.styles.iter_mut().find(|s| s.name == style.name) {
+        let key = style.name.to_lowercase();
+        match self
+            .styles
+            .iter_mut()
+            .find(|s| s.name.to_lowercase() == key)
+        {
             Some(s) => *s = style,
             None => self.styles.push(style),
         }
@@ -307,6 +337,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("twice"), "{err}");
+    }
+
+    fn style(name: &str, v: f32) -> Style {
+        Style {
+            name: name.into(),
+            title: "".into(),
+            artist: "".into(),
+            source: "".into(),
+            embedding: emb(v),
+        }
+    }
+
+    #[test]
+    fn save_never_writes_a_set_that_would_not_load_and_keeps_the_old_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("mine.json");
+        let mut set = StyleSet::new("m");
+        set.upsert(style("a", 0.0));
+        set.save(&p).unwrap();
+        let before = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(StyleSet::load(&p).unwrap(), set);
+        for bad in [style(" ", 0.0), style("b", f32::NAN)] {
+            let mut broken = set.clone();
+            broken.styles.push(bad);
+            let e = broken.save(&p).unwrap_err();
+            assert!(matches!(e, StyleError::Invalid { .. }), "{e}");
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), before);
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn upsert_replaces_a_style_whose_name_differs_only_in_case() {
+        let mut set = StyleSet::new("m");
+        set.upsert(style("Starry", 0.0));
+        set.upsert(style("starry", 1.0));
+        set.upsert(style("ÉTÉ", 0.0));
+        set.upsert(style("été", 2.0));
+        assert_eq!(set.styles.len(), 2);
+        assert_eq!(set.find("STARRY").unwrap().embedding, emb(1.0));
+        set.validate(Path::new("s.json")).unwrap();
     }
 
     #[test]

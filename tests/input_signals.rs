@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use styleframe::input::{spawn_signals, Command};
 
 fn next(rx: &Receiver<Command>) -> Command {
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("a command within 5 s")
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("a command within 60 s")
 }
 
 #[test]
@@ -41,13 +41,24 @@ fn signals_become_commands_and_a_storm_never_loses_quit() {
     }
     raise(SIGTERM).unwrap();
     let raised_in = start.elapsed();
+    // A blocking raise would hang; the bound only catches that, generously.
     assert!(
-        raised_in < Duration::from_secs(1),
+        raised_in < Duration::from_secs(30),
         "raising took {raised_in:?}"
     );
 
+    // Until the Quit arrives (event-driven), then whatever is still queued.
     let (mut next_styles, mut quits) = (0, 0);
-    while let Ok(cmd) = rx.recv_timeout(Duration::from_millis(500)) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while quits == 0 && Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(Command::NextStyle) => next_styles += 1,
+            Ok(Command::Quit) => quits += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => {}
+        }
+    }
+    while let Ok(cmd) = rx.recv_timeout(Duration::from_millis(200)) {
         match cmd {
             Command::NextStyle => next_styles += 1,
             Command::Quit => quits += 1,
@@ -66,5 +77,5 @@ fn signals_become_commands_and_a_storm_never_loses_quit() {
     // close() stops the thread promptly.
     let closing = Instant::now();
     handle.close();
-    assert!(closing.elapsed() < Duration::from_secs(1));
+    assert!(closing.elapsed() < Duration::from_secs(30));
 }

@@ -25,20 +25,20 @@ pub struct BenchArgs {
     #[arg(long)]
     pub flicker: bool,
     /// Pipeline: how long.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = super::float_in(0.1, super::run::MAX_SECONDS))]
     pub seconds: f64,
     /// Networks: sizes HxW to time the transfer network at.
     #[arg(long, value_delimiter = ',', default_value = "384x384,256x448", value_parser = super::still::parse_size)]
     pub sizes: Vec<(usize, usize)>,
     /// Networks: thread counts.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = super::count_in(1, super::still::MAX_THREADS))]
     pub thread_counts: Vec<usize>,
     /// Networks: timed runs per setting (the median is printed).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = super::count_in(1, 100_000))]
     pub runs: usize,
     /// Networks: timed runs of the prediction network, a few ms long (short runs need more
     /// of them for a steady median).
-    #[arg(long, default_value_t = 51)]
+    #[arg(long, default_value_t = 51, value_parser = super::count_in(1, 100_000))]
     pub predict_runs: usize,
     /// Transfer network ids to time.
     #[arg(
@@ -200,9 +200,9 @@ fn synthetic_input(h: usize, w: usize) -> Vec<f32> {
 }
 
 fn pipeline(a: BenchArgs) -> CliResult {
-    let (path, mut cfg) = match &a.config {
-        Some(p) => (Some(p.clone()), Config::load(p)?),
-        None => (None, Config::default()),
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
     };
     cfg.camera.source = SourceKind::Synthetic;
     cfg.display.backend = DisplayBackend::Headless;
@@ -220,7 +220,7 @@ fn pipeline(a: BenchArgs) -> CliResult {
         duration: Some(Duration::from_secs_f64(a.seconds)),
         ..Default::default()
     };
-    let report = super::run::run_config(cfg, path, limits)?;
+    let report = super::run::run_config(cfg, limits)?;
     let wall = t0.elapsed();
     super::run::print_report(&report);
     if let (Some(c0), Some(c1)) = (cpu0, stats::cpu_time()) {

@@ -53,15 +53,21 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
         }
     };
     match super::run::load_style_sets(&cfg) {
-        Ok(s) => println!(
-            "styles: {} ({})",
-            s.styles.len(),
-            s.styles
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Ok((s, style_problems)) => {
+            println!(
+                "styles: {} ({})",
+                s.styles.len(),
+                s.styles
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for p in style_problems {
+                println!("styles: {p}");
+                problems.push((CONFIG, p));
+            }
+        }
         Err(e) => {
             println!("styles: {e}");
             problems.push((CONFIG, e));

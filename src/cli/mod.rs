@@ -52,7 +52,7 @@ enum Command {
         a: PathBuf,
         b: PathBuf,
         /// Exit with status 1 when the PSNR is below this.
-        #[arg(long)]
+        #[arg(long, value_parser = float_in(0.0, 1000.0))]
         min: Option<f64>,
     },
     /// Benchmarks: inference speed, or the full pipeline with --pipeline.
@@ -106,6 +106,14 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         {
             return EXIT_CONFIG;
         }
+        // An unknown model id is a typo on the command line or in the config.
+        if let Some(
+            styleframe::models::ModelError::Unknown { .. }
+            | styleframe::models::ModelError::NoMirror { .. },
+        ) = cause.downcast_ref()
+        {
+            return EXIT_CONFIG;
+        }
         if cause
             .downcast_ref::<styleframe::models::ModelError>()
             .is_some()
@@ -115,17 +123,56 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         {
             return EXIT_MODEL;
         }
-        if cause
-            .downcast_ref::<styleframe::styles::StyleError>()
-            .is_some()
-        {
-            return EXIT_CONFIG;
+        // A style set that cannot be read or is invalid is configuration; one
+        // that cannot be written (full disk) is not.
+        match cause.downcast_ref::<styleframe::styles::StyleError>() {
+            Some(styleframe::styles::StyleError::Write { .. }) => return EXIT_RUNTIME,
+            Some(_) => return EXIT_CONFIG,
+            None => {}
         }
     }
     EXIT_RUNTIME
 }
 
 pub type CliResult = Result<ExitCode, Failure>;
+
+/// A usage error found after parsing (arguments that do not go together):
+/// exit 2, as clap's own usage errors.
+pub fn usage(message: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: EXIT_CONFIG,
+        error: anyhow::anyhow!("{message}"),
+    }
+}
+
+/// A clap value parser: a finite number within `lo ..= hi`. clap puts the
+/// argument's name in front of the message.
+pub fn float_in(lo: f64, hi: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync {
+    move |s: &str| {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a number: expected {lo} ..= {hi}"))?;
+        if v.is_finite() && (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!(
+                "{s} is out of range: expected a number in {lo} ..= {hi}"
+            ))
+        }
+    }
+}
+
+/// [`float_in`] for `f32` arguments (strengths).
+pub fn f32_in(lo: f32, hi: f32) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync {
+    let f = float_in(lo as f64, hi as f64);
+    move |s: &str| f(s).map(|v| v as f32)
+}
+
+/// A clap value parser: a whole number within `lo ..= hi`.
+pub fn count_in(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(lo..=hi)
+}
 
 pub fn main() -> ExitCode {
     init_logging();
@@ -164,6 +211,20 @@ pub fn describe(e: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+/// The error on one line, for a log line in the middle of a run (journald
+/// shows each line as an entry of its own): a config file's source line and
+/// caret marker become "(at: `…`)".
+pub fn one_line(e: &anyhow::Error) -> String {
+    let text = describe(e);
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    // The quoted source line is the one with " | " after the line number.
+    match lines.find_map(|l| l.split_once(" | ").map(|(_, src)| src.trim())) {
+        Some(src) if !src.is_empty() => format!("{first} (at: `{src}`)"),
+        _ => first,
+    }
 }
 
 /// Logs go to stderr (journald keeps them); `RUST_LOG` overrides the level.

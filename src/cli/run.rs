@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use styleframe::capture;
-use styleframe::config::{Config, DisplayBackend, SourceKind};
+use styleframe::config::{Config, DisplayBackend, ModelsConfig, SourceKind};
 use styleframe::daemon::{self, notify::SdNotifier, Parts, Report, RunLimits};
 use styleframe::display;
 use styleframe::inference::{PredictNet, Stylizer, TransferNet};
@@ -46,10 +46,10 @@ pub struct Overrides {
     #[arg(long)]
     pub style: Option<String>,
     /// Stylization strength 0..1.
-    #[arg(long)]
+    #[arg(long, value_parser = super::f32_in(0.0, 1.0))]
     pub strength: Option<f32>,
     /// Stop after this many seconds (tests, benchmarks).
-    #[arg(long)]
+    #[arg(long, value_parser = super::float_in(0.1, MAX_SECONDS))]
     pub seconds: Option<f64>,
 }
 
@@ -65,7 +65,7 @@ pub struct RunArgs {
 #[derive(Args)]
 pub struct DemoArgs {
     /// How long to run.
-    #[arg(long, default_value_t = 6.0)]
+    #[arg(long, default_value_t = 6.0, value_parser = super::float_in(0.1, MAX_SECONDS))]
     pub seconds: f64,
     /// Never open a window, even when a display is available.
     #[arg(long)]
@@ -80,9 +80,12 @@ pub struct DemoArgs {
     #[arg(long)]
     pub models_from: Option<PathBuf>,
     /// Seconds between style changes (the demo morphs through the styles).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::float_in(0.2, 3600.0))]
     pub change_every: f64,
 }
+
+/// Longest `--seconds` (a year): any longer is not a test or a benchmark.
+pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 fn parse_source(s: &str) -> Result<SourceKind, String> {
     toml::Value::String(s.into()).try_into().map_err(|_| {
@@ -96,15 +99,20 @@ fn parse_backend(s: &str) -> Result<DisplayBackend, String> {
         .map_err(|_| format!("{s:?}: expected auto, kms, window, framebuffer or headless"))
 }
 
-/// The configuration file to use and the config in it (defaults when none).
-pub fn load_config(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Config), Failure> {
-    let path = match explicit {
+/// The configuration file to use: the one given, else the first that exists.
+fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
         Some(p) => Some(p.to_owned()),
         None => ["/etc/styleframe/styleframe.toml", "config/styleframe.toml"]
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file()),
-    };
+    }
+}
+
+/// The configuration file to use and the config in it (defaults when none).
+pub fn load_config(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Config), Failure> {
+    let path = config_path(explicit);
     let cfg = match &path {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -139,15 +147,26 @@ fn apply(cfg: &mut Config, o: &Overrides) {
     }
 }
 
-/// The shipped style set plus the user's, from the config.
-pub fn load_style_sets(cfg: &Config) -> Result<StyleSet, String> {
-    let shipped = if cfg.styles.file.is_file() {
-        StyleSet::load(&cfg.styles.file).map_err(|e| e.to_string())?
+/// The shipped style set plus the user's, from the config, and what was
+/// wrong on the way. A broken or missing style file is a problem, not a stop:
+/// the frame runs with the styles it could read (at worst the built-in set),
+/// so a damaged file never keeps the screen dark. `Err` only when no style
+/// at all is left, or when `styles.start` names none though every file read.
+pub fn load_style_sets(cfg: &Config) -> Result<(StyleSet, Vec<String>), String> {
+    let mut problems = vec![];
+    let shipped_path = if cfg.styles.file.is_file() {
+        Some(cfg.styles.file.clone())
     } else {
         let p = find_dir(None, "styles.json").join("styles.json");
-        if p.is_file() {
-            StyleSet::load(&p).map_err(|e| e.to_string())?
-        } else {
+        p.is_file().then_some(p)
+    };
+    let shipped = match shipped_path.map(|p| StyleSet::load(&p)) {
+        Some(Ok(set)) => set,
+        Some(Err(e)) => {
+            problems.push(format!("{e}; using the built-in styles instead"));
+            StyleSet::builtin()
+        }
+        None => {
             log::info!(
                 "styles: {} not found; using the built-in set",
                 cfg.styles.file.display()
@@ -156,52 +175,124 @@ pub fn load_style_sets(cfg: &Config) -> Result<StyleSet, String> {
         }
     };
     let set = match &cfg.styles.user_file {
-        Some(u) => shipped.merged(StyleSet::load(u).map_err(|e| e.to_string())?),
+        Some(u) => match StyleSet::load(u) {
+            Ok(user) => shipped.merged(user),
+            Err(e) => {
+                problems.push(format!("{e}; running without the user's styles"));
+                shipped
+            }
+        },
         None => shipped,
     };
     if set.styles.is_empty() {
         return Err("the style sets hold no style".into());
     }
     if !cfg.styles.start.is_empty() {
-        set.find(&cfg.styles.start)
-            .map_err(|e| format!("styles.start: {e}"))?;
+        if let Err(e) = set.find(&cfg.styles.start) {
+            if problems.is_empty() {
+                return Err(format!("styles.start: {e}"));
+            }
+            problems.push(format!("styles.start: {e}; starting with the first style"));
+        }
     }
-    Ok(set)
+    Ok((set, problems))
 }
 
-/// A model file by manifest id: the config's folder when it has it, else the usual places.
-fn model_file(cfg: &Config, id: &str) -> Result<PathBuf, Failure> {
+/// A model file by manifest id. The default folder (`models`, relative) is
+/// searched for in the usual places (the package installs under
+/// /usr/share); a folder given with `--models` or a `models.dir` of one's own
+/// is used as it is, so a file missing there is an error naming it.
+fn model_file(cfg: &Config, id: &str, explicit: bool) -> Result<PathBuf, Failure> {
     let manifest = Manifest::builtin();
     let entry = manifest.get(id)?;
-    let dir = if cfg.models.dir.join(&entry.file).is_file() {
-        cfg.models.dir.clone()
+    let searched = !explicit && cfg.models.dir == ModelsConfig::default().dir;
+    let dir = if searched && !cfg.models.dir.join(&entry.file).is_file() {
+        let found = find_dir(None, &entry.file);
+        log::info!(
+            "models: {} is not in {}; using {}",
+            entry.file,
+            cfg.models.dir.display(),
+            found.display()
+        );
+        found
     } else {
-        find_dir(None, &entry.file)
+        cfg.models.dir.clone()
     };
     Ok(manifest.verified_path(id, &dir)?)
+}
+
+/// Where the daemon's configuration comes from, at the start and again on
+/// every SIGHUP: the file with the command line's overrides on top (so a
+/// reload never drops `--strength 0.0` or `--source synthetic`), or a fixed
+/// configuration built in code (demo, bench).
+#[derive(Clone)]
+pub enum ConfigSource {
+    File {
+        path: Option<PathBuf>,
+        overrides: Overrides,
+    },
+    Fixed(Box<Config>),
+}
+
+impl ConfigSource {
+    /// Reads and validates the configuration, overrides applied.
+    pub fn load(&self) -> Result<Config, Failure> {
+        let cfg = match self {
+            ConfigSource::File { path, overrides } => {
+                let mut cfg = match path {
+                    Some(p) => Config::load(p)?,
+                    None => Config::default(),
+                };
+                apply(&mut cfg, overrides);
+                cfg
+            }
+            ConfigSource::Fixed(cfg) => (**cfg).clone(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn explicit_models(&self) -> bool {
+        matches!(self, ConfigSource::File { overrides, .. } if overrides.models.is_some())
+    }
+}
+
+/// The reload closure's work: the configuration and style sets as they are
+/// now, or one line saying why the running ones stay (a broken user style
+/// file included: the running set has the user's styles).
+fn reload_from(source: &ConfigSource) -> Result<(Config, StyleSet), String> {
+    let cfg = source.load().map_err(|f| super::one_line(&f.error))?;
+    let (styles, problems) = load_style_sets(&cfg)?;
+    match problems.into_iter().next() {
+        Some(p) => Err(p),
+        None => Ok((cfg, styles)),
+    }
 }
 
 /// Builds everything from the config and runs the daemon.
 /// `with_commands` gets a sender for commands (the demo's style changes).
 fn run_with(
-    cfg: Config,
-    config_path: Option<PathBuf>,
+    source: ConfigSource,
     limits: RunLimits,
     with_commands: impl FnOnce(std::sync::mpsc::Sender<styleframe::frame::Command>),
 ) -> Result<Report, Failure> {
-    cfg.validate()?;
-    let styles = load_style_sets(&cfg).map_err(|e| Failure {
+    let cfg = source.load()?;
+    let (styles, problems) = load_style_sets(&cfg).map_err(|e| Failure {
         code: EXIT_CONFIG,
         error: anyhow::anyhow!("{e}"),
     })?;
-    let transfer = model_file(&cfg, &cfg.models.transfer)?;
+    for p in problems {
+        log::error!("{p}");
+    }
+    let explicit = source.explicit_models();
+    let transfer = model_file(&cfg, &cfg.models.transfer, explicit)?;
     let threads = cfg.inference.threads;
     // Load once now so a bad file stops the start with a clear error (exit 3).
     let probe = TransferNet::load(&transfer, 64, 64, &pool(1))?;
     drop(probe);
     let predict = if cfg.styles.strength < 1.0 {
         Some(PredictNet::load(
-            &model_file(&cfg, &cfg.models.predict)?,
+            &model_file(&cfg, &cfg.models.predict, explicit)?,
             &pool(1),
         )?)
     } else {
@@ -248,7 +339,6 @@ fn run_with(
         ),
         false => None,
     };
-    let reload_path = config_path.clone();
     let parts = Parts {
         open_source: Box::new(move || match first_source.take() {
             Some(s) => Ok(s),
@@ -263,15 +353,7 @@ fn run_with(
         reopen_screen: Some(Box::new(move || display::open(&display_cfg))),
         notifier: Box::new(SdNotifier::from_env()),
         commands: rx,
-        reload: Box::new(move || {
-            let cfg = match &reload_path {
-                Some(p) => Config::load(p).map_err(|e| e.to_string())?,
-                None => Config::default(),
-            };
-            cfg.validate().map_err(|e| e.to_string())?;
-            let styles = load_style_sets(&cfg)?;
-            Ok((cfg, styles))
-        }),
+        reload: Box::new(move || reload_from(&source)),
         styles,
         state,
     };
@@ -312,17 +394,20 @@ fn open_first_source(
 }
 
 pub fn run(a: RunArgs) -> CliResult {
-    let (path, mut cfg) = load_config(a.config.as_deref())?;
+    let path = config_path(a.config.as_deref());
     match &path {
         Some(p) => log::info!("configuration: {}", p.display()),
         None => log::info!("configuration: built-in defaults (no file found)"),
     }
-    apply(&mut cfg, &a.o);
     let limits = RunLimits {
         duration: a.o.seconds.map(Duration::from_secs_f64),
         ..Default::default()
     };
-    let report = run_with(cfg, path, limits, |_| {})?;
+    let source = ConfigSource::File {
+        path,
+        overrides: a.o,
+    };
+    let report = run_with(source, limits, |_| {})?;
     log::info!(
         "stopped after {:.1} s: {} frames captured, {} stylized, {} shown",
         report.elapsed.as_secs_f64(),
@@ -386,8 +471,8 @@ pub fn demo(a: DemoArgs) -> CliResult {
         ..Default::default()
     };
     // The demo walks through the styles faster than gallery mode's minimum.
-    let every = Duration::from_secs_f64(a.change_every.max(0.2));
-    let report = run_with(cfg, None, limits, move |tx| {
+    let every = Duration::from_secs_f64(a.change_every);
+    let report = run_with(ConfigSource::Fixed(Box::new(cfg)), limits, move |tx| {
         std::thread::spawn(move || loop {
             std::thread::sleep(every);
             if tx.send(styleframe::frame::Command::NextStyle).is_err() {
@@ -437,10 +522,6 @@ pub fn print_report(r: &Report) {
 }
 
 /// Runs the daemon on an already-built configuration (benchmarks).
-pub fn run_config(
-    cfg: Config,
-    path: Option<PathBuf>,
-    limits: RunLimits,
-) -> Result<Report, Failure> {
-    run_with(cfg, path, limits, |_| {})
+pub fn run_config(cfg: Config, limits: RunLimits) -> Result<Report, Failure> {
+    run_with(ConfigSource::Fixed(Box::new(cfg)), limits, |_| {})
 }

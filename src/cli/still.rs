@@ -27,7 +27,7 @@ pub struct ModelArgs {
     #[arg(long, default_value = "style_predict_quantized_256")]
     pub predict: String,
     /// Threads for the network.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::count_in(1, MAX_THREADS))]
     pub threads: usize,
 }
 
@@ -41,7 +41,7 @@ pub struct StillArgs {
     #[arg(long)]
     pub style: String,
     /// 0 = the photo's own look, 1 = the painting's full style.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::f32_in(0.0, 1.0))]
     pub strength: f32,
     /// Network size HxW (multiples of 4), e.g. 256x448; default: the photo's aspect, ~384x384 pixels.
     #[arg(long, value_parser = parse_size)]
@@ -65,7 +65,7 @@ pub struct EmbedArgs {
     #[arg(long)]
     pub into: PathBuf,
     /// Style name (one painting only; default: the file name).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_name)]
     pub name: Option<String>,
     #[arg(long, default_value = "")]
     pub title: String,
@@ -73,6 +73,21 @@ pub struct EmbedArgs {
     pub artist: String,
     #[command(flatten)]
     pub m: ModelArgs,
+}
+
+/// Most threads a network may use (as `inference.threads`).
+pub const MAX_THREADS: u64 = 64;
+
+/// Largest network size in pixels (as `inference.max_pixels`): what a
+/// 512 MB Pi Zero 2 W can hold (see the README's Reliability section).
+pub const MAX_PIXELS: usize = styleframe::config::MAX_PIXELS_CEILING as usize;
+
+/// A style name: some visible text (an empty name would make the set unloadable).
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() || s.chars().any(char::is_control) {
+        return Err("expected a name with visible characters, e.g. \"my_painting\"".into());
+    }
+    Ok(s.to_string())
 }
 
 pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
@@ -88,14 +103,12 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
         .parse()
         .map_err(|_| format!("{s:?}: width is not a number"))?;
     styleframe::inference::check_size(h, w).map_err(|e| e.to_string())?;
-    let ceiling = styleframe::config::MAX_PIXELS_CEILING as usize;
-    if h.saturating_mul(w) > ceiling {
-        return Err(format!(
-            "{s:?}: {} pixels is more than the {ceiling} the network may use (see inference.max_pixels)",
-            h.saturating_mul(w)
-        ));
+    match h.checked_mul(w) {
+        Some(p) if p <= MAX_PIXELS => Ok((h, w)),
+        _ => Err(format!(
+            "{s:?} is out of range: expected at most {MAX_PIXELS} pixels (height x width), e.g. 768x1024"
+        )),
     }
-    Ok((h, w))
 }
 
 fn parse_fit(s: &str) -> Result<Fit, String> {
@@ -140,22 +153,56 @@ pub fn embed_painting(net: &mut PredictNet, path: &Path) -> anyhow::Result<Embed
     Ok(net.embed(&x)?)
 }
 
-pub fn still(a: StillArgs) -> CliResult {
-    if !(0.0..=1.0).contains(&a.strength) {
-        return Err(anyhow::anyhow!(
-            "--strength {} is out of range: expected 0.0 ..= 1.0",
-            a.strength
-        )
-        .into());
+/// Usage errors found before any work: the output would overwrite the
+/// input, or its extension names no picture format we write.
+fn check_output(input: &Path, output: &Path) -> Result<image::ImageFormat, super::Failure> {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(i), Ok(o)) = (std::fs::metadata(input), std::fs::metadata(output)) {
+        if (i.dev(), i.ino()) == (o.dev(), o.ino()) {
+            return Err(super::usage(format!(
+                "{} is the input picture itself: give another output file",
+                output.display()
+            )));
+        }
     }
+    image::ImageFormat::from_path(output)
+        .ok()
+        .filter(|f| f.writing_enabled())
+        .ok_or_else(|| {
+            super::usage(format!(
+                "{}: the extension names no picture format styleframe writes: use .png or .jpg",
+                output.display()
+            ))
+        })
+}
+
+/// `--style` names a painting file when it looks like a path (a folder
+/// part or a picture extension): then a missing file is said as such, not
+/// as an unknown style name.
+fn painting_path(style: &str) -> Result<Option<&Path>, super::Failure> {
+    let p = Path::new(style);
+    if p.is_file() {
+        return Ok(Some(p));
+    }
+    let looks_like_path = style.contains('/') || image::ImageFormat::from_path(p).is_ok();
+    if looks_like_path {
+        return Err(super::usage(format!(
+            "--style {style}: no such painting file (a style name from the set has no '/' and no picture extension)"
+        )));
+    }
+    Ok(None)
+}
+
+pub fn still(a: StillArgs) -> CliResult {
+    let format = check_output(&a.input, &a.output)?;
+    let painting = painting_path(&a.style)?;
     let photo = styleframe::preprocess::load_rgb(&a.input)?;
     let (h, w) = match a.size {
         Some(s) => s,
         None => size_for(photo.width() as f64 / photo.height() as f64, 384 * 384),
     };
     let mut predict = None;
-    let style_path = Path::new(&a.style);
-    let style = if style_path.is_file() {
+    let style = if let Some(style_path) = painting {
         let net = predict.insert(load_predict(&a.m)?);
         embed_painting(net, style_path)
             .with_context(|| format!("embedding {}", style_path.display()))?
@@ -193,7 +240,12 @@ pub fn still(a: StillArgs) -> CliResult {
     log::info!("stylized {}x{} in {} ms", w, h, t.elapsed().as_millis());
     to_rgb8(&y, &mut rgb);
     let img = image::RgbImage::from_raw(w as u32, h as u32, rgb).context("output size")?;
-    img.save(&a.output)
+    // Encoded in memory, then written in one go: nothing half-written is
+    // ever at the output's name.
+    let mut encoded = std::io::Cursor::new(vec![]);
+    img.write_to(&mut encoded, format)
+        .with_context(|| format!("encoding {}", a.output.display()))?;
+    styleframe::atomic::write(&a.output, encoded.get_ref())
         .with_context(|| format!("writing {}", a.output.display()))?;
     log::info!("wrote {}", a.output.display());
     Ok(ExitCode::SUCCESS)
@@ -201,7 +253,7 @@ pub fn still(a: StillArgs) -> CliResult {
 
 pub fn embed(a: EmbedArgs) -> CliResult {
     if a.name.is_some() && a.paintings.len() > 1 {
-        return Err(anyhow::anyhow!("--name needs exactly one painting").into());
+        return Err(super::usage("--name needs exactly one painting"));
     }
     let mut set = if a.into.is_file() {
         StyleSet::load(&a.into)?

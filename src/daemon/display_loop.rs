@@ -227,7 +227,11 @@ impl DisplayLoop {
                 self.shared.presence.store(presence, Relaxed);
                 self.cfg = new;
                 self.report.reloads_ok += 1;
-                log::info!("configuration reloaded; style: {}", self.ctl.current().name);
+                log::info!(
+                    "configuration reloaded; style: {}, strength {:.2}",
+                    self.ctl.current().name,
+                    self.cfg.styles.strength
+                );
             }
             Ok(_) => {
                 self.report.reloads_failed += 1;

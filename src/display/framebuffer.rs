@@ -8,8 +8,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -66,8 +68,9 @@ pub struct FramebufferScreen {
     path: PathBuf,
     geom: FbGeometry,
     map: MmapMut,
-    /// The device, kept open for `FBIOBLANK`.
-    file: File,
+    /// The open device, locked for this process (see [`lock`]): kept open to
+    /// hold the lock and to check its size before each picture.
+    file: Arc<File>,
     /// Whether `FBIOBLANK` powered the panel down (so waking must unblank it).
     powered_down: bool,
     /// Log the first picture after powering on (the lab test waits for it).
@@ -88,11 +91,7 @@ pub fn to_rgb565(p: u32) -> u16 {
 impl FramebufferScreen {
     pub fn open(cfg: &DisplayConfig) -> Result<Self, DisplayError> {
         let path = cfg.framebuffer.clone();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| open_error(&path, e))?;
+        let file = lock(&path)?;
 
         let geom = match query_device(&file) {
             Ok((var, fix)) => device_geometry(&path, cfg, &var, &fix)?,
@@ -105,8 +104,10 @@ impl FramebufferScreen {
             }
         };
 
-        // SAFETY: the mapping is only accessed through `self.map`; another
-        // process writing the same framebuffer can at worst garble pixels.
+        // SAFETY: the mapping is only accessed through `self.map`; the lock
+        // keeps other styleframes off, and another process writing the same
+        // framebuffer can at worst garble pixels. A file or device shrinking
+        // under the mapping is caught by `check_mapping` before every write.
         let map = unsafe { MmapOptions::new().len(geom.map_len).map_mut(&file) }.map_err(|e| {
             DisplayError::Framebuffer {
                 path: path.clone(),
@@ -137,6 +138,52 @@ impl FramebufferScreen {
         })
     }
 
+    /// The mapping must still be backed: a plain file truncated or a device
+    /// whose memory shrank (a mode change) would make the next write a
+    /// SIGBUS that kills the process without a word. Checked before each
+    /// picture; a change is an error the presenter handles (retry, reopen).
+    fn check_mapping(&self) -> Result<(), DisplayError> {
+        let err = |message: String| DisplayError::Framebuffer {
+            path: self.path.clone(),
+            message,
+        };
+        if self.geom.from_device {
+            let (var, fix) = query_device(&self.file)
+                .map_err(|e| err(format!("cannot read the device's geometry: {e}")))?;
+            let smem = fix.smem_len as usize;
+            if (smem != 0 && smem < self.geom.map_len)
+                || fix.line_length as usize != self.geom.stride
+                || var.bits_per_pixel as usize != 8 * self.geom.layout.bytes_per_pixel()
+            {
+                return Err(err(format!(
+                    "the framebuffer changed under the picture ({} bytes, {} per row, \
+                     {} bpp; mapped {} bytes, {} per row)",
+                    fix.smem_len,
+                    fix.line_length,
+                    var.bits_per_pixel,
+                    self.geom.map_len,
+                    self.geom.stride
+                )));
+            }
+        } else {
+            let len = self
+                .file
+                .metadata()
+                .map_err(|source| DisplayError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?
+                .len();
+            if len < self.geom.map_len as u64 {
+                return Err(err(format!(
+                    "shrank to {len} bytes under the picture, which needs {}",
+                    self.geom.map_len
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn geometry(&self) -> FbGeometry {
         self.geom
     }
@@ -160,6 +207,7 @@ impl Screen for FramebufferScreen {
     fn present(&mut self, pixels: &[u32]) -> Result<(), DisplayError> {
         let (w, h) = (self.geom.width, self.geom.height);
         check_size(pixels, w, h)?;
+        self.check_mapping()?;
         let layout = self.geom.layout;
         for (y, src) in pixels.chunks_exact(w).enumerate() {
             let row = self.row_mut(y);
@@ -189,6 +237,7 @@ impl Screen for FramebufferScreen {
     }
 
     fn blank(&mut self) -> Result<(), DisplayError> {
+        self.check_mapping()?;
         for y in 0..self.geom.height {
             self.row_mut(y).fill(0);
         }
@@ -240,6 +289,76 @@ impl Screen for FramebufferScreen {
     fn is_open(&self) -> bool {
         true
     }
+}
+
+// ---- One styleframe per framebuffer: an exclusive lock on the device ----
+
+/// The devices this process has open and locked, by (device, inode): a
+/// screen reopened while the old one is still alive (the presenter's retry)
+/// shares the lock instead of finding itself in the way.
+static LOCKED: Mutex<Vec<(FileId, Weak<File>)>> = Mutex::new(Vec::new());
+
+/// (device, inode) of an open file.
+type FileId = (u64, u64);
+
+/// Opens the framebuffer and takes an exclusive `flock` on it, so a second
+/// styleframe (a kiosk unit next to the system unit, a manual run) does not
+/// draw over the first: it fails, naming the process that holds it.
+fn lock(path: &Path) -> Result<Arc<File>, DisplayError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| open_error(path, e))?;
+    let meta = file.metadata().map_err(|source| DisplayError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let id = (meta.dev(), meta.ino());
+    let mut locked = LOCKED.lock().unwrap_or_else(|e| e.into_inner());
+    locked.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(held) = locked
+        .iter()
+        .find(|(k, _)| *k == id)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(held);
+    }
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        let message = if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            format!(
+                "in use by {}: only one program can draw on a framebuffer \
+                 (stop the other one, e.g. `systemctl stop styleframe`)",
+                holder(id).unwrap_or_else(|| "another process".into())
+            )
+        } else {
+            format!("cannot lock it: {e}")
+        };
+        return Err(DisplayError::Framebuffer {
+            path: path.to_path_buf(),
+            message,
+        });
+    }
+    let file = Arc::new(file);
+    locked.push((id, Arc::downgrade(&file)));
+    Ok(file)
+}
+
+/// "pid N (name)" of the process holding a flock on the file `id`, from
+/// /proc/locks ("1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF").
+fn holder((dev, ino): FileId) -> Option<String> {
+    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid = locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str()))
+            .then(|| f.get(4).map(|p| p.to_string()))
+            .flatten()
+    })?;
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    Some(format!("pid {pid} ({})", name.trim()))
 }
 
 fn open_error(path: &Path, e: io::Error) -> DisplayError {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::config::DisplayConfig;
 use crate::frame::Command;
@@ -26,6 +27,9 @@ pub struct HeadlessStats {
     pub powered_off: bool,
     /// How many times `set_power(false)` powered the panel down.
     pub power_offs: u64,
+    /// Snapshots that could not be written (full disk, read-only folder):
+    /// logged, and the frame counts as shown all the same.
+    pub snapshots_failed: u64,
 }
 
 #[derive(Default)]
@@ -81,8 +85,16 @@ pub struct HeadlessScreen {
     snapshot_every: u64,
     /// Reused RGB buffer for PNG encoding.
     rgb: Vec<u8>,
+    /// Reused buffer for the encoded PNG.
+    png: Vec<u8>,
     dir_created: bool,
+    /// When a snapshot failure was last logged (one line a minute at most).
+    last_failure_log: Option<Instant>,
 }
+
+/// Snapshot failures are logged at most this often (a full disk would
+/// otherwise log every frame).
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Opens a headless screen and returns it with the handle that reads it.
 /// Size: `cfg.width`x`cfg.height`, or [`DEFAULT_SIZE`] where they are 0.
@@ -112,7 +124,9 @@ impl HeadlessScreen {
             snapshot_dir: cfg.snapshot_dir.clone(),
             snapshot_every: cfg.snapshot_every.max(1) as u64,
             rgb: Vec::new(),
+            png: Vec::new(),
             dir_created: false,
+            last_failure_log: None,
         }
     }
 
@@ -133,19 +147,43 @@ impl HeadlessScreen {
         self.rgb
             .extend(pixels.iter().flat_map(|&p| crate::frame::unpack_rgb(p)));
         let (w, h) = self.handle.size;
-        image::save_buffer(
-            &path,
+        let failed = |message: String| DisplayError::Snapshot {
+            path: path.clone(),
+            message,
+        };
+        self.png.clear();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut self.png),
             &self.rgb,
             w as u32,
             h as u32,
             image::ExtendedColorType::Rgb8,
         )
-        .map_err(|e| DisplayError::Snapshot {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| failed(e.to_string()))?;
+        // Atomic: a full disk leaves no cut-off PNG behind.
+        crate::atomic::write(&path, &self.png).map_err(|e| failed(e.to_string()))?;
         log::debug!("snapshot {}", path.display());
         Ok(())
+    }
+
+    /// A snapshot is a by-product: its failure is counted and logged (once a
+    /// minute at most, with how many failed meanwhile), never the screen's.
+    fn snapshot_failed(&mut self, e: DisplayError) {
+        let failed = {
+            let mut s = self.handle.lock();
+            s.stats.snapshots_failed += 1;
+            s.stats.snapshots_failed
+        };
+        let now = Instant::now();
+        if self
+            .last_failure_log
+            .is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY)
+        {
+            self.last_failure_log = Some(now);
+            log::error!(
+                "{e} ({failed} snapshot(s) failed so far; the picture is shown regardless)"
+            );
+        }
     }
 }
 
@@ -155,7 +193,7 @@ impl Screen for HeadlessScreen {
     }
 
     /// Stores the picture; when snapshots are on, every Nth one is also saved
-    /// as PNG (an error there is returned, the picture is stored regardless).
+    /// as PNG (a failure there is logged, and the picture is shown regardless).
     fn present(&mut self, pixels: &[u32]) -> Result<(), DisplayError> {
         let (w, h) = self.handle.size;
         check_size(pixels, w, h)?;
@@ -172,8 +210,10 @@ impl Screen for HeadlessScreen {
         };
         if let Some(dir) = self.snapshot_dir.clone() {
             if n % self.snapshot_every == 0 {
-                self.write_snapshot(&dir, n, pixels)?;
-                self.handle.lock().stats.snapshots_written += 1;
+                match self.write_snapshot(&dir, n, pixels) {
+                    Ok(()) => self.handle.lock().stats.snapshots_written += 1,
+                    Err(e) => self.snapshot_failed(e),
+                }
             }
         }
         Ok(())

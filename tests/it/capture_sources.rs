@@ -172,8 +172,9 @@ fn folder_cycles_sorted_pictures_and_skips_unreadable_ones() {
     let mut src = FolderSource::open(dir.path(), 32, 24, 200, Duration::from_millis(60)).unwrap();
     let mut f = RgbFrame::new(1, 1);
     let mut shown: Vec<[u8; 3]> = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(330) {
+    // Until four changes are seen (event-driven: a loaded machine only takes longer).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shown.len() < 4 && Instant::now() < deadline {
         src.next_frame(&mut f).unwrap();
         let c = mean(&f);
         if shown.last().is_none_or(|l| !near(*l, c, 8)) {
@@ -298,7 +299,8 @@ fn y4m_frames_convert_to_rgb_loop_and_follow_the_file_rate() {
     }
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(90), "{took:?}");
-    assert!(took < Duration::from_millis(900), "{took:?}");
+    // Not cfg.fps (1 fps would take 3 s); generous for a loaded machine.
+    assert!(took < Duration::from_millis(2900), "{took:?}");
 }
 
 #[test]

@@ -166,3 +166,67 @@ fn plain_file_without_configured_size_is_refused() {
         .expect("no geometry");
     assert!(err.to_string().contains("display.width/height"), "{err}");
 }
+
+/// Takes the lock another styleframe would hold, on a descriptor of our own.
+fn lock_as_another_instance(path: &Path) -> std::fs::File {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    f
+}
+
+#[test]
+fn a_framebuffer_in_use_by_another_instance_is_refused_naming_its_pid() {
+    let file = fake_fb(4 * 4 * 4, 0);
+    let other = lock_as_another_instance(file.path());
+    let c = cfg(file.path(), 4, 4, FbFormat::Xrgb8888);
+    let e = FramebufferScreen::open(&c)
+        .err()
+        .expect("opened a locked framebuffer");
+    let msg = e.to_string();
+    assert!(msg.contains(&*file.path().to_string_lossy()), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    // Free again once the other one is gone.
+    drop(other);
+    let screen = FramebufferScreen::open(&c).unwrap();
+    // While we hold it, another instance cannot take it...
+    let f = std::fs::File::open(file.path()).unwrap();
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this test owns.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_ne!(r, 0, "the screen holds no lock");
+    }
+    // ...but this process may reopen it while the old screen still lives
+    // (the daemon's retry does), and the lock ends with the last screen.
+    let again = FramebufferScreen::open(&c).expect("reopening in the same process");
+    drop(screen);
+    drop(again);
+    drop(lock_as_another_instance(file.path()));
+}
+
+#[test]
+fn a_framebuffer_file_shrinking_under_the_mapping_is_an_error_not_a_sigbus() {
+    let (w, h) = (64usize, 64usize);
+    let file = fake_fb(w * h * 4, 0);
+    let mut screen =
+        FramebufferScreen::open(&cfg(file.path(), 64, 64, FbFormat::Xrgb8888)).unwrap();
+    screen.present(&vec![0x00FF_0000; w * h]).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file.path())
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let e = screen.present(&vec![0x0000_FF00; w * h]).unwrap_err();
+    assert!(matches!(e, DisplayError::Framebuffer { .. }), "{e}");
+    assert!(e.to_string().contains("shrank"), "{e}");
+    assert!(screen.blank().is_err());
+}

@@ -31,6 +31,7 @@ fn latest_frame_is_readable_from_another_thread() {
             snapshots_written: 0,
             powered_off: false,
             power_offs: 0,
+            snapshots_failed: 0,
         }
     );
 }
@@ -124,4 +125,26 @@ fn injected_commands_and_close_behave_like_a_window() {
     assert!(screen.is_open());
     handle.close();
     assert!(!screen.is_open());
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_written_never_costs_the_shown_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder that cannot be made (its parent is a file): fails for root too.
+    let file = dir.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let c = DisplayConfig {
+        snapshot_dir: Some(file.join("snaps")),
+        ..cfg(2, 2)
+    };
+    let (mut screen, handle) = open_headless(&c);
+    for i in 0..3u8 {
+        screen
+            .present(&[pack_rgb(i, i, i); 4])
+            .expect("a snapshot failure is not the screen's");
+    }
+    let s = handle.stats();
+    assert_eq!(s.frames_presented, 3);
+    assert_eq!((s.snapshots_written, s.snapshots_failed), (0, 3));
+    assert_eq!(handle.latest(), Some(vec![pack_rgb(2, 2, 2); 4]));
 }

@@ -18,6 +18,8 @@ mod display_framebuffer;
 mod display_headless;
 mod faults;
 mod faults_pictures;
+mod faults_args;
+mod faults_files;
 mod models_fetch;
 mod mqtt;
 mod reference;
