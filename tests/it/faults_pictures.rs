@@ -385,6 +385,7 @@ fn cam(source: SourceKind, path: &Path, w: u32, h: u32, fps: u32) -> CameraConfi
         height: h,
         fps,
         format: PixelFormat::Auto,
+        ..Default::default()
     }
 }
 
