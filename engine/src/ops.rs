@@ -522,7 +522,10 @@ impl PerChannel {
         let mut xq = xs.chunks_exact(12);
         let mut yq = ys.chunks_exact_mut(12);
         for (xp, yp) in (&mut xq).zip(&mut yq) {
-            self.pixel(&xp[..12], &vp, &op, &mut yp[..12]);
+            // Fixed-size arrays: three whole vectors per operand.
+            let xa: &[f32; 12] = xp.try_into().expect("chunks of 12");
+            let ya: &mut [f32; 12] = yp.try_into().expect("chunks of 12");
+            self.pixel(xa, &vp, &op, ya);
         }
         let (xr, yr) = (xq.remainder(), yq.into_remainder());
         for (xp, yp) in xr.chunks_exact(3).zip(yr.chunks_exact_mut(3)) {
