@@ -22,6 +22,7 @@ pub struct Config {
     pub inference: InferenceConfig,
     pub display: DisplayConfig,
     pub button: ButtonConfig,
+    pub remote: RemoteConfig,
 }
 
 /// Where the network files live.
@@ -317,6 +318,54 @@ impl Default for ButtonConfig {
     }
 }
 
+/// The control page (issue #12): nothing listens unless `enabled`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Serve the control page.
+    pub enabled: bool,
+    /// Address and port to listen on, e.g. "0.0.0.0:8080".
+    pub listen: String,
+    /// Where the pairing token, the user styles (unless styles.user_file is
+    /// set) and the preview tiles live; empty: `$STATE_DIRECTORY`, else
+    /// /var/lib/styleframe when it exists, else ~/.local/state/styleframe.
+    pub state_dir: PathBuf,
+    /// Largest painting upload, in MiB.
+    pub max_upload_mb: u32,
+    /// Connections served at once; more get "503 busy".
+    pub max_connections: u32,
+    /// Serve the stylized frame (never the camera picture) to paired phones.
+    pub preview: bool,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            enabled: false,
+            listen: "0.0.0.0:8080".into(),
+            state_dir: PathBuf::new(),
+            max_upload_mb: 12,
+            max_connections: 16,
+            preview: false,
+        }
+    }
+}
+
+impl RemoteConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "remote.listen",
+                quote(&self.listen),
+                "an address and port such as \"0.0.0.0:8080\" or \"[::]:8080\"",
+            ));
+        }
+        int_in("remote.max_upload_mb", self.max_upload_mb, 1, 64)?;
+        int_in("remote.max_connections", self.max_connections, 2, 256)?;
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Loading, validation and error reporting
 // ---------------------------------------------------------------------------
@@ -440,6 +489,7 @@ impl Config {
         self.inference.validate()?;
         self.display.validate()?;
         self.button.validate()?;
+        self.remote.validate()?;
         Ok(())
     }
 
@@ -464,6 +514,7 @@ impl Config {
         if let Some(p) = &mut self.display.snapshot_dir {
             fix(p, base);
         }
+        fix(&mut self.remote.state_dir, base);
     }
 }
 

@@ -16,4 +16,5 @@ pub mod input;
 pub mod models;
 pub mod preprocess;
 pub mod process;
+pub mod remote;
 pub mod styles;

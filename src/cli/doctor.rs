@@ -201,6 +201,7 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
     } else {
         println!("button: disabled in the config");
     }
+    println!("{}", super::pair::doctor_line(&cfg));
     problems.sort_by_key(|(code, _)| match *code {
         CONFIG => 0,
         MODELS => 1,

@@ -13,11 +13,13 @@ use clap::Args;
 
 use styleframe::capture;
 use styleframe::config::{Config, DisplayBackend, SourceKind};
+use styleframe::daemon::state::StateBoard;
 use styleframe::daemon::{self, notify::SdNotifier, Parts, Report, RunLimits};
 use styleframe::display;
 use styleframe::inference::{PredictNet, Stylizer, TransferNet};
 use styleframe::input;
 use styleframe::models::{self, find_dir, Manifest};
+use styleframe::remote::{Remote, RemoteParts};
 use styleframe::styles::StyleSet;
 
 use super::{CliResult, Failure, EXIT_CONFIG};
@@ -155,9 +157,13 @@ pub fn load_style_sets(cfg: &Config) -> Result<StyleSet, String> {
             StyleSet::builtin()
         }
     };
-    let set = match &cfg.styles.user_file {
-        Some(u) => shipped.merged(StyleSet::load(u).map_err(|e| e.to_string())?),
-        None => shipped,
+    // With the control page on and no styles.user_file, uploads go to the
+    // state directory's file, which does not exist until the first upload.
+    let set = match styleframe::remote::user_style_file(cfg) {
+        Some(u) if cfg.styles.user_file.is_some() || u.exists() => {
+            shipped.merged(StyleSet::load(&u).map_err(|e| e.to_string())?)
+        }
+        _ => shipped,
     };
     if set.styles.is_empty() {
         return Err("the style sets hold no style".into());
@@ -179,6 +185,34 @@ fn model_file(cfg: &Config, id: &str) -> Result<PathBuf, Failure> {
         find_dir(None, &entry.file)
     };
     Ok(manifest.verified_path(id, &dir)?)
+}
+
+/// The control page when `remote.enabled`; when it cannot start (address in
+/// use...) the frame runs without it and the log says why.
+fn start_remote(
+    cfg: &Config,
+    tx: &std::sync::mpsc::Sender<styleframe::frame::Command>,
+    state: &Arc<StateBoard>,
+    transfer: &Path,
+) -> Option<Remote> {
+    if !cfg.remote.enabled {
+        return None;
+    }
+    let c = cfg.clone();
+    let parts = RemoteParts {
+        commands: tx.clone(),
+        state: state.clone(),
+        transfer: Some(transfer.to_owned()),
+        predict: model_file(cfg, &cfg.models.predict).ok(),
+        styles: Arc::new(move || load_style_sets(&c)),
+    };
+    match Remote::start(cfg, parts) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            log::error!("remote: {e}; running without the control page");
+            None
+        }
+    }
 }
 
 /// Builds everything from the config and runs the daemon.
@@ -212,6 +246,8 @@ fn run_with(
     let display_cfg = cfg.display.clone();
     let camera_cfg = cfg.camera.clone();
     let (tx, rx) = daemon::command_channel();
+    let state = Arc::new(StateBoard::default());
+    let remote = start_remote(&cfg, &tx, &state, &transfer);
     let signals = input::spawn_signals(tx.clone()).context("installing signal handlers")?;
     with_commands(tx.clone());
     let stop_button = Arc::new(AtomicBool::new(false));
@@ -258,9 +294,10 @@ fn run_with(
             Ok((cfg, styles))
         }),
         styles,
-        state: Default::default(),
+        state,
     };
     let report = daemon::run(cfg, parts, limits)?;
+    drop(remote);
     stop_button.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(b) = button {
         let _ = b.join();

@@ -6,7 +6,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use std::path::{Path, PathBuf};
 use styleframe::config::{
     ButtonConfig, CameraConfig, Config, ConfigError, DisplayConfig, GalleryConfig, InferenceConfig,
-    ModelsConfig, StylesConfig,
+    ModelsConfig, RemoteConfig, StylesConfig,
 };
 
 fn shipped_path() -> PathBuf {
@@ -61,6 +61,7 @@ fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("inference", fields_of::<InferenceConfig>()),
         ("display", fields_of::<DisplayConfig>()),
         ("button", fields_of::<ButtonConfig>()),
+        ("remote", fields_of::<RemoteConfig>()),
     ];
     // A new section in Config must be added here (and to the shipped file).
     let names: Vec<&str> = sections.iter().map(|(s, _)| *s).collect();

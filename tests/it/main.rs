@@ -18,3 +18,4 @@ mod display_headless;
 mod faults;
 mod models_fetch;
 mod reference;
+mod remote;
