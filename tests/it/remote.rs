@@ -611,3 +611,48 @@ fn the_live_preview_is_off_unless_enabled_and_serves_the_frame_the_daemon_offers
     let img = image::load_from_memory(&r.body).unwrap();
     assert_eq!((img.width(), img.height()), (64, 48));
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_styleframe"))
+        .args(args)
+        .env_remove("STATE_DIRECTORY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn pair_prints_the_pairing_address_and_reset_revokes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = dir.path().join("styleframe.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[remote]\nenabled = true\nlisten = \"127.0.0.1:8099\"\nstate_dir = {:?}\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    // The frame makes the token; `pair` never does.
+    let none = cli(&["pair", "--config", c]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no pairing token"));
+    let token = pairing::load_or_create(&state).unwrap();
+    let out = cli(&["pair", "--config", c]);
+    assert!(out.status.success());
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(url, format!("http://127.0.0.1:8099/pair?token={token}"));
+    let reset = cli(&["pair", "--config", c, "--reset"]);
+    assert!(reset.status.success());
+    let new = pairing::read_token(&state).unwrap().unwrap();
+    assert_ne!(new, token);
+    assert!(String::from_utf8_lossy(&reset.stdout).contains(&new));
+    let doctor = cli(&["doctor", "--config", c]);
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        said.contains("remote: control page enabled on 127.0.0.1:8099")
+            && said.contains("pairing token present"),
+        "{said}"
+    );
+}
