@@ -257,12 +257,13 @@ fn accept_loop(
 
 fn serve(mut stream: TcpStream, peer: IpAddr, handler: &dyn Handler, limits: &Limits) {
     let _ = stream.set_write_timeout(Some(limits.io_timeout));
-    let response = match read_request(&mut stream, peer, handler, limits) {
-        Ok(req) => handler.handle(req),
+    // A refused request may leave unread bytes behind; an answered one does not.
+    let (response, unread) = match read_request(&mut stream, peer, handler, limits) {
+        Ok(req) => (handler.handle(req), false),
         Err(Rejected::Gone) => return,
         Err(Rejected::Status(code, why)) => {
             log::info!("remote: {peer}: rejected ({code}): {why}");
-            Response::text(code, why)
+            (Response::text(code, why), true)
         }
     };
     if response.status >= 400 {
@@ -270,7 +271,9 @@ fn serve(mut stream: TcpStream, peer: IpAddr, handler: &dyn Handler, limits: &Li
     }
     let _ = response.write_to(&mut stream);
     let _ = stream.shutdown(Shutdown::Write);
-    drain(&mut stream);
+    if unread {
+        drain(&mut stream);
+    }
 }
 
 /// Reads briefly what the client still sends (an oversized body we refused)
