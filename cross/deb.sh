@@ -71,6 +71,8 @@ install -d "$stage/DEBIAN" "$models_dst" "$stage/usr/bin" "$stage/etc/styleframe
 install -m 0755 "$bin" "$stage/usr/bin/styleframe"
 install -m 0644 "$repo/systemd/styleframe.service" "$stage/lib/systemd/system/"
 install -m 0644 "$repo/systemd/styleframe-kiosk.service" "$stage/usr/lib/systemd/user/"
+# The control page's drop-in is an example the admin copies in (README, "Control").
+install -m 0644 "$repo/systemd/styleframe-remote.conf" "$stage/usr/share/doc/styleframe/"
 # The config's default display backend is "auto": KMS (else the framebuffer) for the
 # system unit (no DISPLAY), a window in the kiosk user unit: installed as shipped.
 install -m 0644 "$config" "$stage/etc/styleframe/styleframe.toml"

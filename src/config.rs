@@ -23,6 +23,7 @@ pub struct Config {
     pub display: DisplayConfig,
     pub button: ButtonConfig,
     pub mqtt: MqttConfig,
+    pub remote: RemoteConfig,
 }
 
 /// Where the network files live.
@@ -387,6 +388,39 @@ impl Default for MqttConfig {
     }
 }
 
+/// The control page (issue #12): nothing listens unless `enabled`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Serve the control page.
+    pub enabled: bool,
+    /// Address and port to listen on, e.g. "0.0.0.0:8080".
+    pub listen: String,
+    /// Where the pairing token, the user styles (unless styles.user_file is
+    /// set) and the preview tiles live; empty: `$STATE_DIRECTORY`, else
+    /// /var/lib/styleframe when it exists, else ~/.local/state/styleframe.
+    pub state_dir: PathBuf,
+    /// Largest painting upload, in MiB.
+    pub max_upload_mb: u32,
+    /// Connections served at once; more get "503 busy".
+    pub max_connections: u32,
+    /// Serve the stylized frame (never the camera picture) to paired phones.
+    pub preview: bool,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            enabled: false,
+            listen: "0.0.0.0:8080".into(),
+            state_dir: PathBuf::new(),
+            max_upload_mb: 12,
+            max_connections: 16,
+            preview: false,
+        }
+    }
+}
+
 /// The parts of an MQTT broker address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerAddr {
@@ -470,6 +504,21 @@ impl MqttConfig {
                 "one of mqtt.password and mqtt.password_file",
             ));
         }
+        Ok(())
+    }
+}
+
+impl RemoteConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "remote.listen",
+                quote(&self.listen),
+                "an address and port such as \"0.0.0.0:8080\" or \"[::]:8080\"",
+            ));
+        }
+        int_in("remote.max_upload_mb", self.max_upload_mb, 1, 64)?;
+        int_in("remote.max_connections", self.max_connections, 2, 256)?;
         Ok(())
     }
 }
@@ -599,6 +648,7 @@ impl Config {
         self.display.validate()?;
         self.button.validate()?;
         self.mqtt.validate()?;
+        self.remote.validate()?;
         Ok(())
     }
 
@@ -627,6 +677,7 @@ impl Config {
             fix(p, base);
         }
         fix(&mut self.mqtt.ca_file, base);
+        fix(&mut self.remote.state_dir, base);
     }
 }
 

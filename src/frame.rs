@@ -85,4 +85,6 @@ pub enum Command {
     SetGallery(bool),
     /// Screen on (true) or dark (false), like the blank key.
     SetScreen(bool),
+    /// How long a style change morphs, clamped to 0..=60 s.
+    SetMorphSeconds(f32),
 }

@@ -17,4 +17,5 @@ pub mod models;
 pub mod mqtt;
 pub mod preprocess;
 pub mod process;
+pub mod remote;
 pub mod styles;

@@ -220,6 +220,10 @@ impl StyleMorph {
         self.duration = d;
     }
 
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
     /// Progress 0..=1 of the current morph.
     pub fn progress(&self, now: Instant) -> f32 {
         if self.duration.is_zero() {

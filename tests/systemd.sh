@@ -3,7 +3,9 @@
 #  1. `systemd-analyze verify` of each unit: any stderr line is a failure
 #     (verify exits 0 on warnings);
 #  2. `systemd-analyze security --offline=yes`: exposure of styleframe.service
-#     must be <= 2.0 (the kiosk user unit's score is printed only);
+#     must be <= 2.0, without and with the control page's drop-in
+#     (systemd/styleframe-remote.conf, which must also verify cleanly); the
+#     kiosk user unit's score is printed only;
 #  3. a real `systemd --user` manager (private mount namespace, private
 #     /run/systemd) runs styleframe-kiosk.service with a test drop-in whose
 #     ExecStart is the stand-in daemon tests/notify_standin.rs (SdNotifier +
@@ -68,7 +70,7 @@ verify() { # MODE(system|user) UNIT
         ln -sfn usr/bin "$r/bin"
         ln -sfn usr/lib "$r/lib"
         cp -a /usr/lib/systemd/system "$r/usr/lib/systemd/"
-        cp "$work/bin/styleframe" "$(command -v kill)" "$r/usr/bin/"
+        cp "$work/bin/styleframe" "$(type -P kill)" "$r/usr/bin/"
         cp "$unit" "$r/usr/lib/systemd/system/"
         systemd-analyze verify --root="$r" "$(basename "$unit")" 2>"$err"
         rc=$?
@@ -106,6 +108,28 @@ else
     systemd-analyze security --offline=yes "$repo/systemd/styleframe.service" | grep '✗'
 fi
 echo "info: styleframe-kiosk.service (user unit, not gated) exposure $(score user "$repo/systemd/styleframe-kiosk.service")"
+
+# The control page's drop-in (systemd/styleframe-remote.conf) on top of the unit,
+# in a scratch root: it verifies cleanly and the exposure stays within the limit.
+r="$work/remote-root"
+mkdir -p "$r/etc/systemd/system/styleframe.service.d" "$r/usr/bin" "$r/usr/lib/systemd"
+ln -sfn usr/bin "$r/bin"
+cp -a /usr/lib/systemd/system "$r/usr/lib/systemd/"
+cp "$work/bin/styleframe" "$(type -P kill)" "$r/usr/bin/"
+cp "$repo/systemd/styleframe.service" "$r/etc/systemd/system/"
+cp "$repo/systemd/styleframe-remote.conf" "$r/etc/systemd/system/styleframe.service.d/remote.conf"
+if systemd-analyze verify --root="$r" styleframe.service 2>"$work/remote.err" && [ ! -s "$work/remote.err" ]; then
+    ok "verify styleframe.service + styleframe-remote.conf: no warnings"
+else
+    fail "verify styleframe.service + styleframe-remote.conf: $(cat "$work/remote.err")"
+fi
+s=$(systemd-analyze security --offline=yes --root="$r" styleframe.service 2>&1 |
+    sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+if [ -n "$s" ] && awk -v s="$s" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }'; then
+    ok "styleframe.service + styleframe-remote.conf exposure $s <= $max_exposure"
+else
+    fail "styleframe.service + styleframe-remote.conf exposure ${s:-missing} > $max_exposure"
+fi
 
 # --- 3. a real user manager --------------------------------------------------------
 if [ -n "${SKIP_MANAGER:-}" ]; then

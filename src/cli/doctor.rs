@@ -252,6 +252,7 @@ pub fn doctor(a: DoctorArgs) -> CliResult {
             problems.push((CONFIG, e));
         }
     }
+    println!("{}", super::pair::doctor_line(&cfg));
     problems.sort_by_key(|(code, _)| match *code {
         CONFIG => 0,
         MODELS => 1,

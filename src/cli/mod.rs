@@ -7,6 +7,7 @@
 
 mod bench;
 mod doctor;
+mod pair;
 mod run;
 mod still;
 
@@ -57,6 +58,8 @@ enum Command {
     },
     /// Benchmarks: inference speed, or the full pipeline with --pipeline.
     Bench(bench::BenchArgs),
+    /// Print the address that pairs a phone with the control page (--reset revokes all phones).
+    Pair(pair::PairArgs),
 }
 
 #[derive(Subcommand)]
@@ -187,6 +190,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(a) => doctor::doctor(a),
         Command::Psnr { a, b, min } => psnr(&a, &b, min),
         Command::Bench(a) => bench::bench(a),
+        Command::Pair(a) => pair::pair(a),
     };
     match result {
         Ok(code) => code,

@@ -13,11 +13,13 @@ use clap::Args;
 
 use styleframe::capture;
 use styleframe::config::{Config, DisplayBackend, ModelsConfig, SourceKind};
+use styleframe::daemon::state::StateBoard;
 use styleframe::daemon::{self, notify::SdNotifier, Parts, Report, RunLimits};
 use styleframe::display;
 use styleframe::inference::{PredictNet, Stylizer, TransferNet};
 use styleframe::input;
 use styleframe::models::{self, find_dir, Manifest};
+use styleframe::remote::{Remote, RemoteParts};
 use styleframe::styles::StyleSet;
 
 use super::{CliResult, Failure, EXIT_CONFIG};
@@ -174,15 +176,17 @@ pub fn load_style_sets(cfg: &Config) -> Result<(StyleSet, Vec<String>), String> 
             StyleSet::builtin()
         }
     };
-    let set = match &cfg.styles.user_file {
-        Some(u) => match StyleSet::load(u) {
+    // With the control page on and no styles.user_file, uploads go to the
+    // state directory's file, which does not exist until the first upload.
+    let set = match styleframe::remote::user_style_file(cfg) {
+        Some(u) if cfg.styles.user_file.is_some() || u.exists() => match StyleSet::load(&u) {
             Ok(user) => shipped.merged(user),
             Err(e) => {
                 problems.push(format!("{e}; running without the user's styles"));
                 shipped
             }
         },
-        None => shipped,
+        _ => shipped,
     };
     if set.styles.is_empty() {
         return Err("the style sets hold no style".into());
@@ -269,6 +273,35 @@ fn reload_from(source: &ConfigSource) -> Result<(Config, StyleSet), String> {
     }
 }
 
+/// The control page when `remote.enabled`; when it cannot start (address in
+/// use...) the frame runs without it and the log says why.
+fn start_remote(
+    cfg: &Config,
+    tx: &std::sync::mpsc::Sender<styleframe::frame::Command>,
+    state: &Arc<StateBoard>,
+    transfer: &Path,
+    explicit_models: bool,
+) -> Option<Remote> {
+    if !cfg.remote.enabled {
+        return None;
+    }
+    let c = cfg.clone();
+    let parts = RemoteParts {
+        commands: tx.clone(),
+        state: state.clone(),
+        transfer: Some(transfer.to_owned()),
+        predict: model_file(cfg, &cfg.models.predict, explicit_models).ok(),
+        styles: Arc::new(move || load_style_sets(&c).map(|(s, _)| s)),
+    };
+    match Remote::start(cfg, parts) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            log::error!("remote: {e}; running without the control page");
+            None
+        }
+    }
+}
+
 /// Builds everything from the config and runs the daemon.
 /// `with_commands` gets a sender for commands (the demo's style changes).
 fn run_with(
@@ -304,6 +337,8 @@ fn run_with(
         .with_context(|| format!("display backend {:?}", cfg.display.backend))?;
     let display_cfg = cfg.display.clone();
     let (tx, rx) = daemon::command_channel();
+    let state = Arc::new(StateBoard::default());
+    let remote = start_remote(&cfg, &tx, &state, &transfer, explicit);
     let signals = input::spawn_signals(tx.clone()).context("installing signal handlers")?;
     with_commands(tx.clone());
     let stop_button = Arc::new(AtomicBool::new(false));
@@ -328,7 +363,6 @@ fn run_with(
     } else {
         None
     };
-    let state = Arc::new(daemon::state::StateBoard::default());
     // MQTT (issue #12): only when enabled; its threads stay off the frame path.
     let mqtt = match cfg.mqtt.enabled {
         true => Some(
@@ -361,6 +395,7 @@ fn run_with(
     if let Some(m) = mqtt {
         m.stop();
     }
+    drop(remote);
     stop_button.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(b) = button {
         let _ = b.join();

@@ -178,14 +178,23 @@ impl DisplayLoop {
             Command::SetStrength(v) => log::warn!("strength {v} is not a number; ignored"),
             Command::SetGallery(on) => self.ctl.set_gallery(on, now),
             Command::SetScreen(on) => self.ctl.set_blank(!on),
+            Command::SetMorphSeconds(v) if v.is_finite() => {
+                let d = Duration::from_secs_f32(v.clamp(0.0, 60.0));
+                self.shared.live().morph.set_duration(d);
+            }
+            Command::SetMorphSeconds(v) => log::warn!("morph time {v} is not a number; ignored"),
         }
         false
     }
 
     /// Tells observers (control page, MQTT) what the frame does now.
     pub fn publish(&self) {
-        let strength = self.shared.live().strength;
+        let (strength, morph) = {
+            let l = self.shared.live();
+            (l.strength, l.morph.duration().as_secs_f32())
+        };
         self.state.update(|s| {
+            s.morph_seconds = morph;
             s.style.clone_from(&self.ctl.current().name);
             if s.styles.len() != self.ctl.styles().styles.len()
                 || s.styles
@@ -288,6 +297,7 @@ impl DisplayLoop {
     fn show(&mut self, now: Instant) {
         if let Some(f) = self.shared.stylized.try_take() {
             self.out.push(&f, now);
+            self.state.offer_frame(&f, now);
             let stats = &self.shared.stats;
             stats.latency(now.saturating_duration_since(f.captured_at));
             self.shared.stylized.recycle(f);

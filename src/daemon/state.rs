@@ -4,7 +4,9 @@
 //! Writers never wait on readers: the lock is held only to copy a few fields.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::frame::RgbFrame;
 
 use serde::Serialize;
 
@@ -32,6 +34,8 @@ pub struct FrameState {
     pub style: String,
     pub styles: Vec<StyleInfo>,
     pub strength: f32,
+    /// How long a style change morphs.
+    pub morph_seconds: f32,
     pub gallery: bool,
     /// False while the screen is dark (night schedule or blank).
     pub screen_on: bool,
@@ -46,7 +50,20 @@ pub struct FrameState {
 pub struct StateBoard {
     inner: Mutex<(u64, FrameState)>,
     changed: Condvar,
+    preview: Mutex<Preview>,
 }
+
+/// The live preview: a copy of a stylized frame (never a camera picture),
+/// made only while an observer asked for one recently, at most twice a second.
+#[derive(Default)]
+struct Preview {
+    wanted_until: Option<Instant>,
+    copied_at: Option<Instant>,
+    frame: Option<RgbFrame>,
+}
+
+/// How often the preview copy is refreshed while wanted.
+pub const PREVIEW_EVERY: Duration = Duration::from_millis(500);
 
 impl StateBoard {
     fn lock(&self) -> MutexGuard<'_, (u64, FrameState)> {
@@ -82,10 +99,70 @@ impl StateBoard {
     }
 }
 
+impl StateBoard {
+    fn preview(&self) -> MutexGuard<'_, Preview> {
+        self.preview.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An observer wants preview frames for the next `d`.
+    pub fn want_preview(&self, d: Duration) {
+        self.preview().wanted_until = Some(Instant::now() + d);
+    }
+
+    /// The display loop offers each new stylized frame; it is copied (into
+    /// the same buffer) only while wanted and not more often than [`PREVIEW_EVERY`].
+    pub fn offer_frame(&self, f: &RgbFrame, now: Instant) {
+        let mut p = self.preview();
+        let wanted = p.wanted_until.is_some_and(|u| now < u);
+        let due = p
+            .copied_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= PREVIEW_EVERY);
+        if wanted && due {
+            p.copied_at = Some(now);
+            match &mut p.frame {
+                Some(old) => {
+                    old.reshape(f.width, f.height);
+                    old.data.copy_from_slice(&f.data);
+                    old.seq = f.seq;
+                    old.captured_at = f.captured_at;
+                }
+                None => p.frame = Some(f.clone()),
+            }
+        }
+    }
+
+    /// The latest preview copy, if one was made.
+    pub fn preview_frame(&self) -> Option<RgbFrame> {
+        self.preview().frame.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn frames_are_copied_for_the_preview_only_while_wanted() {
+        let b = StateBoard::default();
+        let t = Instant::now();
+        let mut f = RgbFrame::new(2, 2);
+        b.offer_frame(&f, t);
+        assert!(b.preview_frame().is_none(), "copied while nobody wanted it");
+        b.want_preview(Duration::from_secs(60));
+        f.data[0] = 7;
+        b.offer_frame(&f, t);
+        assert_eq!(b.preview_frame().unwrap().data[0], 7);
+        f.data[0] = 9;
+        b.offer_frame(&f, t + PREVIEW_EVERY / 2);
+        assert_eq!(
+            b.preview_frame().unwrap().data[0],
+            7,
+            "copied more often than PREVIEW_EVERY"
+        );
+        b.offer_frame(&f, t + PREVIEW_EVERY);
+        assert_eq!(b.preview_frame().unwrap().data[0], 9);
+    }
 
     #[test]
     fn only_real_changes_bump_the_version() {

@@ -6,7 +6,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use std::path::{Path, PathBuf};
 use styleframe::config::{
     ButtonConfig, CameraConfig, Config, ConfigError, DisplayConfig, GalleryConfig, InferenceConfig,
-    ModelsConfig, MqttConfig, StylesConfig,
+    ModelsConfig, MqttConfig, RemoteConfig, StylesConfig,
 };
 
 fn shipped_path() -> PathBuf {
@@ -62,6 +62,7 @@ fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("display", fields_of::<DisplayConfig>()),
         ("button", fields_of::<ButtonConfig>()),
         ("mqtt", fields_of::<MqttConfig>()),
+        ("remote", fields_of::<RemoteConfig>()),
     ];
     // A new section in Config must be added here (and to the shipped file).
     let names: Vec<&str> = sections.iter().map(|(s, _)| *s).collect();

@@ -318,6 +318,12 @@ fn commands_from_any_source_change_the_frame_and_its_published_state() {
     state_until(&run.state, "strength clamped", |s| s.strength == 1.0);
     run.tx.send(Command::SetGallery(true)).unwrap();
     state_until(&run.state, "SetGallery", |s| s.gallery);
+    run.tx.send(Command::SetMorphSeconds(4.5)).unwrap();
+    state_until(&run.state, "SetMorphSeconds", |s| s.morph_seconds == 4.5);
+    run.tx.send(Command::SetMorphSeconds(500.0)).unwrap();
+    state_until(&run.state, "morph time clamped", |s| {
+        s.morph_seconds == 60.0
+    });
 
     wait_for_frame(&run.screen);
     run.tx.send(Command::SetScreen(false)).unwrap();

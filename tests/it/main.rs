@@ -23,3 +23,4 @@ mod faults_pictures;
 mod models_fetch;
 mod mqtt;
 mod reference;
+mod remote;
