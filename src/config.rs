@@ -517,8 +517,8 @@ impl RemoteConfig {
                 "an address and port such as \"0.0.0.0:8080\" or \"[::]:8080\"",
             ));
         }
-        int_in("remote.max_upload_mb", self.max_upload_mb, 1, 64)?;
-        int_in("remote.max_connections", self.max_connections, 2, 256)?;
+        int_key("remote.max_upload_mb", self.max_upload_mb)?;
+        int_key("remote.max_connections", self.max_connections)?;
         Ok(())
     }
 }
@@ -1049,6 +1049,8 @@ const INT_RANGES: &[(&str, u64, u64)] = &[
     ("inference.degrade_after_ms", 0, 60_000),
     ("display.fps", 1, 240),
     ("display.sleep_after_still_minutes", 0, 1440),
+    ("remote.max_upload_mb", 1, 64),
+    ("remote.max_connections", 2, 256),
     ("button.debounce_ms", 0, 1000),
     ("button.long_press_ms", 100, 10_000),
 ];
