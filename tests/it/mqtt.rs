@@ -345,6 +345,10 @@ fn home_assistant_discovers_the_frame_and_its_commands_act_like_the_button() {
             names[5].clone(),
         )
         .unwrap();
+    // On the broker before the frame connects (else the frame may get it live).
+    w.until("styleframe/frame1/style/set", "the retained command", |p| {
+        p == names[5]
+    });
     let m = connect(&run, &mqtt_config(&broker, "frame1", ""));
     until_count(
         "the retained command rejected",
