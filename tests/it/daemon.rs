@@ -25,7 +25,7 @@ const H: usize = 128;
 const W: usize = 224;
 
 /// A camera that always sees the same scene.
-struct StillCamera(RgbFrame);
+pub(crate) struct StillCamera(pub(crate) RgbFrame);
 
 impl FrameSource for StillCamera {
     fn next_frame(&mut self, frame: &mut RgbFrame) -> Result<(), CaptureError> {

@@ -324,16 +324,20 @@ fn until_discovery(w: &Watcher) -> Vec<(String, Value)> {
     }
 }
 
+fn style_names() -> Vec<String> {
+    StyleSet::builtin()
+        .styles
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 #[test]
 fn home_assistant_discovers_the_frame_and_its_commands_act_like_the_button() {
     let Some(broker) = Broker::start() else {
         return;
     };
-    let names: Vec<String> = StyleSet::builtin()
-        .styles
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let names = style_names();
     let run = start(config(), Duration::from_secs(120));
     let w = Watcher::new(&broker, "watch1");
     // A command retained on the broker is old news when the frame connects.
@@ -469,11 +473,7 @@ fn frames_in_a_group_follow_one_another_without_echo() {
     let Some(broker) = Broker::start() else {
         return;
     };
-    let names: Vec<String> = StyleSet::builtin()
-        .styles
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let names = style_names();
     let a = start(config(), Duration::from_secs(120));
     let b = start(config(), Duration::from_secs(120));
     let w = Watcher::new(&broker, "watch2");
@@ -529,11 +529,7 @@ fn a_broker_that_dies_or_hangs_mid_run_changes_nothing_on_screen() {
     let Some(mut broker) = Broker::start() else {
         return;
     };
-    let names: Vec<String> = StyleSet::builtin()
-        .styles
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let names = style_names();
     let run = start(config(), Duration::from_secs(150));
     wait_for_frame(&run.screen);
     let m = connect(&run, &mqtt_config(&broker, "frame1", ""));

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use styleframe::capture::{synthetic::still_scene, CaptureError, FrameSource};
+use styleframe::capture::{synthetic::still_scene, FrameSource};
 use styleframe::daemon::notify::RecordingNotifier;
 use styleframe::daemon::state::{FrameState, StateBoard};
 use styleframe::daemon::{self, Parts, RunLimits};
 use styleframe::display::{open_headless, HeadlessHandle};
-use styleframe::frame::{unpack_rgb, Command, RgbFrame};
+use styleframe::frame::{unpack_rgb, Command};
 use styleframe::inference::{PredictNet, Stylizer, TransferNet};
 use styleframe::preprocess::psnr;
 use styleframe::process::pool;
@@ -32,19 +32,7 @@ use styleframe::styles::StyleSet;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-struct StillCamera(RgbFrame);
-
-impl FrameSource for StillCamera {
-    fn next_frame(&mut self, frame: &mut RgbFrame) -> Result<(), CaptureError> {
-        std::thread::sleep(Duration::from_millis(30));
-        frame.clone_from(&self.0);
-        frame.captured_at = Instant::now();
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "still test scene".into()
-    }
-}
+use crate::daemon::StillCamera;
 
 /// chromedriver and one browser session; both end when dropped.
 struct Browser {

@@ -144,11 +144,7 @@ unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize, const FLIP:
             // no address arithmetic per step.
             let mut src: [*const u8; MR] = std::array::from_fn(|p| t.a.add(seg + t.offs[p]));
             for _ in 0..full {
-                let x = std::array::from_fn(|p| {
-                    let b = vld1q_u8(src[p]);
-                    src[p] = src[p].add(16);
-                    signed::<FLIP>(b)
-                });
+                let x = next16::<MR, FLIP>(&mut src);
                 c8_step::<MR, NC>(&mut acc, &x, wp);
                 wp = wp.add(16 * NC);
             }
@@ -183,6 +179,21 @@ fn chunks<const N: usize, const MR: usize>(t: &Tile<MR>) -> (usize, usize) {
     } else {
         (t.seg_len / N, t.seg_len % N)
     }
+}
+
+/// The next 16 input bytes of each pixel as signed values; each pointer
+/// moves on by 16 (post-indexed loads).
+///
+/// # Safety
+/// 16 bytes are readable at each pointer.
+#[inline(always)]
+unsafe fn next16<const MR: usize, const FLIP: bool>(src: &mut [*const u8; MR]) -> [int8x16_t; MR] {
+    std::array::from_fn(|p| {
+        // SAFETY: as the caller guarantees.
+        let b = unsafe { vld1q_u8(src[p]) };
+        src[p] = src[p].wrapping_add(16);
+        signed::<FLIP>(b)
+    })
 }
 
 /// The signed values `s = u - 128`: packed so already (`FLIP` = false), or
@@ -268,11 +279,7 @@ unsafe fn dot_tile<O: OutElem, const MR: usize, const J: usize, const FLIP: bool
         for &seg in t.segs {
             let mut src: [*const u8; MR] = std::array::from_fn(|p| t.a.add(seg + t.offs[p]));
             for _ in 0..full {
-                let x = std::array::from_fn(|p| {
-                    let b = vld1q_u8(src[p]);
-                    src[p] = src[p].add(16);
-                    signed::<FLIP>(b)
-                });
+                let x = next16::<MR, FLIP>(&mut src);
                 dot_steps::<MR, J>(&mut acc, &x, &mut wp, 4);
             }
             if tail > 0 {
