@@ -355,23 +355,28 @@ fn sum_row<const C: usize>(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
 /// flat lanes (three vectors; see [`PerChannel::pixels_rgb`]), then the
 /// lanes are folded into their channels.
 fn sum_row_rgb(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
-    let mut a = [0f32; 12];
+    // Three accumulators of four lanes (one register each).
+    let mut a = [[0f32; 4]; 3];
     let mut quads = row.chunks_exact(12);
     match m {
         None => (&mut quads).for_each(|q| {
-            a.iter_mut().zip(&q[..12]).for_each(|(a, &v)| *a += v);
+            for (a, q) in a.iter_mut().zip(q.chunks_exact(4)) {
+                a.iter_mut().zip(&q[..4]).for_each(|(a, &v)| *a += v);
+            }
         }),
         Some(m) => {
             let mp = rgb_pattern(m);
             (&mut quads).for_each(|q| {
-                for ((a, &v), &k) in a.iter_mut().zip(&q[..12]).zip(&mp) {
-                    *a += (v - k) * (v - k);
+                for ((a, q), k) in a.iter_mut().zip(q.chunks_exact(4)).zip(mp.chunks_exact(4)) {
+                    for ((a, &v), &k) in a.iter_mut().zip(&q[..4]).zip(&k[..4]) {
+                        *a += (v - k) * (v - k);
+                    }
                 }
             });
         }
     }
     sum_row_dyn(quads.remainder(), m, acc);
-    for (i, v) in a.into_iter().enumerate() {
+    for (i, v) in a.into_iter().flatten().enumerate() {
         acc[i % 3] += v;
     }
 }
@@ -522,10 +527,12 @@ impl PerChannel {
         let mut xq = xs.chunks_exact(12);
         let mut yq = ys.chunks_exact_mut(12);
         for (xp, yp) in (&mut xq).zip(&mut yq) {
-            // Fixed-size arrays: three whole vectors per operand.
-            let xa: &[f32; 12] = xp.try_into().expect("chunks of 12");
-            let ya: &mut [f32; 12] = yp.try_into().expect("chunks of 12");
-            self.pixel(xa, &vp, &op, ya);
+            // Three vectors of four: each a loop the compiler keeps in one
+            // register (whole 12-float loops came out partly scalar).
+            for q in 0..3 {
+                let r = 4 * q..4 * q + 4;
+                self.pixel(&xp[r.clone()], &vp[r.clone()], &op[r.clone()], &mut yp[r]);
+            }
         }
         let (xr, yr) = (xq.remainder(), yq.into_remainder());
         for (xp, yp) in xr.chunks_exact(3).zip(yr.chunks_exact_mut(3)) {
