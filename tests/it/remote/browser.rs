@@ -323,7 +323,9 @@ fn a_phone_browser_pairs_steers_the_frame_and_adds_a_painting() {
     // Strength: a tap in the middle of the slider, then the arrow key down.
     browser.click("#strength");
     browser.type_into("#strength", "\u{E012}\u{E012}\u{E012}\u{E012}");
-    let s = state_until(&state, "strength from the page", |s| s.strength < 0.45);
+    // Below the slider's middle: at least one key press reached the frame
+    // (a loaded machine may coalesce the four into fewer changes).
+    let s = state_until(&state, "strength from the page", |s| s.strength < 0.49);
     println!("strength now {}", s.strength);
     picture_changes(&screen, &after_next, "strength");
 
