@@ -311,6 +311,8 @@ pub enum LongPressAction {
     PreviousStyle,
     ToggleGallery,
     ToggleBlank,
+    /// Show the pairing QR code (the control page).
+    Pair,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

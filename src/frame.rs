@@ -85,6 +85,8 @@ pub enum Command {
     SetGallery(bool),
     /// Screen on (true) or dark (false), like the blank key.
     SetScreen(bool),
+    /// Show the control page's pairing QR code on the frame for a minute.
+    ShowPairing,
     /// How long a style change morphs, clamped to 0..=60 s.
     SetMorphSeconds(f32),
 }

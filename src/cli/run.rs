@@ -390,6 +390,7 @@ fn run_with(
         reload: Box::new(move || reload_from(&source)),
         styles,
         state,
+        pairing_url: pairing_url(&cfg),
     };
     let report = daemon::run(cfg, parts, limits)?;
     if let Some(m) = mqtt {
@@ -403,6 +404,21 @@ fn run_with(
     signals.close();
     drop(tx);
     Ok(report)
+}
+
+/// The control page's pairing URL, read again each time the QR code is
+/// asked for (a `pair --reset` changes it); None when the page is off.
+fn pairing_url(cfg: &Config) -> Option<daemon::PairingUrl> {
+    use styleframe::remote::{pair_url, pairing};
+    if !cfg.remote.enabled {
+        return None;
+    }
+    let dir = pairing::state_dir(&cfg.remote);
+    let listen: std::net::SocketAddr = cfg.remote.listen.parse().ok()?;
+    Some(Box::new(move || {
+        let token = pairing::read_token(&dir).ok().flatten()?;
+        Some(pair_url(&listen, &token))
+    }))
 }
 
 /// Opens the picture source once before starting. One that can never work (a missing

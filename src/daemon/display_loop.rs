@@ -16,10 +16,14 @@ use super::power::{Change, Power};
 use super::present::Presenter;
 use super::state::{StateBoard, StyleInfo};
 use super::stats::Stats;
+use super::PairingUrl;
 use super::{describe_style, local_time, warn_restart_only, Reloader, Report, RunLimits, Shared};
+use crate::display::qr::qr_overlay;
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 const STALL_AFTER: Duration = Duration::from_secs(10);
+/// How long the pairing QR code stays on the screen.
+const PAIRING_SHOWN: Duration = Duration::from_secs(60);
 
 pub(super) struct DisplayLoop {
     pub cfg: Config,
@@ -33,6 +37,7 @@ pub(super) struct DisplayLoop {
     pub report: Report,
     pub t0: Instant,
     pub state: Arc<StateBoard>,
+    pub pairing_url: Option<PairingUrl>,
     gate: Option<WatchdogGate>,
     power: Power,
     cmds: Vec<Command>,
@@ -85,6 +90,7 @@ impl DisplayLoop {
             report: Report::default(),
             t0,
             state,
+            pairing_url: None,
             gate,
             power: Power::default(),
             cmds: Vec::new(),
@@ -178,6 +184,7 @@ impl DisplayLoop {
             Command::SetStrength(v) => log::warn!("strength {v} is not a number; ignored"),
             Command::SetGallery(on) => self.ctl.set_gallery(on, now),
             Command::SetScreen(on) => self.ctl.set_blank(!on),
+            Command::ShowPairing => self.show_pairing(now),
             Command::SetMorphSeconds(v) if v.is_finite() => {
                 let d = Duration::from_secs_f32(v.clamp(0.0, 60.0));
                 self.shared.live().morph.set_duration(d);
@@ -185,6 +192,30 @@ impl DisplayLoop {
             Command::SetMorphSeconds(v) => log::warn!("morph time {v} is not a number; ignored"),
         }
         false
+    }
+
+    /// The control page's pairing URL as a QR code over the picture for a
+    /// minute, so a phone pairs by scanning the frame.
+    fn show_pairing(&mut self, now: Instant) {
+        let Some(url) = self.pairing_url.as_mut().and_then(|f| f()) else {
+            log::warn!(
+                "pairing: the control page is off (remote.enabled = false); nothing to show"
+            );
+            return;
+        };
+        let (w, h) = self.out.size();
+        match qr_overlay(&url, w, h) {
+            Some(o) => {
+                log::info!(
+                    "pairing: the QR code is on the screen for {} s",
+                    PAIRING_SHOWN.as_secs()
+                );
+                self.out.show_overlay(o, now + PAIRING_SHOWN);
+            }
+            None => log::warn!(
+                "pairing: the screen ({w}x{h}) is too small for the QR code; run `styleframe pair`"
+            ),
+        }
     }
 
     /// Tells observers (control page, MQTT) what the frame does now.

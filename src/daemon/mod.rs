@@ -44,6 +44,9 @@ pub type SourceOpener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CaptureE
 pub type StylizerFactory =
     Box<dyn FnMut(usize, usize) -> Result<Box<dyn Stylizer>, EngineError> + Send>;
 pub type ScreenOpener = Box<dyn FnMut() -> Result<Box<dyn Screen>, DisplayError>>;
+/// The control page's pairing URL, read when the QR code is asked for
+/// (None: the page is off).
+pub type PairingUrl = Box<dyn FnMut() -> Option<String>>;
 /// Re-reads the configuration and the style sets (SIGHUP).
 pub type Reloader = Box<dyn FnMut() -> Result<(Config, StyleSet), String>>;
 
@@ -63,6 +66,8 @@ pub struct Parts {
     pub styles: StyleSet,
     /// Where the daemon publishes what it does (control page, MQTT).
     pub state: Arc<StateBoard>,
+    /// The pairing URL for the QR code on the screen (`ShowPairing`).
+    pub pairing_url: Option<PairingUrl>,
 }
 
 /// Limits for demos, benchmarks and tests.
@@ -489,6 +494,7 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         reload,
         styles,
         state,
+        pairing_url,
     } = parts;
     if styles.styles.is_empty() {
         return Err(DaemonError::NoStyles("the style set is empty".into()));
@@ -514,6 +520,7 @@ pub fn run(cfg: Config, parts: Parts, limits: RunLimits) -> Result<Report, Daemo
         t0,
         state,
     );
+    dl.pairing_url = pairing_url;
     dl.publish();
     let threads = vec![
         spawn("capture", {

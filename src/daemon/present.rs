@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::DisplayConfig;
 use crate::display::compose::Compositor;
+use crate::display::qr::Overlay;
 use crate::display::{PowerMode, Screen};
 use crate::frame::{Command, RgbFrame};
 
@@ -26,6 +27,10 @@ pub(super) struct Presenter {
     down_until: Option<Instant>,
     /// A stylized frame arrived since the screen last (re)woke.
     pub has_frame: bool,
+    /// The pairing QR code, shown until the instant.
+    overlay: Option<(Overlay, Instant)>,
+    /// Draw at the next tick even without a new frame (overlay on or off).
+    dirty: bool,
 }
 
 impl Presenter {
@@ -47,6 +52,8 @@ impl Presenter {
             backoff: FIRST_BACKOFF,
             down_until: None,
             has_frame: false,
+            overlay: None,
+            dirty: false,
         }
     }
 
@@ -71,10 +78,25 @@ impl Presenter {
     /// Draws when the cross-fade or a new frame needs it; true when a
     /// picture reached the screen.
     pub fn draw(&mut self, now: Instant, stats: &Stats) -> bool {
-        if !self.has_frame || !self.comp.needs_redraw(now) {
+        if self
+            .overlay
+            .as_ref()
+            .is_some_and(|(_, until)| now >= *until)
+        {
+            self.overlay = None;
+            self.dirty = true;
+        }
+        let fresh = self.has_frame && self.comp.needs_redraw(now);
+        if !fresh && !self.dirty {
             return false;
         }
-        self.comp.render(now, &mut self.pixels);
+        self.dirty = false;
+        if self.has_frame {
+            self.comp.render(now, &mut self.pixels);
+        }
+        if let Some((o, _)) = &self.overlay {
+            o.blit(&mut self.pixels, self.size.0);
+        }
         match self.screen.present(&self.pixels) {
             Ok(()) => {
                 self.backoff = FIRST_BACKOFF;
@@ -127,6 +149,12 @@ impl Presenter {
             log::warn!("display: powering on: {e}");
         }
         self.has_frame = false;
+    }
+
+    /// Shows `overlay` over the picture until `until`.
+    pub fn show_overlay(&mut self, overlay: Overlay, until: Instant) {
+        self.overlay = Some((overlay, until));
+        self.dirty = true;
     }
 
     pub fn poll_commands(&mut self, out: &mut Vec<Command>) {

@@ -16,6 +16,7 @@ pub mod compose;
 pub mod framebuffer;
 pub mod headless;
 pub mod kms;
+pub mod qr;
 pub mod window;
 
 use std::path::PathBuf;

@@ -34,6 +34,7 @@ pub fn key_to_command(key: Key) -> Option<Command> {
         Key::Left | Key::P | Key::Backspace => Some(Command::PrevStyle),
         Key::G => Some(Command::ToggleGallery),
         Key::B => Some(Command::ToggleBlank),
+        Key::C => Some(Command::ShowPairing),
         Key::Escape | Key::Q => Some(Command::Quit),
         _ => None,
     }
@@ -562,6 +563,7 @@ mod tests {
             (Key::Backspace, Some(Command::PrevStyle)),
             (Key::G, Some(Command::ToggleGallery)),
             (Key::B, Some(Command::ToggleBlank)),
+            (Key::C, Some(Command::ShowPairing)),
             (Key::Escape, Some(Command::Quit)),
             (Key::Q, Some(Command::Quit)),
             (Key::A, None),

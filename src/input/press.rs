@@ -55,6 +55,7 @@ pub fn press_command(p: Press, long: LongPressAction) -> Command {
             LongPressAction::PreviousStyle => Command::PrevStyle,
             LongPressAction::ToggleGallery => Command::ToggleGallery,
             LongPressAction::ToggleBlank => Command::ToggleBlank,
+            LongPressAction::Pair => Command::ShowPairing,
         },
     }
 }
@@ -437,6 +438,7 @@ mod tests {
             press_command(Press::Long, ToggleGallery),
             Command::ToggleGallery
         );
+        assert_eq!(press_command(Press::Long, Pair), Command::ShowPairing);
         assert_eq!(
             press_command(Press::Long, ToggleBlank),
             Command::ToggleBlank

@@ -77,6 +77,16 @@ fn start_at(cfg: Config, duration: Duration, local: Option<chrono::NaiveTime>) -
 }
 
 fn start_with(cfg: Config, limits: RunLimits, open_source: daemon::SourceOpener) -> Running {
+    start_paired(cfg, limits, open_source, None)
+}
+
+/// [`start_with`], with the control page's pairing URL for the QR code.
+fn start_paired(
+    cfg: Config,
+    limits: RunLimits,
+    open_source: daemon::SourceOpener,
+    pairing: Option<String>,
+) -> Running {
     let notifier = RecordingNotifier::new(Some(Duration::from_millis(400)));
     let (tx, rx) = daemon::command_channel();
     let n2 = notifier.clone();
@@ -101,6 +111,7 @@ fn start_with(cfg: Config, limits: RunLimits, open_source: daemon::SourceOpener)
             reload: Box::new(|| Err("no reload in this test".into())),
             styles: StyleSet::builtin(),
             state: board,
+            pairing_url: pairing.map(|u| Box::new(move || Some(u.clone())) as daemon::PairingUrl),
         };
         daemon::run(cfg, parts, limits).unwrap()
     });
@@ -429,4 +440,59 @@ fn blank_powers_the_panel_off_and_unblank_powers_it_on_with_pictures_again() {
     run.tx.send(Command::Quit).unwrap();
     run.join.join().unwrap();
     assert_eq!(run.screen.stats().power_offs, 2, "blank + exit");
+}
+
+/// The QR code a phone reads off `pixels` (a `w`-pixel-wide screen), if any.
+fn read_qr(pixels: &[u32], w: usize) -> Option<String> {
+    let h = pixels.len() / w;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        let [r, g, b] = unpack_rgb(pixels[y * w + x]);
+        ((r as u32 + g as u32 + b as u32) / 3) as u8
+    });
+    let grids = img.detect_grids();
+    grids
+        .first()
+        .and_then(|g| g.decode().ok())
+        .map(|(_, text)| text)
+}
+
+#[test]
+fn a_long_press_shows_the_pairing_qr_code_on_the_frame_and_a_phone_can_read_it() {
+    let url = "http://192.168.1.20:8080/pair?token=0123456789abcdef0123456789abcdef";
+    let mut cfg = config();
+    // Big enough for the code's modules to be a few pixels each.
+    (cfg.display.width, cfg.display.height) = (640, 400);
+    let limits = RunLimits {
+        duration: Some(Duration::from_secs(120)),
+        ..Default::default()
+    };
+    let cam: daemon::SourceOpener =
+        Box::new(|| Ok(Box::new(StillCamera(scene())) as Box<dyn FrameSource>));
+    let run = start_paired(cfg, limits, cam, Some(url.into()));
+    let first = wait_for_frame(&run.screen);
+    assert_eq!(
+        read_qr(&first, 640),
+        None,
+        "a QR code before it was asked for"
+    );
+    // The button's long press, with `button.long_press = "pair"`.
+    let long = styleframe::input::press::press_command(
+        styleframe::input::press::Press::Long,
+        styleframe::config::LongPressAction::Pair,
+    );
+    run.tx.send(long).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let read = loop {
+        if let Some(t) = read_qr(&run.screen.latest().unwrap(), 640) {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no readable QR code on the screen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(read, url);
+    run.tx.send(Command::Quit).unwrap();
+    run.join.join().unwrap();
 }

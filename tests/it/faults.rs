@@ -250,6 +250,7 @@ impl Setup {
                 reload: reload(),
                 styles: StyleSet::builtin(),
                 state: Default::default(),
+                pairing_url: None,
             };
             daemon::run(
                 cfg,

@@ -271,6 +271,7 @@ fn a_phone_browser_pairs_steers_the_frame_and_adds_a_painting() {
             reload: Box::new(move || Ok((reload_cfg.clone(), load()?))),
             styles: StyleSet::builtin(),
             state: board,
+            pairing_url: None,
         };
         daemon::run(
             dcfg,
