@@ -108,12 +108,8 @@ fn halves(w: u32, h: u32) -> RgbImage {
     })
 }
 
-fn jpeg(img: &RgbImage) -> Vec<u8> {
-    let mut v = vec![];
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, 95)
-        .encode_image(img)
-        .unwrap();
-    v
+fn jpeg(img: &image::RgbImage) -> Vec<u8> {
+    crate::common::jpeg_q(img, 95)
 }
 
 /// The JPEG with an APP1 Exif segment (big-endian TIFF, one IFD entry:

@@ -35,11 +35,7 @@ fn noisy(w: u32, h: u32, seed: u32) -> image::RgbImage {
 }
 
 fn jpeg(img: &image::RgbImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(img)
-        .unwrap();
-    out
+    crate::common::jpeg_q(img, 90)
 }
 
 fn save(dir: &Path, name: &str, img: &image::RgbImage) -> PathBuf {

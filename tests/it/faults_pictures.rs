@@ -221,11 +221,7 @@ fn textured(w: u32, h: u32, base: [u8; 3]) -> image::RgbImage {
 }
 
 fn jpeg(img: &image::RgbImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(img)
-        .unwrap();
-    out
+    crate::common::jpeg_q(img, 90)
 }
 
 fn png(img: &image::DynamicImage) -> Vec<u8> {

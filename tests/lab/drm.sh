@@ -38,17 +38,8 @@ for tool in qemu-system-x86_64 busybox cpio modprobe depmod dpkg-deb convert; do
 done
 
 # 1. Kernel kit: Debian's current kernel package, unpacked (bochs ships with it).
-img=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-KV=${img#linux-image-}
-if [ ! -f "$KIT/vmlinuz" ] || [ ! -d "$KIT/kroot/lib/modules/$KV" ]; then
-  mkdir -p "$KIT/debs" "$KIT/kroot"
-  ( cd "$KIT/debs"
-    if [ -n "${DEBS:-}" ] && ls "$DEBS"/${img}_*.deb >/dev/null 2>&1; then cp "$DEBS"/${img}_*.deb .
-    else apt-get download "$img"; fi )
-  dpkg-deb -x "$KIT"/debs/${img}_*.deb "$KIT/kroot"
-  depmod -b "$KIT/kroot" "$KV"
-  cp "$KIT/kroot/boot/vmlinuz-$KV" "$KIT/vmlinuz"
-fi
+. "$HERE/kernel-kit.sh"
+kernel_kit
 echo "kernel $KV from $KIT"
 
 # 2. The binary (host glibc; the guest gets the host's libraries copied in).

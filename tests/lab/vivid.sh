@@ -29,17 +29,8 @@ for tool in qemu-system-x86_64 busybox cpio modprobe depmod dpkg-deb; do
 done
 
 # 1. Kernel kit: Debian's current bookworm kernel package, unpacked.
-img=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-KV=${img#linux-image-}
-if [ ! -f "$KIT/vmlinuz" ] || [ ! -d "$KIT/kroot/lib/modules/$KV" ]; then
-  mkdir -p "$KIT/debs" "$KIT/kroot"
-  ( cd "$KIT/debs"
-    if [ -n "${DEBS:-}" ] && ls "$DEBS"/${img}_*.deb >/dev/null 2>&1; then cp "$DEBS"/${img}_*.deb .
-    else apt-get download "$img"; fi )
-  dpkg-deb -x "$KIT"/debs/${img}_*.deb "$KIT/kroot"
-  depmod -b "$KIT/kroot" "$KV"   # the package ships no modules.dep
-  cp "$KIT/kroot/boot/vmlinuz-$KV" "$KIT/vmlinuz"
-fi
+. "$HERE/kernel-kit.sh"
+kernel_kit
 echo "kernel $KV from $KIT"
 
 # 1b. v4l2loopback, built out of tree (vivid offers no MJPEG; a loopback device fed JPEGs by the

@@ -61,3 +61,12 @@ pub fn headless_config(w: usize, h: usize) -> styleframe::config::Config {
     cfg.styles.morph_seconds = 0.3;
     cfg
 }
+
+/// `img` as a JPEG of the given quality (test pictures).
+pub fn jpeg_q(img: &image::RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(img)
+        .unwrap();
+    out
+}
