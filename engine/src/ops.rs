@@ -354,7 +354,7 @@ fn sum_row<const C: usize>(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
 /// [`sum_row`] for three channels: groups of four pixels are summed as 12
 /// flat lanes (three vectors; see [`PerChannel::pixels_rgb`]), then the
 /// lanes are folded into their channels.
-fn sum_row_rgb(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
+pub(super) fn sum_row_rgb(row: &[f32], m: Option<&[f32]>, acc: &mut [f32]) {
     // Three accumulators of four lanes (one register each).
     let mut a = [[0f32; 4]; 3];
     let mut quads = row.chunks_exact(12);

@@ -329,7 +329,8 @@ impl QuantMean {
             for seg in x[b * h * w * c..][..h * w * c].chunks(c * 65536) {
                 part.iter_mut().for_each(|p| *p = 0.0);
                 match c {
-                    3 => sum_pixels_rgb(seg, &mut part),
+                    // Exact: every lane's partial is an integer below 2^24.
+                    3 => super::ops::sum_row_rgb(seg, None, &mut part),
                     8 => sum_pixels::<8>(seg, &mut part),
                     16 => sum_pixels::<16>(seg, &mut part),
                     32 => sum_pixels::<32>(seg, &mut part),
@@ -363,24 +364,6 @@ fn sum_pixels<const C: usize>(seg: &[f32], part: &mut [f32]) {
         acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
     }
     part[..C].copy_from_slice(&acc);
-}
-
-/// [`sum_pixels`] for three channels: four pixels are 12 flat lanes
-/// (three vectors), folded into their channels at the end (exact: every
-/// partial is an integer below 2^24).
-fn sum_pixels_rgb(seg: &[f32], part: &mut [f32]) {
-    let mut acc = [0f32; 12];
-    let mut quads = seg.chunks_exact(12);
-    for q in &mut quads {
-        acc.iter_mut().zip(q).for_each(|(a, &v)| *a += v);
-    }
-    for (i, &v) in quads.remainder().iter().enumerate() {
-        acc[i] += v;
-    }
-    part[..3].fill(0.0);
-    for (i, a) in acc.into_iter().enumerate() {
-        part[i % 3] += a;
-    }
 }
 
 impl Op for QuantMean {

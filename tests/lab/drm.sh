@@ -55,11 +55,7 @@ WORK=$(mktemp -d); R=$WORK/root; trap 'rm -rf "$WORK"' EXIT
 mkdir -p $R/{bin,sbin,proc,sys,dev,tmp,run,lib/modules/$KV,lib64,lib/x86_64-linux-gnu,opt/models}
 cp "$(command -v busybox)" $R/bin/busybox
 for a in $($R/bin/busybox --list | grep -vx busybox); do ln -sf busybox $R/bin/$a; done
-for f in $(modprobe -d "$KIT/kroot" -S "$KV" --show-depends bochs | awk '$1=="insmod"{print $2}'); do
-  rel=${f#$KIT/kroot/lib/modules/$KV/}; mkdir -p $R/lib/modules/$KV/$(dirname $rel); cp $f $R/lib/modules/$KV/$rel
-done
-cp "$KIT"/kroot/lib/modules/$KV/modules.{order,builtin,builtin.modinfo} $R/lib/modules/$KV/ 2>/dev/null || true
-depmod -b $R $KV
+copy_modules "$R" bochs
 cp "$BIN" $R/opt/styleframe
 cp /lib64/ld-linux-x86-64.so.2 $R/lib64/
 for lib in $(ldd "$BIN" | awk '/=> \//{print $3}'); do cp "$lib" $R/lib/x86_64-linux-gnu/; done

@@ -15,3 +15,17 @@ kernel_kit() {
     cp "$KIT/kroot/boot/vmlinuz-$KV" "$KIT/vmlinuz"
   fi
 }
+
+# Copies the modules named after R (with their dependencies) and the module
+# index from $KIT into the guest root R.
+copy_modules() {
+  local R=$1 m f rel
+  shift
+  for m in "$@"; do
+    for f in $(modprobe -d "$KIT/kroot" -S "$KV" --show-depends "$m" | awk '$1=="insmod"{print $2}'); do
+      rel=${f#$KIT/kroot/lib/modules/$KV/}; mkdir -p "$R/lib/modules/$KV/$(dirname "$rel")"; cp "$f" "$R/lib/modules/$KV/$rel"
+    done
+  done
+  cp "$KIT"/kroot/lib/modules/$KV/modules.{order,builtin,builtin.modinfo} "$R/lib/modules/$KV/" 2>/dev/null || true
+  depmod -b "$R" "$KV"
+}

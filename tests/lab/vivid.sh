@@ -62,13 +62,7 @@ mkdir -p $R/{bin,sbin,proc,sys,dev,tmp,run,lib/modules/$KV,lib64,lib/x86_64-linu
 cp "$(command -v busybox)" $R/bin/busybox
 for a in $($R/bin/busybox --list | grep -vx busybox); do ln -sf busybox $R/bin/$a; done
 MODS=vivid; [ -f "$LBKO" ] && MODS="vivid v4l2loopback"
-for m in $MODS; do
-  for f in $(modprobe -d "$KIT/kroot" -S "$KV" --show-depends $m | awk '$1=="insmod"{print $2}'); do
-    rel=${f#$KIT/kroot/lib/modules/$KV/}; mkdir -p $R/lib/modules/$KV/$(dirname $rel); cp $f $R/lib/modules/$KV/$rel
-  done
-done
-cp "$KIT"/kroot/lib/modules/$KV/modules.{order,builtin,builtin.modinfo} $R/lib/modules/$KV/ 2>/dev/null || true
-depmod -b $R $KV
+copy_modules "$R" $MODS
 cp "$BIN" $R/opt/test
 cp /lib64/ld-linux-x86-64.so.2 $R/lib64/
 for lib in $(ldd "$BIN" | awk '/=> \//{print $3}'); do cp "$lib" $R/lib/x86_64-linux-gnu/; done
