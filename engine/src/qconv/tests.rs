@@ -234,6 +234,21 @@ fn pointwise_matches_the_i64_reference() {
     );
 }
 
+/// Pictures tall enough that several rows of a 1x1 convolution run as one
+/// (`merged_rows`): 8 rows of 48 pixels, 8 of 63 (odd), 16 of 32 (a
+/// panel count that flips in place on the Pi 5, copies on the Pi 4).
+#[test]
+fn merged_pointwise_rows_match_the_i64_reference() {
+    run_cases(
+        &[
+            case(1, 16, 40, 1, true, 32, 12),
+            case(1, 24, 7, 1, false, 64, 9),
+            case(1, 96, 24, 1, true, 32, 16),
+        ],
+        5,
+    );
+}
+
 #[test]
 fn spatial_convolutions_match_the_i64_reference() {
     run_cases(
