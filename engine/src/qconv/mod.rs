@@ -457,7 +457,7 @@ impl QConv {
         let rows = g.n * g.ho;
         let m = (2..=rows)
             .rev()
-            .find(|&m| rows % m == 0 && g.wo * m <= MERGED_ROW && rows / m >= 8)?;
+            .find(|&m| rows.is_multiple_of(m) && g.wo * m <= MERGED_ROW && rows / m >= 8)?;
         flat.then_some(Geo {
             n: 1,
             h: rows / m,
