@@ -14,7 +14,7 @@
 use tract_core::internal::*;
 
 use super::ops::in_bands;
-#[allow(unused_imports)] // used on x86-64 only
+#[allow(unused_imports)] // used on x86-64 and armv7 only
 use crate::kernels::{self, Isa};
 
 /// What [`Requant`] computes before rounding.
@@ -111,7 +111,7 @@ impl Requant {
 
     /// Whether `a * ma + b * mb + half` cannot overflow i32 for int8
     /// operands (|a|, |b| <= 255 once the zero point is taken off).
-    fn fits_i32(ma: i64, mb: i64, half: i64) -> bool {
+    pub(crate) fn fits_i32(ma: i64, mb: i64, half: i64) -> bool {
         255 * (ma.abs() + mb.abs()) + half <= i32::MAX as i64
     }
 
@@ -123,6 +123,10 @@ impl Requant {
         if kernels::table().passes == Isa::Avx2 {
             // SAFETY: the table picks AVX2 only where the CPU has it.
             return unsafe { kernels::x86_64::passes::requant(self, a, b, y) };
+        }
+        #[cfg(target_arch = "arm")]
+        if kernels::table().passes == Isa::Neon && kernels::arm::passes::requant(self, a, b, y) {
+            return;
         }
         self.apply_portable(a, b, y)
     }

@@ -31,7 +31,7 @@ pub enum Isa {
     Avx512Vnni,
     /// [`Isa::Avx512Vnni`] + VBMI (byte permutes).
     Avx512Vbmi,
-    /// aarch64 NEON (Pi 3, Pi 4).
+    /// NEON: aarch64 (Pi 3, Pi 4), or armv7 built with `+neon`.
     Neon,
     /// aarch64 NEON + the dot product `sdot` (Pi 5).
     NeonDot,
@@ -46,6 +46,8 @@ impl Isa {
             Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni | Isa::Avx512Vbmi => x86_64::available(self),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon | Isa::NeonDot => aarch64::available(self),
+            #[cfg(target_arch = "arm")]
+            Isa::Neon => arm::available(self),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -131,6 +133,14 @@ mod tests {
         assert!(t.fconv.is_none_or(Isa::available) && t.passes.available());
         assert!(t.qconv.is_none_or(Isa::available));
         assert!(t.describe().starts_with(std::env::consts::ARCH));
+    }
+
+    /// Every armv7 board styleframe supports has NEON (the tests run on a
+    /// Cortex-A7 under qemu): the requantization takes the NEON pass.
+    #[test]
+    #[cfg(target_arch = "arm")]
+    fn armv7_finds_neon_for_the_passes() {
+        assert_eq!(table().passes, Isa::Neon);
     }
 
     #[test]
