@@ -563,11 +563,20 @@ fn a_gemm_kernel_refuses_input_of_the_wrong_width() {
     }
 }
 
-/// Byte outputs against the reference stored as [`OutElem::put`] stores
-/// it, from f32 and from byte inputs (read in place where the layout
-/// allows).
+/// f32 outputs bit for bit, and byte outputs against the reference
+/// stored as [`OutElem::put`] stores it, from f32 and from byte inputs
+/// (read in place where the layout allows).
 fn check_bytes(p: &QConvParams, x: &[f32], shape: [usize; 4], kernel: Isa, what: &str) {
     let (want, _) = reference(p, x, shape);
+    let y = QConv::new(p.clone(), kernel)
+        .unwrap()
+        .eval_slice(x, &shape)
+        .unwrap();
+    let same = y
+        .iter()
+        .zip(&want)
+        .all(|(a, b)| a.to_bits() == b.to_bits() || (*a == 0.0 && *b == 0.0));
+    assert!(same, "{what} {kernel:?}: f32 out");
     let zp = (p.zp_out + 128) as f32;
     let want: Vec<u8> = want.iter().map(|&v| u8::put(v, zp)).collect();
     let op = QConv::new(p.clone(), kernel).unwrap().with_byte_output();
@@ -583,9 +592,10 @@ fn check_bytes(p: &QConvParams, x: &[f32], shape: [usize; 4], kernel: Isa, what:
     assert_eq!(bad(&y), None, "{what} {kernel:?}: bytes in and out");
 }
 
-/// The byte store of whole tiles (aarch64: `fcvtns`, saturating narrows,
-/// one byte clamp): every panel width (4 to 16 channels, and fewer at the
-/// last panel), rows ending in part tiles, K on and off multiples of 16,
+/// Whole tiles (aarch64: no per-tile set-up; bytes through `fcvtns`,
+/// saturating narrows, one byte clamp) and part tiles: every panel
+/// width (4 to 16 channels, and fewer at the last panel), rows ending in
+/// part tiles, K on and off multiples of 16,
 /// several kernel rows; bounds that are not integers (one just below an
 /// integer, where `v + zp` rounds up in f32), the byte range's edges
 /// (bounds at the int8 range, zero points -128 and 127, scales that

@@ -13,6 +13,12 @@
 //! wrote it (flipped once per byte, [`signed_input`]), or flip at each load
 //! the bytes of a previous layer read in place. Each pixel's input pointer
 //! advances by 16 bytes a step (post-indexed loads, no address arithmetic).
+//!
+//! A row's whole tiles ([`neon_c8_full`], [`dot_full`]) pay no per-tile
+//! set-up (pointers advance by MR pixels, constants stay in registers);
+//! bytes are stored through [`ByteQ`]'s saturating narrows, as XNNPACK's
+//! kernels do, f32 as before. The row's last part tile and panels of
+//! fewer channels take the general tile.
 
 // Register tiles read clearest as acc[pixel][vector] with both indexes.
 #![allow(clippy::needless_range_loop)]
@@ -169,16 +175,15 @@ unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize, const FLIP:
     }
 }
 
-/// A whole tile of [`neon_c8_tile`] (MR pixels, 4 channels, slack) with
-/// byte outputs: pixel `p` reads from `a + pofs[p]`, writes at
-/// `y + p * ops`. The first step starts the sums (`saddlp`), so there is
+/// A whole tile of [`neon_c8_tile`] (MR pixels, 4 channels, slack):
+/// pixel `p` reads from `a + pofs[p]`, writes at `y + p * ys`. The first step starts the sums (`saddlp`), so there is
 /// nothing to zero; `init` is added to the reduced sums.
 ///
 /// # Safety
 /// As [`neon_c8_tile`] for the tile at `a`/`y`, which is whole and has
 /// slack (every 16-byte load stays within `u`).
 #[inline(always)]
-unsafe fn neon_c8_full<const MR: usize, const FLIP: bool>(
+unsafe fn neon_c8_full<O: OutElem, const MR: usize, const FLIP: bool>(
     t: &Tile<MR>,
     h: &Hoisted<MR, 1>,
     a: *const u8,
@@ -211,7 +216,7 @@ unsafe fn neon_c8_full<const MR: usize, const FLIP: bool>(
             let [a0, a1, a2, a3] = acc[p];
             [vaddq_s32(addp(addp(a0, a1), addp(a2, a3)), h.init[0])]
         });
-        store_bytes::<MR, 1>(y, t.ops, &sums, &h.m, &h.q);
+        store_full::<O, MR, 1>(y, h, &sums);
     }
 }
 
@@ -254,14 +259,14 @@ fn addp(a: int32x4_t, b: int32x4_t) -> int32x4_t {
     r
 }
 
-/// A whole tile of [`dot_tile`] (MR pixels, `4 * J` channels, slack)
-/// with byte outputs, laid out as [`neon_c8_full`].
+/// A whole tile of [`dot_tile`] (MR pixels, `4 * J` channels, slack),
+/// laid out as [`neon_c8_full`].
 ///
 /// # Safety
 /// As [`dot_tile`] for the tile at `a`/`y`, which is whole and has slack;
 /// the CPU has `dotprod`.
 #[inline(always)]
-unsafe fn dot_full<const MR: usize, const J: usize, const FLIP: bool>(
+unsafe fn dot_full<O: OutElem, const MR: usize, const J: usize, const FLIP: bool>(
     t: &Tile<MR>,
     h: &Hoisted<MR, J>,
     a: *const u8,
@@ -287,7 +292,7 @@ unsafe fn dot_full<const MR: usize, const J: usize, const FLIP: bool>(
                 dot_steps::<MR, J>(&mut acc, &x, &mut wp, tail.div_ceil(4));
             }
         }
-        store_bytes::<MR, J>(y, t.ops, &acc, &h.m, &h.q);
+        store_full::<O, MR, J>(y, h, &acc);
     }
 }
 
@@ -673,7 +678,11 @@ struct Hoisted<const MR: usize, const V: usize> {
     init: [int32x4_t; V],
     m: [float32x4_t; V],
     q: ByteRegs,
-    /// Tile to tile: input and output bytes.
+    /// f32 outputs: the clamp.
+    lo: float32x4_t,
+    hi: float32x4_t,
+    /// Bytes from pixel to pixel in `y`; tile to tile in `a` and `y`.
+    ys: usize,
     da: usize,
     dy: usize,
 }
@@ -685,6 +694,7 @@ impl<const MR: usize, const V: usize> Hoisted<MR, V> {
     unsafe fn new(r: &RowTiles<MR>, q: ByteQ) -> Self {
         let t = &r.t;
         let pofs = std::array::from_fn(|p| p * r.ps);
+        let ys = t.ops * r.osz;
         // SAFETY: as the caller guarantees.
         unsafe {
             Hoisted {
@@ -693,8 +703,53 @@ impl<const MR: usize, const V: usize> Hoisted<MR, V> {
                 init: std::array::from_fn(|v| vld1q_s32(t.init.add(4 * v))),
                 m: std::array::from_fn(|v| vld1q_f32(t.m.add(4 * v))),
                 q: q.regs(),
+                lo: vdupq_n_f32(t.lo),
+                hi: vdupq_n_f32(t.hi),
+                ys,
                 da: MR * r.ps,
-                dy: MR * t.ops,
+                dy: MR * ys,
+            }
+        }
+    }
+}
+
+/// Whether the row's whole tiles take the `_full` kernels: always for f32
+/// outputs (the byte constants then unused), for bytes where [`ByteQ`]
+/// is exact.
+#[inline(always)]
+fn whole<O: OutElem, const MR: usize>(r: &RowTiles<MR>) -> Option<ByteQ> {
+    if O::BYTES {
+        r.bq
+    } else {
+        Some(ByteQ {
+            zp: 0,
+            lo: 0,
+            hi: 255,
+        })
+    }
+}
+
+/// Requantizes and stores all `4 * V` channels of the tile's MR pixels:
+/// bytes through [`store_bytes`], f32 as [`requant`] + [`store`] do.
+///
+/// # Safety
+/// `y` is valid for the tile's writes.
+#[inline(always)]
+unsafe fn store_full<O: OutElem, const MR: usize, const V: usize>(
+    y: *mut u8,
+    h: &Hoisted<MR, V>,
+    acc: &[[int32x4_t; V]; MR],
+) {
+    // SAFETY: whole stores of each pixel's `4 * V` outputs.
+    unsafe {
+        if O::BYTES {
+            store_bytes::<MR, V>(y, h.ys, acc, &h.m, &h.q);
+        } else {
+            for p in 0..MR {
+                let y = y.add(p * h.ys) as *mut f32;
+                for v in 0..V {
+                    vst1q_f32(y.add(4 * v), requant(acc[p][v], h.m[v], h.lo, h.hi));
+                }
             }
         }
     }
@@ -721,9 +776,9 @@ row_kernel!(
     neon, neon_tile
 );
 
-/// Rows of [`neon_c8_tile`]: whole tiles of 4 channels written as bytes
-/// through [`neon_c8_full`], the others (row end, fewer channels, f32
-/// outputs) tile by tile.
+/// Rows of [`neon_c8_tile`]: whole tiles of 4 channels through
+/// [`neon_c8_full`], the others (row end, fewer channels, bytes where
+/// [`ByteQ`] declines) tile by tile.
 ///
 /// # Safety
 /// See [`RowTiles`]; no weight is -128.
@@ -731,7 +786,7 @@ pub(crate) unsafe fn neon_c8<O: OutElem, const MR: usize, const NC: usize, const
     r: &RowTiles<MR>,
 ) {
     let mut x0 = 0;
-    if let Some(q) = r.bq.filter(|_| O::BYTES && NC == 4 && r.t.nc == 4) {
+    if let Some(q) = whole::<O, MR>(r).filter(|_| NC == 4 && r.t.nc == 4) {
         let n = r.full_tiles();
         // SAFETY: the panel pads `init` and `m` to 4 lanes; tiles
         // `0..n` are whole with slack ([`RowTiles::full_tiles`]), so each
@@ -741,7 +796,7 @@ pub(crate) unsafe fn neon_c8<O: OutElem, const MR: usize, const NC: usize, const
             let h = Hoisted::<MR, 1>::new(r, q);
             let (mut a, mut y) = (r.t.a, r.t.y);
             for _ in 0..n {
-                neon_c8_full::<MR, FLIP>(&r.t, &h, opaque(a), y);
+                neon_c8_full::<O, MR, FLIP>(&r.t, &h, opaque(a), y);
                 a = a.add(h.da);
                 y = y.add(h.dy);
             }
@@ -755,8 +810,8 @@ pub(crate) unsafe fn neon_c8<O: OutElem, const MR: usize, const NC: usize, const
     }
 }
 
-/// Rows of [`dot_tile`], whole tiles of `4 * J` channels written as bytes
-/// through [`dot_full`].
+/// Rows of [`dot_tile`], whole tiles of `4 * J` channels through
+/// [`dot_full`].
 ///
 /// # Safety
 /// See [`RowTiles`]; the CPU has `dotprod`.
@@ -765,14 +820,14 @@ pub(crate) unsafe fn dot<O: OutElem, const MR: usize, const J: usize, const FLIP
     r: &RowTiles<MR>,
 ) {
     let mut x0 = 0;
-    if let Some(q) = r.bq.filter(|_| O::BYTES && r.t.nc == 4 * J) {
+    if let Some(q) = whole::<O, MR>(r).filter(|_| r.t.nc == 4 * J) {
         let n = r.full_tiles();
         // SAFETY: as in [`neon_c8`]; the CPU has `dotprod`.
         unsafe {
             let h = Hoisted::<MR, J>::new(r, q);
             let (mut a, mut y) = (r.t.a, r.t.y);
             for _ in 0..n {
-                dot_full::<MR, J, FLIP>(&r.t, &h, a, y);
+                dot_full::<O, MR, J, FLIP>(&r.t, &h, a, y);
                 a = a.add(h.da);
                 y = y.add(h.dy);
             }
