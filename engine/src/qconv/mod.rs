@@ -522,7 +522,33 @@ impl QConv {
             hi: p.hi,
             zp: (p.zp_out + 128) as f32,
         };
+        // aarch64, 1x1 with stride 1 and no padding: consecutive rows are
+        // one run of pixels `cin` apart, so a chunk's rows go to the
+        // kernel as one row (one call per panel, no part tile per row).
+        let flat = cfg!(target_arch = "aarch64")
+            && (kh, kw) == (1, 1)
+            && p.stride == (1, 1)
+            && (g.hp, g.wp) == (g.h, g.w);
         self.par_rows(g, y, macs, |rows, yc| {
+            if flat {
+                for pn in &pk.panels {
+                    let job = Job {
+                        u,
+                        base: rows.start * g.wo * cin,
+                        ps,
+                        wo: rows.len() * g.wo,
+                        segs: &segs,
+                        seg_len: pk.seg_len,
+                        cout,
+                        panel: pn,
+                        pk,
+                        rq: &rq,
+                        flipped,
+                    };
+                    job.row(yc);
+                }
+                return;
+            }
             for pn in &pk.panels {
                 for (i, ro) in rows.clone().enumerate() {
                     let (b, yo) = (ro / g.ho, ro % g.ho);

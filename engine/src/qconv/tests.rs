@@ -525,28 +525,33 @@ fn the_table_picks_the_kernel_or_declines() {
 }
 
 /// Through tract, on a 2-thread pool: the rows split over threads give
-/// the same bytes as one thread.
+/// the same bytes as one thread (a 3x3, and a 1x1 whose rows a chunk
+/// runs as one on aarch64).
 #[test]
 fn two_threads_give_the_same_output() {
     let mut rng = fastrand::Rng::with_seed(7);
-    let c = case(3, 32, 32, 1, true, 40, 37);
-    let p = params(&c, &mut rng);
-    let shape = [1, 40, 37, 32];
-    let x = input(&p, shape, &mut rng);
-    let kernel = *kernels().last().unwrap();
-    let op = QConv::new(p.clone(), kernel).unwrap();
-    let (want, _) = reference(&p, &x, shape);
-    let mut model = TypedModel::default();
-    let src = model.add_source("x", f32::fact(shape)).unwrap();
-    let outs = model.wire_node("qconv", op, &[src]).unwrap();
-    model.select_output_outlets(&outs).unwrap();
-    let plan = SimplePlan::new(model.into_optimized().unwrap()).unwrap();
-    let t = Tensor::from_shape(&shape, &x).unwrap();
-    let res = multithread_tract_scope(Executor::multithread(2), || {
-        plan.run(tvec!(t.into_tvalue())).unwrap()
-    });
-    let y = res[0].try_as_plain_ram().unwrap();
-    assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
+    for c in [
+        case(3, 32, 32, 1, true, 40, 37),
+        case(1, 24, 20, 1, true, 40, 37),
+    ] {
+        let p = params(&c, &mut rng);
+        let shape = [1, 40, 37, c.cin];
+        let x = input(&p, shape, &mut rng);
+        let kernel = *kernels().last().unwrap();
+        let op = QConv::new(p.clone(), kernel).unwrap();
+        let (want, _) = reference(&p, &x, shape);
+        let mut model = TypedModel::default();
+        let src = model.add_source("x", f32::fact(shape)).unwrap();
+        let outs = model.wire_node("qconv", op, &[src]).unwrap();
+        model.select_output_outlets(&outs).unwrap();
+        let plan = SimplePlan::new(model.into_optimized().unwrap()).unwrap();
+        let t = Tensor::from_shape(&shape, &x).unwrap();
+        let res = multithread_tract_scope(Executor::multithread(2), || {
+            plan.run(tvec!(t.into_tvalue())).unwrap()
+        });
+        let y = res[0].try_as_plain_ram().unwrap();
+        assert_eq!(y.as_slice::<f32>().unwrap(), &want[..]);
+    }
 }
 
 /// The x86 GEMM kernels read AVX2's input as i16 and VNNI's as u8: input of
@@ -570,5 +575,99 @@ fn a_gemm_kernel_refuses_input_of_the_wrong_width() {
             }
         });
         assert!(std::panic::catch_unwind(run).is_err(), "{kernel:?}");
+    }
+}
+
+/// f32 outputs bit for bit, and byte outputs against the reference
+/// stored as [`OutElem::put`] stores it, from f32 and from byte inputs
+/// (read in place where the layout allows).
+fn check_bytes(p: &QConvParams, x: &[f32], shape: [usize; 4], kernel: Isa, what: &str) {
+    let (want, _) = reference(p, x, shape);
+    let y = QConv::new(p.clone(), kernel)
+        .unwrap()
+        .eval_slice(x, &shape)
+        .unwrap();
+    let same = y
+        .iter()
+        .zip(&want)
+        .all(|(a, b)| a.to_bits() == b.to_bits() || (*a == 0.0 && *b == 0.0));
+    assert!(same, "{what} {kernel:?}: f32 out");
+    let zp = (p.zp_out + 128) as f32;
+    let want: Vec<u8> = want.iter().map(|&v| u8::put(v, zp)).collect();
+    let op = QConv::new(p.clone(), kernel).unwrap().with_byte_output();
+    let mut y = vec![0u8; want.len()];
+    op.run(Input::Ints(x), &shape, &mut y).unwrap();
+    let bad = |y: &[u8]| y.iter().zip(&want).position(|(a, b)| a != b);
+    assert_eq!(bad(&y), None, "{what} {kernel:?}: f32 in, bytes out");
+    let xb: Vec<u8> = x
+        .iter()
+        .map(|&v| (v as i32 + p.zp_in + 128) as u8)
+        .collect();
+    let y = op.eval_bytes(&xb, &shape).unwrap();
+    assert_eq!(bad(&y), None, "{what} {kernel:?}: bytes in and out");
+}
+
+/// Whole tiles (aarch64: no per-tile set-up; bytes through `fcvtns`,
+/// saturating narrows, one byte clamp) and part tiles: every panel
+/// width (4 to 16 channels, and fewer at the last panel), rows ending in
+/// part tiles, K on and off multiples of 16,
+/// several kernel rows; bounds that are not integers (one just below an
+/// integer, where `v + zp` rounds up in f32), the byte range's edges
+/// (bounds at the int8 range, zero points -128 and 127, scales that
+/// saturate i16 and i32, and one that overflows to infinity).
+#[test]
+fn byte_outputs_of_whole_and_part_tiles_match_the_reference() {
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut bounds: Vec<(f32, f32)> = vec![(-1e9, 1e9), (0.0, 37.0), (3.0, 3.0)];
+    // Bounds that are not integers (never from the importer) store as
+    // `put` does on aarch64: `-20.5 + zp` truncates, `20.999998 + zp`
+    // rounds up to an integer in f32. The x86 AVX-512 store rounds them
+    // otherwise.
+    if cfg!(target_arch = "aarch64") {
+        bounds.extend([(0.0, 37.3), (-20.5, 20.5), (-20.000002, 20.999998)]);
+    }
+    for kernel in kernels() {
+        for (i, (kh, cin, cout, w)) in [
+            (1, 16, 4, 9),
+            (1, 24, 8, 13),
+            (1, 40, 12, 7),
+            (1, 96, 16, 17),
+            (1, 32, 20, 5),
+            (1, 16, 36, 11),
+            (1, 8, 16, 3),
+            (1, 48, 24, 15),
+            (3, 8, 16, 10),
+            (3, 16, 4, 13),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = case(kh, cin, cout, 1 + i % 2, kh == 1 || i % 2 == 0, 5, w);
+            let mut p = params(&c, &mut rng);
+            // Weights in [-127, 127]: the `smull` pair kernel on NEON.
+            p.weights.iter_mut().for_each(|w| *w = (*w).max(-127));
+            let shape = [1, c.h, c.w, c.cin];
+            let x = input(&p, shape, &mut rng);
+            for (j, &(lo, hi)) in bounds.iter().enumerate() {
+                let mut p = p.clone();
+                p.zp_out = [-128, 127, 0, -3, 55][(i + j) % 5];
+                // Within the int8 range, as the importer's bounds are
+                // (past it, the x86 kernels store otherwise).
+                let zo = p.zp_out as f32;
+                let (lo, hi) = (
+                    lo.clamp(-128.0 - zo, 127.0 - zo),
+                    hi.clamp(-128.0 - zo, 127.0 - zo),
+                );
+                (p.lo, p.hi) = (lo, hi);
+                let what = format!("{kh}x{kh} {cin}->{cout} w{w} [{lo}, {hi}] zo {}", p.zp_out);
+                check_bytes(&p, &x, shape, kernel, &what);
+                // Far past i16 and i32 after scaling, and to infinity.
+                for s in [1e3f32, 1e8, 1e36] {
+                    let mut p = p.clone();
+                    p.scale.iter_mut().for_each(|v| *v *= s);
+                    check_bytes(&p, &x, shape, kernel, &format!("{what} scale x{s}"));
+                }
+            }
+        }
     }
 }

@@ -13,6 +13,12 @@
 //! wrote it (flipped once per byte, [`signed_input`]), or flip at each load
 //! the bytes of a previous layer read in place. Each pixel's input pointer
 //! advances by 16 bytes a step (post-indexed loads, no address arithmetic).
+//!
+//! A row's whole tiles ([`neon_c8_full`], [`dot_full`]) pay no per-tile
+//! set-up (pointers advance by MR pixels, constants stay in registers);
+//! bytes are stored through [`ByteQ`]'s saturating narrows, as XNNPACK's
+//! kernels do, f32 as before. The row's last part tile and panels of
+//! fewer channels take the general tile.
 
 // Register tiles read clearest as acc[pixel][vector] with both indexes.
 #![allow(clippy::needless_range_loop)]
@@ -166,6 +172,274 @@ unsafe fn neon_c8_tile<O: OutElem, const MR: usize, const NC: usize, const FLIP:
             [vaddq_s32(s, init)]
         });
         store_tile::<O, MR, 1>(t, &sums, 0);
+    }
+}
+
+/// A whole tile of [`neon_c8_tile`] (MR pixels, 4 channels, slack):
+/// pixel `p` reads from `a + pofs[p]`, writes at `y + p * ys`. The first step starts the sums (`saddlp`), so there is
+/// nothing to zero; `init` is added to the reduced sums.
+///
+/// # Safety
+/// As [`neon_c8_tile`] for the tile at `a`/`y`, which is whole and has
+/// slack (every 16-byte load stays within `u`).
+#[inline(always)]
+unsafe fn neon_c8_full<O: OutElem, const MR: usize, const FLIP: bool>(
+    t: &Tile<MR>,
+    h: &Hoisted<MR, 1>,
+    a: *const u8,
+    y: *mut u8,
+) {
+    // SAFETY: the loads are those of `neon_c8_tile` with slack (whole
+    // 16-byte steps, weights padded to 16 k); the stores those of
+    // `store_tile` for a whole tile.
+    unsafe {
+        let steps = t.seg_len.div_ceil(16);
+        let mut wp = t.w as *const i8;
+        let mut src: [*const u8; MR] = std::array::from_fn(|p| a.add(h.first[p]));
+        let x = next16::<MR, FLIP>(&mut src);
+        let mut acc = c8_first::<MR>(&x, wp);
+        wp = wp.add(64);
+        for _ in 1..steps {
+            let x = next16::<MR, FLIP>(&mut src);
+            c8_step::<MR, 4>(&mut acc, &x, wp);
+            wp = wp.add(64);
+        }
+        for &seg in &t.segs[1..] {
+            src = std::array::from_fn(|p| a.add(seg + h.pofs[p]));
+            for _ in 0..steps {
+                let x = next16::<MR, FLIP>(&mut src);
+                c8_step::<MR, 4>(&mut acc, &x, wp);
+                wp = wp.add(64);
+            }
+        }
+        let sums: [[int32x4_t; 1]; MR] = std::array::from_fn(|p| {
+            let [a0, a1, a2, a3] = acc[p];
+            [vaddq_s32(addp(addp(a0, a1), addp(a2, a3)), h.init[0])]
+        });
+        store_full::<O, MR, 1>(y, h, &sums);
+    }
+}
+
+/// The first 16 k of each (pixel, channel) of [`c8_step`], into fresh
+/// sums (`saddlp` instead of `sadalp` onto zeros).
+///
+/// # Safety
+/// `wp` points at 64 readable weight bytes.
+#[inline(always)]
+unsafe fn c8_first<const MR: usize>(x: &[int8x16_t; MR], wp: *const i8) -> [[int32x4_t; 4]; MR] {
+    // SAFETY: the weight loads are as the caller guarantees; the rest is
+    // register arithmetic.
+    unsafe {
+        let w: [int8x16_t; 4] = std::array::from_fn(|c| vld1q_s8(wp.add(16 * c)));
+        std::array::from_fn(|p| {
+            std::array::from_fn(|c| {
+                let pr = vmull_s8(vget_low_s8(x[p]), vget_low_s8(w[c]));
+                vpaddlq_s16(vmlal_high_s8(pr, x[p], w[c]))
+            })
+        })
+    }
+}
+
+/// `addp v.4s`: pairwise sums, `[a0 + a1, a2 + a3, b0 + b1, b2 + b3]`.
+/// As `asm!` because LLVM rewrites two levels of `vpaddq_s32` into
+/// `uzp1`/`uzp2`/`add`, 24 instructions per 4x4 tile instead of 12.
+#[inline(always)]
+fn addp(a: int32x4_t, b: int32x4_t) -> int32x4_t {
+    let r;
+    // SAFETY: register-only NEON arithmetic (always present on aarch64).
+    unsafe {
+        asm!(
+            "addp {r:v}.4s, {a:v}.4s, {b:v}.4s",
+            r = lateout(vreg) r,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    r
+}
+
+/// A whole tile of [`dot_tile`] (MR pixels, `4 * J` channels, slack),
+/// laid out as [`neon_c8_full`].
+///
+/// # Safety
+/// As [`dot_tile`] for the tile at `a`/`y`, which is whole and has slack;
+/// the CPU has `dotprod`.
+#[inline(always)]
+unsafe fn dot_full<O: OutElem, const MR: usize, const J: usize, const FLIP: bool>(
+    t: &Tile<MR>,
+    h: &Hoisted<MR, J>,
+    a: *const u8,
+    y: *mut u8,
+) {
+    // SAFETY: the loads are those of `dot_tile` with slack, the stores
+    // those of `store_tile` for a whole tile.
+    unsafe {
+        let mut acc = [h.init; MR];
+        let mut wp = t.w as *const i8;
+        let (full, tail) = (t.seg_len / 16, t.seg_len % 16);
+        let mut src: [*const u8; MR] = std::array::from_fn(|p| a.add(h.first[p]));
+        for (i, &seg) in t.segs.iter().enumerate() {
+            if i > 0 {
+                src = std::array::from_fn(|p| a.add(seg + h.pofs[p]));
+            }
+            for _ in 0..full {
+                let x = next16::<MR, FLIP>(&mut src);
+                dot_steps::<MR, J>(&mut acc, &x, &mut wp, 4);
+            }
+            if tail > 0 {
+                let x = next16::<MR, FLIP>(&mut src);
+                dot_steps::<MR, J>(&mut acc, &x, &mut wp, tail.div_ceil(4));
+            }
+        }
+        store_full::<O, MR, J>(y, h, &acc);
+    }
+}
+
+/// The byte store of whole tiles: XNNPACK's "fp32" requantization with
+/// integer saturation, `b = clamp(sat(fcvtns(acc * m)) + zp, blo, bhi)`
+/// (`fcvtns` rounds to nearest even like `frintn`; `sqxtn`, `sqadd zp`,
+/// `sqxtun` narrow with saturation; one `umax`/`umin` per 16 bytes).
+///
+/// Why it equals [`requant`] + [`store`] bit for bit. Let `r` be the
+/// rounded `acc * m` (an integer, or +-inf; never NaN: `acc` and `m` are
+/// finite) and `B(x) = sat_u8(trunc(x + zp))` the old store (f32 add,
+/// `fcvtzu`, `uqxtn`). `B` is non-decreasing, so for `lo <= hi` the old
+/// result is `B(clamp(r, lo, hi)) = clamp(B(r), B(lo), B(hi))`. For an
+/// integer `r`, `r + zp` is exact where it matters (below 2^24; beyond,
+/// both saturate alike), so `B(r) = clamp(r + zp, 0, 255)`. The new
+/// chain gives the same: with `zp` in [0, 255], saturating `r` to i32
+/// and then i16 does not move `r + zp` across [0, 255], `sqadd` and
+/// `sqxtun` clamp it to [0, 255], and `blo = B(lo)`, `bhi = B(hi)` are
+/// bytes computed by the old store itself ([`ByteQ::new`]), so non-integer
+/// bounds (a RELU6) round as before.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ByteQ {
+    zp: i16,
+    lo: u8,
+    hi: u8,
+}
+
+impl ByteQ {
+    /// `None` where the proof above does not hold (`lo > hi` or NaN, `zp`
+    /// not an integer in [0, 255], a scale in `m` not finite).
+    pub(crate) fn new(lo: f32, hi: f32, zp: f32, m: &[f32]) -> Option<ByteQ> {
+        let ok = lo <= hi
+            && (0.0..=255.0).contains(&zp)
+            && zp.fract() == 0.0
+            && m.iter().all(|v| v.is_finite());
+        // The old store's own byte: `as` truncates and saturates like
+        // `fcvtzu` + `uqxtn`.
+        let b = |v: f32| (v + zp) as u8;
+        ok.then(|| ByteQ {
+            zp: zp as i16,
+            lo: b(lo),
+            hi: b(hi),
+        })
+    }
+
+    #[inline(always)]
+    fn regs(self) -> ByteRegs {
+        // SAFETY: NEON register splats (always present on aarch64).
+        unsafe {
+            ByteRegs {
+                zp: vdupq_n_s16(self.zp),
+                lo: vdupq_n_u8(self.lo),
+                hi: vdupq_n_u8(self.hi),
+            }
+        }
+    }
+}
+
+/// [`ByteQ`] splatted.
+#[derive(Clone, Copy)]
+struct ByteRegs {
+    zp: int16x8_t,
+    lo: uint8x16_t,
+    hi: uint8x16_t,
+}
+
+/// `acc * m` rounded to nearest even, saturated to i32.
+#[inline(always)]
+fn rne_i32(acc: int32x4_t, m: float32x4_t) -> int32x4_t {
+    // SAFETY: NEON register arithmetic (always present on aarch64).
+    unsafe { vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc), m)) }
+}
+
+/// Sixteen requantized bytes from four vectors of [`rne_i32`].
+#[inline(always)]
+fn narrow16(v: [int32x4_t; 4], q: &ByteRegs) -> uint8x16_t {
+    // SAFETY: NEON register arithmetic (always present on aarch64).
+    unsafe {
+        let a = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v[0]), v[1]), q.zp);
+        let b = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v[2]), v[3]), q.zp);
+        let u = vqmovun_high_s16(vqmovun_s16(a), b);
+        vminq_u8(vmaxq_u8(u, q.lo), q.hi)
+    }
+}
+
+/// Requantizes and stores all `4 * V` channels of each of the MR pixels
+/// as bytes (see [`ByteQ`]), pixel `p` at `y + p * ops`.
+///
+/// # Safety
+/// `y` is valid for those writes.
+#[inline(always)]
+unsafe fn store_bytes<const MR: usize, const V: usize>(
+    y: *mut u8,
+    ops: usize,
+    acc: &[[int32x4_t; V]; MR],
+    m: &[float32x4_t; V],
+    q: &ByteRegs,
+) {
+    const { assert!(V >= 1 && V <= 4) };
+    let r: [[int32x4_t; V]; MR] =
+        std::array::from_fn(|p| std::array::from_fn(|v| rne_i32(acc[p][v], m[v])));
+    // SAFETY: whole stores of each pixel's `4 * V` bytes.
+    unsafe {
+        match V {
+            // Four pixels per vector, 4 bytes each.
+            1 => {
+                for g in 0..MR.div_ceil(4) {
+                    let px = |i: usize| (4 * g + i).min(MR - 1);
+                    let b = vreinterpretq_u32_u8(narrow16(std::array::from_fn(|i| r[px(i)][0]), q));
+                    let lanes = [
+                        vgetq_lane_u32::<0>(b),
+                        vgetq_lane_u32::<1>(b),
+                        vgetq_lane_u32::<2>(b),
+                        vgetq_lane_u32::<3>(b),
+                    ];
+                    for (i, &w) in lanes.iter().enumerate().take(MR - 4 * g) {
+                        (y.add((4 * g + i) * ops) as *mut u32).write_unaligned(w);
+                    }
+                }
+            }
+            // Two pixels per vector, 8 bytes each.
+            2 => {
+                for g in 0..MR.div_ceil(2) {
+                    let (p0, p1) = (2 * g, (2 * g + 1).min(MR - 1));
+                    let b = narrow16([r[p0][0], r[p0][V - 1], r[p1][0], r[p1][V - 1]], q);
+                    vst1_u8(y.add(p0 * ops), vget_low_u8(b));
+                    if 2 * g + 1 < MR {
+                        vst1_u8(y.add(p1 * ops), vget_high_u8(b));
+                    }
+                }
+            }
+            // 12 bytes a pixel: 8 + 4.
+            3 => {
+                for p in 0..MR {
+                    let b = narrow16([r[p][0], r[p][1 % V], r[p][2 % V], r[p][2 % V]], q);
+                    vst1_u8(y.add(p * ops), vget_low_u8(b));
+                    let w = vgetq_lane_u32::<2>(vreinterpretq_u32_u8(b));
+                    (y.add(p * ops + 8) as *mut u32).write_unaligned(w);
+                }
+            }
+            _ => {
+                for p in 0..MR {
+                    let b = narrow16(std::array::from_fn(|v| r[p][v % V]), q);
+                    vst1q_u8(y.add(p * ops), b);
+                }
+            }
+        }
     }
 }
 
@@ -347,6 +621,8 @@ pub(crate) struct RowTiles<'a, const MR: usize> {
     pub last_seg: usize,
     /// Size of one output element (`O`), to advance `y`.
     pub osz: usize,
+    /// Byte outputs whose whole tiles may take [`store_bytes`].
+    pub bq: Option<ByteQ>,
 }
 
 impl<'a, const MR: usize> RowTiles<'a, MR> {
@@ -364,6 +640,117 @@ impl<'a, const MR: usize> RowTiles<'a, MR> {
             np,
             y: t.y.wrapping_add(x0 * t.ops * self.osz),
             ..*t
+        }
+    }
+
+    /// How many tiles from the row's start are whole (MR pixels) with
+    /// slack: every 16-byte load of their last pixel stays within `u`
+    /// (the condition of [`RowTiles::tile`], which grows with `x0`).
+    #[inline(always)]
+    fn full_tiles(&self) -> usize {
+        let need = self.last_seg + self.t.seg_len.next_multiple_of(16);
+        if self.avail < need || self.ps == 0 {
+            return 0;
+        }
+        ((self.avail - need) / self.ps + 1).min(self.wo) / MR
+    }
+}
+
+/// `p` unchanged, through an empty `asm!`: LLVM then derives a tile's
+/// input pointers from it afresh instead of keeping one induction
+/// pointer per pixel and segment across tiles (7 adds and spills a
+/// [`neon_c8_full`] tile; no gain for [`dot_full`], measured).
+#[inline(always)]
+// The asm reads and writes no memory: it only hides the pointer's value.
+#[allow(clippy::pointers_in_nomem_asm_block)]
+fn opaque(mut p: *const u8) -> *const u8 {
+    // SAFETY: an empty asm block; the register keeps its value.
+    unsafe { asm!("/* {p} */", p = inout(reg) p, options(pure, nomem, nostack, preserves_flags)) };
+    p
+}
+
+/// What every whole tile of a row shares, in registers: the pixels'
+/// offsets from the tile's first, the first segment's, the panel's
+/// constants.
+struct Hoisted<const MR: usize, const V: usize> {
+    pofs: [usize; MR],
+    first: [usize; MR],
+    init: [int32x4_t; V],
+    m: [float32x4_t; V],
+    q: ByteRegs,
+    /// f32 outputs: the clamp.
+    lo: float32x4_t,
+    hi: float32x4_t,
+    /// Bytes from pixel to pixel in `y`; tile to tile in `a` and `y`.
+    ys: usize,
+    da: usize,
+    dy: usize,
+}
+
+impl<const MR: usize, const V: usize> Hoisted<MR, V> {
+    /// # Safety
+    /// `init` and `m` hold `4 * V` lanes (the packing pads them).
+    #[inline(always)]
+    unsafe fn new(r: &RowTiles<MR>, q: ByteQ) -> Self {
+        let t = &r.t;
+        let pofs = std::array::from_fn(|p| p * r.ps);
+        let ys = t.ops * r.osz;
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            Hoisted {
+                pofs,
+                first: std::array::from_fn(|p| t.segs[0] + pofs[p]),
+                init: std::array::from_fn(|v| vld1q_s32(t.init.add(4 * v))),
+                m: std::array::from_fn(|v| vld1q_f32(t.m.add(4 * v))),
+                q: q.regs(),
+                lo: vdupq_n_f32(t.lo),
+                hi: vdupq_n_f32(t.hi),
+                ys,
+                da: MR * r.ps,
+                dy: MR * ys,
+            }
+        }
+    }
+}
+
+/// Whether the row's whole tiles take the `_full` kernels: always for f32
+/// outputs (the byte constants then unused), for bytes where [`ByteQ`]
+/// is exact.
+#[inline(always)]
+fn whole<O: OutElem, const MR: usize>(r: &RowTiles<MR>) -> Option<ByteQ> {
+    if O::BYTES {
+        r.bq
+    } else {
+        Some(ByteQ {
+            zp: 0,
+            lo: 0,
+            hi: 255,
+        })
+    }
+}
+
+/// Requantizes and stores all `4 * V` channels of the tile's MR pixels:
+/// bytes through [`store_bytes`], f32 as [`requant`] + [`store`] do.
+///
+/// # Safety
+/// `y` is valid for the tile's writes.
+#[inline(always)]
+unsafe fn store_full<O: OutElem, const MR: usize, const V: usize>(
+    y: *mut u8,
+    h: &Hoisted<MR, V>,
+    acc: &[[int32x4_t; V]; MR],
+) {
+    // SAFETY: whole stores of each pixel's `4 * V` outputs.
+    unsafe {
+        if O::BYTES {
+            store_bytes::<MR, V>(y, h.ys, acc, &h.m, &h.q);
+        } else {
+            for p in 0..MR {
+                let y = y.add(p * h.ys) as *mut f32;
+                for v in 0..V {
+                    vst1q_f32(y.add(4 * v), requant(acc[p][v], h.m[v], h.lo, h.hi));
+                }
+            }
         }
     }
 }
@@ -388,15 +775,70 @@ row_kernel!(
     /// Rows of [`neon_tile`]. # Safety: see [`RowTiles`].
     neon, neon_tile
 );
-row_kernel!(
-    /// Rows of [`neon_c8_tile`]. # Safety: see [`RowTiles`]; no weight is -128.
-    neon_c8, neon_c8_tile, FLIP
-);
-row_kernel!(
-    /// Rows of [`dot_tile`]. # Safety: see [`RowTiles`]; the CPU has `dotprod`.
-    #[target_feature(enable = "dotprod")]
-    dot, dot_tile, FLIP
-);
+
+/// Rows of [`neon_c8_tile`]: whole tiles of 4 channels through
+/// [`neon_c8_full`], the others (row end, fewer channels, bytes where
+/// [`ByteQ`] declines) tile by tile.
+///
+/// # Safety
+/// See [`RowTiles`]; no weight is -128.
+pub(crate) unsafe fn neon_c8<O: OutElem, const MR: usize, const NC: usize, const FLIP: bool>(
+    r: &RowTiles<MR>,
+) {
+    let mut x0 = 0;
+    if let Some(q) = whole::<O, MR>(r).filter(|_| NC == 4 && r.t.nc == 4) {
+        let n = r.full_tiles();
+        // SAFETY: the panel pads `init` and `m` to 4 lanes; tiles
+        // `0..n` are whole with slack ([`RowTiles::full_tiles`]), so each
+        // tile's reads stay within `u` and its writes within the row
+        // (checked by [`blocks`]).
+        unsafe {
+            let h = Hoisted::<MR, 1>::new(r, q);
+            let (mut a, mut y) = (r.t.a, r.t.y);
+            for _ in 0..n {
+                neon_c8_full::<O, MR, FLIP>(&r.t, &h, opaque(a), y);
+                a = a.add(h.da);
+                y = y.add(h.dy);
+            }
+        }
+        x0 = n * MR;
+    }
+    for x0 in (x0..r.wo).step_by(MR) {
+        // SAFETY: each tile's reads and writes are those `RowTiles`
+        // allows (checked by [`blocks`]).
+        unsafe { neon_c8_tile::<O, MR, NC, FLIP>(&r.tile(x0)) };
+    }
+}
+
+/// Rows of [`dot_tile`], whole tiles of `4 * J` channels through
+/// [`dot_full`].
+///
+/// # Safety
+/// See [`RowTiles`]; the CPU has `dotprod`.
+#[target_feature(enable = "dotprod")]
+pub(crate) unsafe fn dot<O: OutElem, const MR: usize, const J: usize, const FLIP: bool>(
+    r: &RowTiles<MR>,
+) {
+    let mut x0 = 0;
+    if let Some(q) = whole::<O, MR>(r).filter(|_| r.t.nc == 4 * J) {
+        let n = r.full_tiles();
+        // SAFETY: as in [`neon_c8`]; the CPU has `dotprod`.
+        unsafe {
+            let h = Hoisted::<MR, J>::new(r, q);
+            let (mut a, mut y) = (r.t.a, r.t.y);
+            for _ in 0..n {
+                dot_full::<O, MR, J, FLIP>(&r.t, &h, a, y);
+                a = a.add(h.da);
+                y = y.add(h.dy);
+            }
+        }
+        x0 = n * MR;
+    }
+    for x0 in (x0..r.wo).step_by(MR) {
+        // SAFETY: as in [`neon_c8`].
+        unsafe { dot_tile::<O, MR, J, FLIP>(&r.tile(x0)) };
+    }
+}
 
 /// Whether the packed kernel multiplies the signed `s = u - 128` (the
 /// `smull` and `sdot` kernels), so its input can be packed flipped.
@@ -625,6 +1067,11 @@ unsafe fn blocks<T: Copy, O: OutElem, const MR: usize>(
         avail: job.u.len() - job.base,
         last_seg,
         osz: std::mem::size_of::<O>(),
+        bq: if O::BYTES {
+            ByteQ::new(job.rq.lo, job.rq.hi, job.rq.zp, &pk.m[pn.lane_off..][..nc])
+        } else {
+            None
+        },
     };
     // SAFETY: every tile's reads and writes are within `u` (packed with
     // slack, or whole segments in place) and `y` (the row's last output
