@@ -443,34 +443,6 @@ impl QConv {
         });
     }
 
-    /// A 1x1, stride-1 convolution without padding reads its pixels as one
-    /// run: several picture rows can be one longer row, so the per-row
-    /// set-up (panel loop, `Job`, the kernel's row preamble) is paid once
-    /// for them. Rows of up to [`MERGED_ROW`] pixels, at least 8 of them
-    /// (work for the threads). (arm-cost, prediction network on a
-    /// Cortex-A72: ~250 instructions per row and panel.)
-    fn merged_rows(&self, g: &Geo) -> Option<Geo> {
-        const MERGED_ROW: usize = 512;
-        let p = &*self.p;
-        let flat = (p.kh, p.kw, p.stride) == (1, 1, (1, 1))
-            && (g.hp, g.wp, g.ho, g.wo) == (g.h, g.w, g.h, g.w);
-        let rows = g.n * g.ho;
-        let m = (2..=rows)
-            .rev()
-            .find(|&m| rows.is_multiple_of(m) && g.wo * m <= MERGED_ROW && rows / m >= 8)?;
-        flat.then_some(Geo {
-            n: 1,
-            h: rows / m,
-            w: g.wo * m,
-            ho: rows / m,
-            wo: g.wo * m,
-            pad_t: 0,
-            pad_l: 0,
-            hp: rows / m,
-            wp: g.wo * m,
-        })
-    }
-
     /// Whether bytes the GEMM could read in place are better copied once,
     /// flipped to signed: in place, a signed kernel flips each 16 bytes at
     /// every load, once per panel of output channels; the copy (fill, then
@@ -502,8 +474,6 @@ impl QConv {
     ) {
         let p = &*self.p;
         let pk = &*self.packed;
-        let merged = self.merged_rows(g);
-        let g = merged.as_ref().unwrap_or(g);
         let (cin, cout) = (p.cin, p.cout);
         let (kh, kw) = (p.kh, p.kw);
         let (dh, dw) = p.dilation;

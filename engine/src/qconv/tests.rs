@@ -234,11 +234,11 @@ fn pointwise_matches_the_i64_reference() {
     );
 }
 
-/// Pictures tall enough that several rows of a 1x1 convolution run as one
-/// (`merged_rows`): 8 rows of 48 pixels, 8 of 63 (odd), 16 of 32 (a
-/// panel count that flips in place on the Pi 5, copies on the Pi 4).
+/// 1x1 convolutions on taller pictures, whose rows the aarch64 GEMM takes
+/// as one long row per thread: 32 rows of 12 pixels, 64 of 9, 32 of 16
+/// (a panel count that flips in place on the Pi 5, copies on the Pi 4).
 #[test]
-fn merged_pointwise_rows_match_the_i64_reference() {
+fn tall_pointwise_pictures_match_the_i64_reference() {
     run_cases(
         &[
             case(1, 16, 40, 1, true, 32, 12),
