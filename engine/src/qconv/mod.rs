@@ -143,9 +143,15 @@ pub(crate) struct Packed {
     /// that `vpmaddwd` with a zero-extended input byte is one exact product;
     /// for the VBMI one ([`QConv::dw_fast`]) `[column][c rounded up to 16]`.
     pub(crate) dw: Vec<i32>,
-    /// Depthwise on NEON: the weights as i16, `[tap][c rounded up to 16]`.
+    /// Depthwise on NEON when a weight is -128: the weights as i16,
+    /// `[tap][c rounded up to 16]` (the exact unsigned kernel).
     pub(crate) dw16: Vec<i16>,
-    /// `bias - off * Σw` and `m`, per (padded) lane.
+    /// Depthwise on NEON otherwise: the i8 weights `[tap][c rounded up to
+    /// 16]` of the signed kernel (pairs of products in i16), `init` with
+    /// `128·Σw` added.
+    pub(crate) dw8: Vec<i8>,
+    /// `bias - off * Σw` (plus `128 * Σw` where the kernel reads `u - 128`)
+    /// and `m`, per (padded) lane.
     pub(crate) init: Vec<i32>,
     pub(crate) m: Vec<f32>,
 }
@@ -312,7 +318,7 @@ impl QConv {
             // place, f32 integers converted without padding.
             (kernel, true, x) if Self::dw_fast(kernel, &self.p) => match x {
                 Input::Bytes(u) => {
-                    self.depthwise(&g, u, y, macs);
+                    self.depthwise(&g, u, y, macs, false);
                     true
                 }
                 Input::Ints(_) => {
@@ -325,7 +331,7 @@ impl QConv {
                     };
                     let (u, ok) = self.pack_input::<u8>(x, &flat, off, 0);
                     if ok {
-                        self.depthwise(&g, &u, y, macs);
+                        self.depthwise(&g, &u, y, macs, false);
                     }
                     ok
                 }
@@ -339,18 +345,18 @@ impl QConv {
                     && (depthwise || self.packed.seg_len.is_multiple_of(4)) =>
             {
                 if depthwise {
-                    self.depthwise(&g, u, y, macs);
+                    self.depthwise(&g, u, y, macs, false);
                 } else {
                     self.gemm(&g, u, y, macs, false);
                 }
                 true
             }
             _ => {
-                let flip = !self.p.depthwise && self.signed_input();
+                let flip = self.signed_input();
                 let (u, ok) = self.pack_input::<u8>(x, &g, off, if flip { 0x80 } else { 0 });
                 if ok {
                     if self.p.depthwise {
-                        self.depthwise(&g, &u, y, macs);
+                        self.depthwise(&g, &u, y, macs, flip);
                     } else {
                         self.gemm(&g, &u, y, macs, flip);
                     }
@@ -442,11 +448,15 @@ impl QConv {
         });
     }
 
-    /// Whether this GEMM's kernel multiplies signed `u - 128` (packed
+    /// Whether this op's kernel multiplies signed `u - 128` (packed
     /// flipped, so the kernel need not flip each load).
     fn signed_input(&self) -> bool {
         #[cfg(target_arch = "aarch64")]
-        return kernels::aarch64::qgemm::signed_input(&self.packed);
+        return if self.p.depthwise {
+            !self.packed.dw8.is_empty()
+        } else {
+            kernels::aarch64::qgemm::signed_input(&self.packed)
+        };
         #[cfg(not(target_arch = "aarch64"))]
         false
     }
@@ -506,8 +516,9 @@ impl QConv {
     }
 
     /// Depthwise convolution of `u`: unpadded when [`QConv::dw_fast`],
-    /// padded by [`QConv::pack_input`] otherwise.
-    fn depthwise<O: OutElem>(&self, g: &Geo, u: &[u8], y: &mut [O], macs: usize) {
+    /// padded by [`QConv::pack_input`] otherwise; `flipped`: `u` holds
+    /// `u ^ 0x80` (see [`QConv::signed_input`]).
+    fn depthwise<O: OutElem>(&self, g: &Geo, u: &[u8], y: &mut [O], macs: usize, flipped: bool) {
         let kernel = self.packed.kernel;
         let fast = Self::dw_fast(kernel, &self.p);
         // One row of padding bytes, read for the rows above and below the
@@ -520,6 +531,8 @@ impl QConv {
         self.par_rows(g, y, macs, |rows, yc| {
             #[cfg(target_arch = "x86_64")]
             {
+                // Never set on x86 (`signed_input`): its kernels read `u`.
+                let _ = flipped;
                 // SAFETY: the kernel was resolved against this CPU's features
                 // (`dw_fast` checked VBMI), and `u` is unpadded iff `fast`.
                 match kernel {
@@ -535,11 +548,11 @@ impl QConv {
             }
             #[cfg(target_arch = "aarch64")]
             if matches!(kernel, Isa::Neon | Isa::NeonDot) {
-                return self.dw_neon(g, u, rows, yc);
+                return self.dw_neon(g, u, rows, yc, flipped);
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
-                let _ = (kernel, &pad);
+                let _ = (kernel, &pad, flipped);
                 self.dw_rows(g, u, rows, yc)
             }
         });
@@ -579,7 +592,14 @@ impl QConv {
     }
 
     #[cfg(target_arch = "aarch64")]
-    fn dw_neon<O: OutElem>(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [O]) {
+    fn dw_neon<O: OutElem>(
+        &self,
+        g: &Geo,
+        u: &[u8],
+        rows: Range<usize>,
+        yc: &mut [O],
+        flipped: bool,
+    ) {
         let p = &*self.p;
         let pk = &*self.packed;
         let d = crate::kernels::aarch64::qdw::Dw {
@@ -594,6 +614,8 @@ impl QConv {
             ho: g.ho,
             wo: g.wo,
             w16: &pk.dw16,
+            w8: &pk.dw8,
+            flipped,
             init: &pk.init,
             m: &pk.m,
             lo: p.lo,

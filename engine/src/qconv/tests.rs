@@ -378,6 +378,74 @@ fn depthwise_edges_match_the_i64_reference() {
     assert_eq!(saw_fast, Isa::Avx512Vbmi.available());
 }
 
+/// The NEON depthwise kernels: the signed one (every weight in [-127,
+/// 127]: `Packed::dw8`) and the exact fallback (a weight at -128), over
+/// channel counts off 16 and 8, strides 1 and 2 in each direction, SAME
+/// (the padded copy, flipped when packed) and VALID (bytes read in place,
+/// flipped at each load), odd and even numbers of taps; byte outputs with
+/// the zero point and bounds at both ends of the byte range, from sums
+/// that saturate i16 (variant 2) and i32 (variant 3) when requantized.
+/// Every kernel of the CPU runs them against the reference.
+#[test]
+fn depthwise_signed_and_fallback_match_the_reference() {
+    let mut rng = fastrand::Rng::with_seed(13);
+    // (kh, kw, channels, stride (h, w), SAME, [h, w])
+    let shapes = [
+        (3, 3, 24, (1, 1), true, [6, 7]),
+        (3, 3, 40, (2, 2), true, [9, 8]),
+        (3, 3, 8, (1, 2), false, [7, 9]),
+        (3, 3, 5, (2, 1), false, [6, 6]),
+        (3, 3, 32, (1, 1), false, [5, 6]),
+        (3, 3, 16, (2, 2), true, [1, 1]),
+        (5, 5, 19, (1, 1), true, [7, 6]),
+        (2, 2, 16, (2, 2), false, [7, 8]),
+        (1, 1, 12, (1, 1), false, [3, 5]),
+        (1, 3, 33, (2, 1), true, [5, 9]),
+    ];
+    for kernel in kernels() {
+        for (i, &(kh, kw, ch, stride, same, [h, w])) in shapes.iter().enumerate() {
+            for variant in 0..4 {
+                let c = Case {
+                    kw,
+                    depthwise: true,
+                    ..case(kh, ch, ch, 1, same, h, w)
+                };
+                let mut p = params(&c, &mut rng);
+                p.stride = stride;
+                p.weights.iter_mut().for_each(|w| *w = (*w).max(-127));
+                match variant {
+                    1 => p.weights[ch / 2] = -128,
+                    2 | 3 => {
+                        (p.zp_out, p.lo, p.hi) = if variant == 2 {
+                            (-128, 0.0, 255.0)
+                        } else {
+                            (127, -255.0, 0.0)
+                        };
+                        let f = if variant == 2 { 200.0 } else { 1e8 };
+                        p.scale.iter_mut().for_each(|s| *s *= f);
+                    }
+                    _ => {}
+                }
+                #[cfg(target_arch = "aarch64")]
+                if matches!(kernel, Isa::Neon | Isa::NeonDot) {
+                    let op = QConv::new(p.clone(), kernel).unwrap();
+                    assert_eq!(
+                        op.packed.dw8.is_empty(),
+                        variant == 1,
+                        "the kernel of variant {variant}"
+                    );
+                }
+                let shape = [1, h, w, ch];
+                let x = input(&p, shape, &mut rng);
+                let what = format!("dw shape {i} variant {variant}");
+                let both = check(&p, &x, shape, kernel, &what);
+                // The byte range's ends are reached.
+                assert!(both || variant < 2, "{what}: no output at 0 or 255");
+            }
+        }
+    }
+}
+
 /// Depthwise rows split over two threads (chunks of odd lengths: the
 /// VBMI kernel pairs rows within a chunk) give the reference.
 #[test]
