@@ -17,9 +17,21 @@ const GROUP_PIXELS: usize = 64;
 struct Mode {
     /// 16-byte loads are in bounds for the last block of channels too.
     slack: bool,
-    /// Byte outputs requantized in integers ([`put_bytes`]), with the zero
-    /// point `zp_out + 128` and the bounds as bytes.
-    bytes: Option<(i16, u8, u8)>,
+    rq: Rq,
+}
+
+/// How outputs are requantized.
+#[derive(Clone, Copy)]
+enum Rq {
+    /// In f32 as the GEMM kernels do ([`put16`]).
+    Float,
+    /// Bytes in integers ([`put_bytes`]), with the zero point `zp_out +
+    /// 128` and the bounds as bytes.
+    Bytes((i16, u8, u8)),
+    /// The same with zero point 0 and bounds [0, 255] (the prediction
+    /// network's depthwise layers: int8 RELU6 over the whole int8 range),
+    /// where adding the zero point and clamping change nothing.
+    Full,
 }
 
 /// As [`super::rows`], for `d.w8`.
@@ -42,7 +54,11 @@ pub(super) fn rows<O: OutElem>(d: &Dw, rows: Range<usize>, yc: &mut [O]) {
     let slack = end - c + cpad <= d.u.len();
     let mode = Mode {
         slack,
-        bytes: byte_bounds::<O>(d),
+        rq: match byte_bounds::<O>(d) {
+            Some((0, 0, 255)) => Rq::Full,
+            Some(q) => Rq::Bytes(q),
+            None => Rq::Float,
+        },
     };
     // SAFETY: the assertions above bound every tap of every output pixel
     // (rows within the batch, columns within `wp`); channel blocks read 16
@@ -133,19 +149,10 @@ unsafe fn blocks<O: OutElem, const T: usize, const FLIP: bool>(
                         left,
                     };
                     // Whole blocks need no test per tap or per store.
-                    match (left >= 16, mode.slack, mode.bytes) {
-                        (true, _, Some(q)) => {
-                            pixels::<O, T, FLIP, true, true, true>(d, &px, q, osz)
-                        }
-                        (true, _, None) => pixels::<O, T, FLIP, true, true, false>(d, &px, NQ, osz),
-                        (_, true, Some(q)) => {
-                            pixels::<O, T, FLIP, true, false, true>(d, &px, q, osz)
-                        }
-                        (_, true, None) => {
-                            pixels::<O, T, FLIP, true, false, false>(d, &px, NQ, osz)
-                        }
-                        (_, _, Some(q)) => pixels::<O, T, FLIP, false, false, true>(d, &px, q, osz),
-                        (_, _, None) => pixels::<O, T, FLIP, false, false, false>(d, &px, NQ, osz),
+                    match (left >= 16, mode.slack) {
+                        (true, _) => by_rq::<O, T, FLIP, true, true>(d, &px, mode.rq, osz),
+                        (_, true) => by_rq::<O, T, FLIP, true, false>(d, &px, mode.rq, osz),
+                        _ => by_rq::<O, T, FLIP, false, false>(d, &px, mode.rq, osz),
                     }
                 }
             }
@@ -154,12 +161,28 @@ unsafe fn blocks<O: OutElem, const T: usize, const FLIP: bool>(
     }
 }
 
-/// Unused byte requantization constants (`RQ` false).
-const NQ: (i16, u8, u8) = (0, 0, 0);
+/// [`pixels`] for the requantization `rq`.
+#[inline(always)]
+unsafe fn by_rq<O: OutElem, const T: usize, const FLIP: bool, const L16: bool, const S16: bool>(
+    d: &Dw,
+    px: &Px<T>,
+    rq: Rq,
+    osz: usize,
+) {
+    // SAFETY: as the caller's.
+    unsafe {
+        match rq {
+            Rq::Float => pixels::<O, T, FLIP, L16, S16, 0>(d, px, (0, 0, 0), osz),
+            Rq::Bytes(q) => pixels::<O, T, FLIP, L16, S16, 1>(d, px, q, osz),
+            Rq::Full => pixels::<O, T, FLIP, L16, S16, 2>(d, px, (0, 0, 255), osz),
+        }
+    }
+}
 
 /// One row of pixels for one block of channels. `L16`: 16-byte loads;
-/// `S16`: 16 outputs stored (else `px.left`); `RQ`: [`put_bytes`] with
-/// `q` (`O` is then u8).
+/// `S16`: 16 outputs stored (else `px.left`); `RQ`: 0 [`put16`], 1
+/// [`put_bytes`] with `q`, 2 the same without zero point and clamp
+/// ([`Rq::Full`]; `O` is u8 for 1 and 2).
 #[inline(always)]
 unsafe fn pixels<
     O: OutElem,
@@ -167,7 +190,7 @@ unsafe fn pixels<
     const FLIP: bool,
     const L16: bool,
     const S16: bool,
-    const RQ: bool,
+    const RQ: u8,
 >(
     d: &Dw,
     px: &Px<T>,
@@ -214,8 +237,8 @@ unsafe fn pixels<
             if t < n {
                 acc = single::<false>(&acc, x(t), w(t));
             }
-            if RQ {
-                put_bytes(y, &acc, px.m, zp, lo, hi, left);
+            if RQ > 0 {
+                put_bytes(y, &acc, px.m, (zp, lo, hi), RQ == 1, left);
             } else {
                 put16::<O>(d, y as *mut O, px.m, &acc, left);
             }
@@ -367,23 +390,32 @@ fn single<const FIRST: bool>(acc: &[int32x4_t; 4], x: int8x16_t, w: int8x16_t) -
 ///   narrow gives 0 <= `lo`: both sides give `lo`;
 /// - `R + zp > 255`: likewise the sum stays above 255 (<= 2^15 - 1), the
 ///   narrow gives 255 >= `hi`: both sides give `hi`.
+///
+/// Without `clamp` (a constant once inlined): `zp` = 0 and `[lo, hi]` =
+/// [0, 255], where adding `zp` is the identity and the u8 narrow's result
+/// is already within the bounds.
 #[inline(always)]
 unsafe fn put_bytes(
     y: *mut u8,
     acc: &[int32x4_t; 4],
     m: &[float32x4_t; 4],
-    zp: int16x8_t,
-    lo: uint8x16_t,
-    hi: uint8x16_t,
+    (zp, lo, hi): (int16x8_t, uint8x16_t, uint8x16_t),
+    clamp: bool,
     n: usize,
 ) {
     // SAFETY: `y` takes `min(n, 16)` bytes.
     unsafe {
         let r: [int32x4_t; 4] =
             std::array::from_fn(|v| vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[v]), m[v])));
-        let h0 = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(r[0]), r[1]), zp);
-        let h1 = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(r[2]), r[3]), zp);
-        let b = vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(h0), h1), lo), hi);
+        let mut h0 = vqmovn_high_s32(vqmovn_s32(r[0]), r[1]);
+        let mut h1 = vqmovn_high_s32(vqmovn_s32(r[2]), r[3]);
+        if clamp {
+            (h0, h1) = (vqaddq_s16(h0, zp), vqaddq_s16(h1, zp));
+        }
+        let mut b = vqmovun_high_s16(vqmovun_s16(h0), h1);
+        if clamp {
+            b = vminq_u8(vmaxq_u8(b, lo), hi);
+        }
         if n >= 16 {
             vst1q_u8(y, b);
         } else {
