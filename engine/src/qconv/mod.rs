@@ -757,6 +757,12 @@ fn copy_xor<T: Copy + From<u8>>(dst: &mut [T], src: &[u8], xor: u8) {
 /// `dst = (src + off) ^ xor` as integers; `false` unless each `src + off`
 /// is an integer in [0, 255].
 fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T], xor: u8) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    if std::mem::size_of::<T>() == 1 {
+        // SAFETY: `T` is one byte, so `u8` (`From<u8>`).
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len()) };
+        return kernels::aarch64::grid::to_grid_u8(src, off, dst, xor);
+    }
     #[cfg(target_arch = "x86_64")]
     match kernels::table().passes {
         Isa::Portable => {}

@@ -567,6 +567,51 @@ fn inputs_off_the_grid_fall_back_exactly() {
     }
 }
 
+/// The input check and conversion (`to_grid`, NEON on aarch64, AVX2 or
+/// AVX-512 on x86 without a flip) agree with the portable one on values on
+/// and off the grid, at every length up to 40 (tails of 16).
+#[test]
+fn the_input_conversion_agrees_with_the_portable_one() {
+    let mut rng = fastrand::Rng::with_seed(14);
+    let odd = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -1.0,
+        -0.0,
+        0.5,
+        255.5,
+        256.0,
+        4294967296.0,
+        1e10,
+        -1e10,
+        -128.5,
+    ];
+    for len in 0..=40 {
+        for (off, xor) in [(128.0, 0), (128.0, 0x80), (3.0, 0x80)] {
+            let good: Vec<f32> = (0..len).map(|_| rng.i32(0..=255) as f32 - off).collect();
+            let mut cases = vec![good.clone()];
+            for (j, &v) in odd.iter().enumerate() {
+                if len > 0 {
+                    let mut x = good.clone();
+                    // `v` is the value checked, `x + off`.
+                    x[(j * 7) % len] = v - off;
+                    cases.push(x);
+                }
+            }
+            for x in cases {
+                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                let ok = to_grid(&x, off, &mut a, xor);
+                let want = to_grid_body(&x, off, &mut b, xor);
+                assert_eq!(ok, want, "{x:?} off {off}");
+                if want {
+                    assert_eq!(a, b, "{x:?} off {off} xor {xor}");
+                }
+            }
+        }
+    }
+}
+
 /// The importer's choice takes the table's kernel, or declines where
 /// the table keeps tract's convolution.
 #[test]
