@@ -143,9 +143,15 @@ pub(crate) struct Packed {
     /// that `vpmaddwd` with a zero-extended input byte is one exact product;
     /// for the VBMI one ([`QConv::dw_fast`]) `[column][c rounded up to 16]`.
     pub(crate) dw: Vec<i32>,
-    /// Depthwise on NEON: the weights as i16, `[tap][c rounded up to 16]`.
+    /// Depthwise on NEON when a weight is -128: the weights as i16,
+    /// `[tap][c rounded up to 16]` (the exact unsigned kernel).
     pub(crate) dw16: Vec<i16>,
-    /// `bias - off * Σw` and `m`, per (padded) lane.
+    /// Depthwise on NEON otherwise: the i8 weights `[tap][c rounded up to
+    /// 16]` of the signed kernel (pairs of products in i16), `init` with
+    /// `128·Σw` added.
+    pub(crate) dw8: Vec<i8>,
+    /// `bias - off * Σw` (plus `128 * Σw` where the kernel reads `u - 128`)
+    /// and `m`, per (padded) lane.
     pub(crate) init: Vec<i32>,
     pub(crate) m: Vec<f32>,
 }
@@ -312,7 +318,7 @@ impl QConv {
             // place, f32 integers converted without padding.
             (kernel, true, x) if Self::dw_fast(kernel, &self.p) => match x {
                 Input::Bytes(u) => {
-                    self.depthwise(&g, u, y, macs);
+                    self.depthwise(&g, u, y, macs, false);
                     true
                 }
                 Input::Ints(_) => {
@@ -325,7 +331,7 @@ impl QConv {
                     };
                     let (u, ok) = self.pack_input::<u8>(x, &flat, off, 0);
                     if ok {
-                        self.depthwise(&g, &u, y, macs);
+                        self.depthwise(&g, &u, y, macs, false);
                     }
                     ok
                 }
@@ -340,18 +346,18 @@ impl QConv {
                     && !self.flip_once() =>
             {
                 if depthwise {
-                    self.depthwise(&g, u, y, macs);
+                    self.depthwise(&g, u, y, macs, false);
                 } else {
                     self.gemm(&g, u, y, macs, false);
                 }
                 true
             }
             _ => {
-                let flip = !self.p.depthwise && self.signed_input();
+                let flip = self.signed_input();
                 let (u, ok) = self.pack_input::<u8>(x, &g, off, if flip { 0x80 } else { 0 });
                 if ok {
                     if self.p.depthwise {
-                        self.depthwise(&g, &u, y, macs);
+                        self.depthwise(&g, &u, y, macs, flip);
                     } else {
                         self.gemm(&g, &u, y, macs, flip);
                     }
@@ -402,11 +408,7 @@ impl QConv {
                 let dst = &mut dst[g.pad_l * c..][..g.w * c];
                 match x {
                     Input::Ints(x) => ok &= to_grid(&x[at..][..g.w * c], offf, dst, xor),
-                    Input::Bytes(x) => {
-                        for (d, &v) in dst.iter_mut().zip(&x[at..][..g.w * c]) {
-                            *d = T::from(v ^ xor);
-                        }
-                    }
+                    Input::Bytes(x) => copy_xor(dst, &x[at..][..g.w * c], xor),
                 }
             }
             if !ok {
@@ -454,11 +456,15 @@ impl QConv {
         !self.p.depthwise && self.signed_input() && self.packed.panels.len() >= PANELS
     }
 
-    /// Whether this GEMM's kernel multiplies signed `u - 128` (packed
+    /// Whether this op's kernel multiplies signed `u - 128` (packed
     /// flipped, so the kernel need not flip each load).
     fn signed_input(&self) -> bool {
         #[cfg(target_arch = "aarch64")]
-        return kernels::aarch64::qgemm::signed_input(&self.packed);
+        return if self.p.depthwise {
+            !self.packed.dw8.is_empty()
+        } else {
+            kernels::aarch64::qgemm::signed_input(&self.packed)
+        };
         #[cfg(not(target_arch = "aarch64"))]
         false
     }
@@ -544,8 +550,9 @@ impl QConv {
     }
 
     /// Depthwise convolution of `u`: unpadded when [`QConv::dw_fast`],
-    /// padded by [`QConv::pack_input`] otherwise.
-    fn depthwise<O: OutElem>(&self, g: &Geo, u: &[u8], y: &mut [O], macs: usize) {
+    /// padded by [`QConv::pack_input`] otherwise; `flipped`: `u` holds
+    /// `u ^ 0x80` (see [`QConv::signed_input`]).
+    fn depthwise<O: OutElem>(&self, g: &Geo, u: &[u8], y: &mut [O], macs: usize, flipped: bool) {
         let kernel = self.packed.kernel;
         let fast = Self::dw_fast(kernel, &self.p);
         // One row of padding bytes, read for the rows above and below the
@@ -558,6 +565,8 @@ impl QConv {
         self.par_rows(g, y, macs, |rows, yc| {
             #[cfg(target_arch = "x86_64")]
             {
+                // Never set on x86 (`signed_input`): its kernels read `u`.
+                let _ = flipped;
                 // SAFETY: the kernel was resolved against this CPU's features
                 // (`dw_fast` checked VBMI), and `u` is unpadded iff `fast`.
                 match kernel {
@@ -573,11 +582,11 @@ impl QConv {
             }
             #[cfg(target_arch = "aarch64")]
             if matches!(kernel, Isa::Neon | Isa::NeonDot) {
-                return self.dw_neon(g, u, rows, yc);
+                return self.dw_neon(g, u, rows, yc, flipped);
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
-                let _ = (kernel, &pad);
+                let _ = (kernel, &pad, flipped);
                 self.dw_rows(g, u, rows, yc)
             }
         });
@@ -617,7 +626,14 @@ impl QConv {
     }
 
     #[cfg(target_arch = "aarch64")]
-    fn dw_neon<O: OutElem>(&self, g: &Geo, u: &[u8], rows: Range<usize>, yc: &mut [O]) {
+    fn dw_neon<O: OutElem>(
+        &self,
+        g: &Geo,
+        u: &[u8],
+        rows: Range<usize>,
+        yc: &mut [O],
+        flipped: bool,
+    ) {
         let p = &*self.p;
         let pk = &*self.packed;
         let d = crate::kernels::aarch64::qdw::Dw {
@@ -632,6 +648,8 @@ impl QConv {
             ho: g.ho,
             wo: g.wo,
             w16: &pk.dw16,
+            w8: &pk.dw8,
+            flipped,
             init: &pk.init,
             m: &pk.m,
             lo: p.lo,
@@ -733,9 +751,56 @@ impl QConv {
     }
 }
 
+/// `dst = src ^ xor`. On aarch64 bytes go 128 a step with four-register
+/// loads and stores: the compiler's own loop takes 32, with more address
+/// arithmetic (the depthwise layers' padded copies).
+fn copy_xor<T: Copy + From<u8>>(dst: &mut [T], src: &[u8], xor: u8) {
+    #[cfg(target_arch = "aarch64")]
+    if std::mem::size_of::<T>() == 1 {
+        use std::arch::aarch64::*;
+        // SAFETY: `T` is one byte, so `u8` (`From<u8>`).
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len()) };
+        let n = dst.len().min(src.len());
+        let (dst, src) = (&mut dst[..n], &src[..n]);
+        let whole = n - n % 128;
+        // SAFETY: NEON (always present on aarch64); each step reads and
+        // writes 128 bytes below `whole` <= the length of both slices.
+        unsafe {
+            let x = vdupq_n_u8(xor);
+            let flip = |v: uint8x16x4_t| {
+                uint8x16x4_t(
+                    veorq_u8(v.0, x),
+                    veorq_u8(v.1, x),
+                    veorq_u8(v.2, x),
+                    veorq_u8(v.3, x),
+                )
+            };
+            for i in (0..whole).step_by(128) {
+                let (s, d) = (src.as_ptr().add(i), dst.as_mut_ptr().add(i));
+                let (a, b) = (vld1q_u8_x4(s), vld1q_u8_x4(s.add(64)));
+                vst1q_u8_x4(d, flip(a));
+                vst1q_u8_x4(d.add(64), flip(b));
+            }
+        }
+        for (d, &s) in dst[whole..].iter_mut().zip(&src[whole..]) {
+            *d = s ^ xor;
+        }
+        return;
+    }
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = T::from(v ^ xor);
+    }
+}
+
 /// `dst = (src + off) ^ xor` as integers; `false` unless each `src + off`
 /// is an integer in [0, 255].
 fn to_grid<T: Copy + From<u8>>(src: &[f32], off: f32, dst: &mut [T], xor: u8) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    if std::mem::size_of::<T>() == 1 {
+        // SAFETY: `T` is one byte, so `u8` (`From<u8>`).
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len()) };
+        return kernels::aarch64::grid::to_grid_u8(src, off, dst, xor);
+    }
     #[cfg(target_arch = "x86_64")]
     match kernels::table().passes {
         Isa::Portable => {}

@@ -148,13 +148,26 @@ impl QConv {
             dw
         };
         init.resize(stride, 0);
-        let mut dw16 = vec![];
-        if neon {
+        let (mut dw16, mut dw8) = (vec![], vec![]);
+        if neon && weights.contains(&-128) {
             dw16 = vec![0i16; taps * stride];
             for (t, row) in dw16.chunks_exact_mut(stride).enumerate() {
                 for (c, v) in row.iter_mut().enumerate().take(cout) {
                     *v = w_of(c, t) as i16;
                 }
+            }
+        } else if neon {
+            // The signed kernel reads `s = u - 128`: Σ w·u = Σ w·s + 128·Σw,
+            // so its initial sum is `bias - off·Σw + 128·Σw` (= `bias -
+            // zp_in·Σw`). Within i32, and so is every partial sum: |init| +
+            // 128·Σ|w| <= |bias| + 2·255·Σ|w|, which `initial_sums`
+            // bounds below 2^31 (dead channels have Σw = 0).
+            dw8 = vec![0i8; taps * stride];
+            for (t, row) in dw8.chunks_exact_mut(stride).enumerate() {
+                row[..cout].copy_from_slice(&weights[t * cout..][..cout]);
+            }
+            for (c, v) in init.iter_mut().enumerate().take(cout) {
+                *v += 128 * (0..taps).map(|t| w_of(c, t)).sum::<i32>();
             }
         }
         Packed {
@@ -166,6 +179,7 @@ impl QConv {
             weights: Weights::I8(vec![]),
             dw,
             dw16,
+            dw8,
             init,
             m: {
                 let mut m = p.scale.clone();
@@ -256,6 +270,7 @@ impl QConv {
             weights,
             dw: vec![],
             dw16: vec![],
+            dw8: vec![],
             init: pinit,
             m: pm,
         }

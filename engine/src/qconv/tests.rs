@@ -393,6 +393,74 @@ fn depthwise_edges_match_the_i64_reference() {
     assert_eq!(saw_fast, Isa::Avx512Vbmi.available());
 }
 
+/// The NEON depthwise kernels: the signed one (every weight in [-127,
+/// 127]: `Packed::dw8`) and the exact fallback (a weight at -128), over
+/// channel counts off 16 and 8, strides 1 and 2 in each direction, SAME
+/// (the padded copy, flipped when packed) and VALID (bytes read in place,
+/// flipped at each load), odd and even numbers of taps; byte outputs with
+/// the zero point and bounds at both ends of the byte range, from sums
+/// that saturate i16 (variant 2) and i32 (variant 3) when requantized.
+/// Every kernel of the CPU runs them against the reference.
+#[test]
+fn depthwise_signed_and_fallback_match_the_reference() {
+    let mut rng = fastrand::Rng::with_seed(13);
+    // (kh, kw, channels, stride (h, w), SAME, [h, w])
+    let shapes = [
+        (3, 3, 24, (1, 1), true, [6, 7]),
+        (3, 3, 40, (2, 2), true, [9, 8]),
+        (3, 3, 8, (1, 2), false, [7, 9]),
+        (3, 3, 5, (2, 1), false, [6, 6]),
+        (3, 3, 32, (1, 1), false, [5, 6]),
+        (3, 3, 16, (2, 2), true, [1, 1]),
+        (5, 5, 19, (1, 1), true, [7, 6]),
+        (2, 2, 16, (2, 2), false, [7, 8]),
+        (1, 1, 12, (1, 1), false, [3, 5]),
+        (1, 3, 33, (2, 1), true, [5, 9]),
+    ];
+    for kernel in kernels() {
+        for (i, &(kh, kw, ch, stride, same, [h, w])) in shapes.iter().enumerate() {
+            for variant in 0..4 {
+                let c = Case {
+                    kw,
+                    depthwise: true,
+                    ..case(kh, ch, ch, 1, same, h, w)
+                };
+                let mut p = params(&c, &mut rng);
+                p.stride = stride;
+                p.weights.iter_mut().for_each(|w| *w = (*w).max(-127));
+                match variant {
+                    1 => p.weights[ch / 2] = -128,
+                    2 | 3 => {
+                        (p.zp_out, p.lo, p.hi) = if variant == 2 {
+                            (-128, 0.0, 255.0)
+                        } else {
+                            (127, -255.0, 0.0)
+                        };
+                        let f = if variant == 2 { 200.0 } else { 1e8 };
+                        p.scale.iter_mut().for_each(|s| *s *= f);
+                    }
+                    _ => {}
+                }
+                #[cfg(target_arch = "aarch64")]
+                if matches!(kernel, Isa::Neon | Isa::NeonDot) {
+                    let op = QConv::new(p.clone(), kernel).unwrap();
+                    assert_eq!(
+                        op.packed.dw8.is_empty(),
+                        variant == 1,
+                        "the kernel of variant {variant}"
+                    );
+                }
+                let shape = [1, h, w, ch];
+                let x = input(&p, shape, &mut rng);
+                let what = format!("dw shape {i} variant {variant}");
+                let both = check(&p, &x, shape, kernel, &what);
+                // The byte range's ends are reached.
+                assert!(both || variant < 2, "{what}: no output at 0 or 255");
+            }
+        }
+    }
+}
+
 /// Depthwise rows split over two threads (chunks of odd lengths: the
 /// VBMI kernel pairs rows within a chunk) give the reference.
 #[test]
@@ -511,6 +579,51 @@ fn inputs_off_the_grid_fall_back_exactly() {
         let mut x = input(&p, shape, &mut rng);
         x[17] = 300.0; // integer, but u = x + zp + 128 is past 255
         check(&p, &x, shape, kernel, "off-grid input");
+    }
+}
+
+/// The input check and conversion (`to_grid`, NEON on aarch64, AVX2 or
+/// AVX-512 on x86 without a flip) agree with the portable one on values on
+/// and off the grid, at every length up to 40 (tails of 16).
+#[test]
+fn the_input_conversion_agrees_with_the_portable_one() {
+    let mut rng = fastrand::Rng::with_seed(14);
+    let odd = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -1.0,
+        -0.0,
+        0.5,
+        255.5,
+        256.0,
+        4294967296.0,
+        1e10,
+        -1e10,
+        -128.5,
+    ];
+    for len in 0..=40 {
+        for (off, xor) in [(128.0, 0), (128.0, 0x80), (3.0, 0x80)] {
+            let good: Vec<f32> = (0..len).map(|_| rng.i32(0..=255) as f32 - off).collect();
+            let mut cases = vec![good.clone()];
+            for (j, &v) in odd.iter().enumerate() {
+                if len > 0 {
+                    let mut x = good.clone();
+                    // `v` is the value checked, `x + off`.
+                    x[(j * 7) % len] = v - off;
+                    cases.push(x);
+                }
+            }
+            for x in cases {
+                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                let ok = to_grid(&x, off, &mut a, xor);
+                let want = to_grid_body(&x, off, &mut b, xor);
+                assert_eq!(ok, want, "{x:?} off {off}");
+                if want {
+                    assert_eq!(a, b, "{x:?} off {off} xor {xor}");
+                }
+            }
+        }
     }
 }
 

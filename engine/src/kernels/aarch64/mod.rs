@@ -2,6 +2,7 @@
 //! Cortex-A76 adds the dot product (`sdot`) and fp16 arithmetic.
 
 pub(crate) mod fconv;
+pub(crate) mod grid;
 pub(crate) mod qdw;
 pub(crate) mod qgemm;
 

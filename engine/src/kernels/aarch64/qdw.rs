@@ -1,6 +1,22 @@
-//! Depthwise int8 convolution of [`crate::qconv`] on aarch64 NEON: 16
-//! channels per step, input bytes `u` widened to i16, i16 weights, `smlal`
-//! into four i32 vectors (exact), fused fp32 requantization.
+//! Depthwise int8 convolution of [`crate::qconv`] on aarch64 NEON, 16
+//! channels per step, fused requantization. Two kernels:
+//!
+//! - signed (every weight in [-127, 127], as TFLite's int8 spec has them):
+//!   the input as `s = u - 128 = u ^ 0x80` (flipped by `pack_input` for
+//!   free, or by one `eor` per load when read in place), i8 weights held in
+//!   registers for 3x3; `smull` of one tap and `smlal` of the next into
+//!   i16 (|s·w| <= 128·127, so two products fit in i16), then
+//!   `saddw`/`saddw2` into i32: two instructions per 8 lanes per tap, as
+//!   XNNPACK's `mla8` depthwise kernels (the initial sum holds `128·Σw`,
+//!   see `pack_depthwise`);
+//! - exact fallback when a weight is -128 (two products of 128·128 would
+//!   overflow i16): input bytes `u` widened to i16, i16 weights, `smlal`
+//!   into i32.
+//!
+//! Byte outputs with integer bounds inside the byte range requantize as
+//! XNNPACK's fp32 path (`fcvtns`, saturating narrows, zero point added
+//! with `sqadd`, one clamp on bytes); the others in f32 as the GEMM
+//! kernels do.
 
 use std::arch::aarch64::*;
 use std::arch::asm;
@@ -23,9 +39,14 @@ pub(crate) struct Dw<'a> {
     pub wp: usize,
     pub ho: usize,
     pub wo: usize,
-    /// i16 weights `[tap][cpad]`, `init` and `m` per channel (`cpad` lanes,
-    /// `cpad` = `c` rounded up to 16).
+    /// i16 weights `[tap][cpad]` of the fallback, `init` and `m` per
+    /// channel (`cpad` lanes, `cpad` = `c` rounded up to 16).
     pub w16: &'a [i16],
+    /// i8 weights `[tap][cpad]` of the signed kernel (`init` then holds
+    /// `128·Σw` more, see `pack_depthwise`); empty: the fallback.
+    pub w8: &'a [i8],
+    /// `u` holds `u ^ 0x80` (only with `w8`).
+    pub flipped: bool,
     pub init: &'a [i32],
     pub m: &'a [f32],
     pub lo: f32,
@@ -42,12 +63,17 @@ impl Dw<'_> {
 
 /// Output rows `rows` (over the batch) into `yc` (their slice of the
 /// output). 3x3 keeps its weights in registers; other sizes reload them.
+/// This function and those below it up to [`signed`] are the fallback.
 pub(crate) fn rows<O: OutElem>(d: &Dw, rows: Range<usize>, yc: &mut [O]) {
     let cpad = d.cpad();
     let taps = d.kh * d.kw;
     if rows.is_empty() || d.wo == 0 || d.c == 0 {
         return;
     }
+    if !d.w8.is_empty() {
+        return signed::rows(d, rows, yc);
+    }
+    assert!(!d.flipped, "the fallback reads unsigned bytes");
     // The bounds every read and write below relies on: the last row's
     // last tap, and columns within a padded row.
     let (b, yo) = ((rows.end - 1) / d.ho, (rows.end - 1) % d.ho);
@@ -229,3 +255,5 @@ unsafe fn rows_any<O: OutElem>(d: &Dw, rows: Range<usize>, yc: &mut [O]) {
         }
     }
 }
+
+mod signed;
