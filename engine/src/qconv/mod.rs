@@ -751,41 +751,13 @@ impl QConv {
     }
 }
 
-/// `dst = src ^ xor`. On aarch64 bytes go 128 a step with four-register
-/// loads and stores: the compiler's own loop takes 32, with more address
-/// arithmetic (the depthwise layers' padded copies).
+/// `dst = src ^ xor` (on aarch64: [`kernels::aarch64::grid::copy_xor_u8`]).
 fn copy_xor<T: Copy + From<u8>>(dst: &mut [T], src: &[u8], xor: u8) {
     #[cfg(target_arch = "aarch64")]
     if std::mem::size_of::<T>() == 1 {
-        use std::arch::aarch64::*;
         // SAFETY: `T` is one byte, so `u8` (`From<u8>`).
         let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut u8, dst.len()) };
-        let n = dst.len().min(src.len());
-        let (dst, src) = (&mut dst[..n], &src[..n]);
-        let whole = n - n % 128;
-        // SAFETY: NEON (always present on aarch64); each step reads and
-        // writes 128 bytes below `whole` <= the length of both slices.
-        unsafe {
-            let x = vdupq_n_u8(xor);
-            let flip = |v: uint8x16x4_t| {
-                uint8x16x4_t(
-                    veorq_u8(v.0, x),
-                    veorq_u8(v.1, x),
-                    veorq_u8(v.2, x),
-                    veorq_u8(v.3, x),
-                )
-            };
-            for i in (0..whole).step_by(128) {
-                let (s, d) = (src.as_ptr().add(i), dst.as_mut_ptr().add(i));
-                let (a, b) = (vld1q_u8_x4(s), vld1q_u8_x4(s.add(64)));
-                vst1q_u8_x4(d, flip(a));
-                vst1q_u8_x4(d.add(64), flip(b));
-            }
-        }
-        for (d, &s) in dst[whole..].iter_mut().zip(&src[whole..]) {
-            *d = s ^ xor;
-        }
-        return;
+        return kernels::aarch64::grid::copy_xor_u8(dst, src, xor);
     }
     for (d, &v) in dst.iter_mut().zip(src) {
         *d = T::from(v ^ xor);

@@ -1,5 +1,6 @@
-//! The int8 convolutions' input conversion on aarch64 NEON ([`crate::qconv`]'s
-//! `to_grid`): f32 integers to bytes, checked exact.
+//! The int8 convolutions' input packing on aarch64 NEON ([`crate::qconv`]'s
+//! `to_grid` and `copy_xor`): f32 integers to bytes, checked exact, and
+//! byte rows copied (flipped).
 
 use std::arch::aarch64::*;
 
@@ -37,4 +38,35 @@ pub(crate) fn to_grid_u8(src: &[f32], off: f32, dst: &mut [u8], xor: u8) -> bool
         vminvq_u32(eq) == u32::MAX && vmaxvq_u32(max) <= 255
     };
     ok & to_grid_body(&src[whole..n], off, &mut dst[whole..n], xor)
+}
+
+/// `dst = src ^ xor`, 128 bytes a step with four-register loads and
+/// stores: the compiler's own loop takes 32, with more address arithmetic
+/// (the depthwise layers' padded copies).
+pub(crate) fn copy_xor_u8(dst: &mut [u8], src: &[u8], xor: u8) {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let whole = n - n % 128;
+    // SAFETY: NEON (always present on aarch64); each step reads and writes
+    // 128 bytes below `whole` <= the length of both slices.
+    unsafe {
+        let x = vdupq_n_u8(xor);
+        let flip = |v: uint8x16x4_t| {
+            uint8x16x4_t(
+                veorq_u8(v.0, x),
+                veorq_u8(v.1, x),
+                veorq_u8(v.2, x),
+                veorq_u8(v.3, x),
+            )
+        };
+        for i in (0..whole).step_by(128) {
+            let (s, d) = (src.as_ptr().add(i), dst.as_mut_ptr().add(i));
+            let (a, b) = (vld1q_u8_x4(s), vld1q_u8_x4(s.add(64)));
+            vst1q_u8_x4(d, flip(a));
+            vst1q_u8_x4(d.add(64), flip(b));
+        }
+    }
+    for (d, &s) in dst[whole..].iter_mut().zip(&src[whole..]) {
+        *d = s ^ xor;
+    }
 }
