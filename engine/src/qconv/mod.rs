@@ -505,23 +505,24 @@ impl QConv {
             && (kh, kw) == (1, 1)
             && p.stride == (1, 1)
             && (g.hp, g.wp) == (g.h, g.w);
+        // One panel's `wo` pixels from `base` in `u`.
+        let job = |panel, base, wo| Job {
+            u,
+            base,
+            ps,
+            wo,
+            segs: &segs,
+            seg_len: pk.seg_len,
+            cout,
+            panel,
+            pk,
+            rq: &rq,
+            flipped,
+        };
         self.par_rows(g, y, macs, |rows, yc| {
             if flat {
                 for pn in &pk.panels {
-                    let job = Job {
-                        u,
-                        base: rows.start * g.wo * cin,
-                        ps,
-                        wo: rows.len() * g.wo,
-                        segs: &segs,
-                        seg_len: pk.seg_len,
-                        cout,
-                        panel: pn,
-                        pk,
-                        rq: &rq,
-                        flipped,
-                    };
-                    job.row(yc);
+                    job(pn, rows.start * g.wo * cin, rows.len() * g.wo).row(yc);
                 }
                 return;
             }
@@ -530,20 +531,7 @@ impl QConv {
                     let (b, yo) = (ro / g.ho, ro % g.ho);
                     let base = (b * g.hp + yo * p.stride.0) * g.wp * cin;
                     let yrow = &mut yc[i * g.wo * cout..][..g.wo * cout];
-                    let job = Job {
-                        u,
-                        base,
-                        ps,
-                        wo: g.wo,
-                        segs: &segs,
-                        seg_len: pk.seg_len,
-                        cout,
-                        panel: pn,
-                        pk,
-                        rq: &rq,
-                        flipped,
-                    };
-                    job.row(yrow);
+                    job(pn, base, g.wo).row(yrow);
                 }
             }
         });

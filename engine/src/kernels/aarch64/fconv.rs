@@ -265,6 +265,17 @@ unsafe fn lane<const NV: usize, const P: usize, const L: i32>(
     }
 }
 
+/// One output row of the dot layout: the geometry, the packed weights
+/// (`run` values per kernel row and channel), the bias and the row's input.
+#[derive(Clone, Copy)]
+struct DotRow<'a> {
+    g: &'a Geo,
+    run: usize,
+    w: &'a [f32],
+    bias: &'a [f32],
+    x: &'a [f32],
+}
+
 /// Few output channels: groups of [`DOT_GROUP`] channels, tiles of [`PDOT`]
 /// pixels, then single pixels.
 ///
@@ -272,6 +283,7 @@ unsafe fn lane<const NV: usize, const P: usize, const L: i32>(
 /// The bounds asserted by [`row`].
 #[inline(never)]
 unsafe fn dot(g: &Geo, run: usize, w: &[f32], bias: &[f32], x: &[f32], out: &mut [f32]) {
+    let d = DotRow { g, run, w, bias, x };
     let mut c0 = 0;
     while c0 < g.cout {
         let mut ox = 0;
@@ -279,16 +291,16 @@ unsafe fn dot(g: &Geo, run: usize, w: &[f32], bias: &[f32], x: &[f32], out: &mut
         unsafe {
             if g.row.is_multiple_of(8) {
                 while ox + 6 <= g.ow {
-                    dot_tile6(g, run, w, bias, x, ox, c0, out);
+                    dot_tile6(&d, ox, c0, out);
                     ox += 6;
                 }
             }
             while ox + PDOT <= g.ow {
-                dot_tile::<PDOT>(g, run, w, bias, x, ox, c0, out);
+                dot_tile::<PDOT>(&d, ox, c0, out);
                 ox += PDOT;
             }
             while ox < g.ow {
-                dot_tile::<1>(g, run, w, bias, x, ox, c0, out);
+                dot_tile::<1>(&d, ox, c0, out);
                 ox += 1;
             }
         }
@@ -303,17 +315,8 @@ unsafe fn dot(g: &Geo, run: usize, w: &[f32], bias: &[f32], x: &[f32], out: &mut
 /// # Safety
 /// The bounds asserted by [`row`], `ox + P <= ow`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn dot_tile<const P: usize>(
-    g: &Geo,
-    run: usize,
-    w: &[f32],
-    bias: &[f32],
-    x: &[f32],
-    ox: usize,
-    c0: usize,
-    out: &mut [f32],
-) {
+unsafe fn dot_tile<const P: usize>(d: &DotRow, ox: usize, c0: usize, out: &mut [f32]) {
+    let DotRow { g, run, w, bias, x } = *d;
     // SAFETY: NEON is in every aarch64 CPU (the target's baseline).
     let mut acc = [[unsafe { vdupq_n_f32(0.0) }; DOT_GROUP]; P];
     let ws = g.kh * run;
@@ -413,17 +416,8 @@ unsafe fn dot_finish<const P: usize>(
 /// # Safety
 /// The bounds asserted by [`row`], `ox + 6 <= ow`, `row % 8 == 0`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn dot_tile6(
-    g: &Geo,
-    run: usize,
-    w: &[f32],
-    bias: &[f32],
-    x: &[f32],
-    ox: usize,
-    c0: usize,
-    out: &mut [f32],
-) {
+unsafe fn dot_tile6(d: &DotRow, ox: usize, c0: usize, out: &mut [f32]) {
+    let DotRow { g, run, w, bias, x } = *d;
     const F: usize = std::mem::size_of::<f32>();
     debug_assert!(g.row.is_multiple_of(8) && ox + 6 <= g.ow);
     // SAFETY: NEON is in every aarch64 CPU (the target's baseline).
@@ -623,8 +617,15 @@ mod tests {
                 // SAFETY: `x`, `w`, `bias` and the outputs are sized as `row`
                 // requires for this geometry; ox + 6 <= ow.
                 unsafe {
-                    dot_tile::<6>(&g, run, &w, &bias, &x, 1, c0, &mut a);
-                    dot_tile6(&g, run, &w, &bias, &x, 1, c0, &mut b);
+                    let d = DotRow {
+                        g: &g,
+                        run,
+                        w: &w,
+                        bias: &bias,
+                        x: &x,
+                    };
+                    dot_tile::<6>(&d, 1, c0, &mut a);
+                    dot_tile6(&d, 1, c0, &mut b);
                 }
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
