@@ -321,6 +321,13 @@ pub(crate) struct ByteQ {
 }
 
 impl ByteQ {
+    /// Zero point 0, bounds [0, 255].
+    pub(crate) const IDENTITY: ByteQ = ByteQ {
+        zp: 0,
+        lo: 0,
+        hi: 255,
+    };
+
     /// `None` where the proof above does not hold (`lo > hi` or NaN, `zp`
     /// not an integer in [0, 255], a scale in `m` not finite).
     pub(crate) fn new(lo: f32, hi: f32, zp: f32, m: &[f32]) -> Option<ByteQ> {
@@ -338,8 +345,14 @@ impl ByteQ {
         })
     }
 
+    /// Zero point 0 and bounds [0, 255]: adding the zero point and the
+    /// byte clamp change nothing ([`narrow16`] without them).
+    pub(crate) fn is_identity(self) -> bool {
+        self == Self::IDENTITY
+    }
+
     #[inline(always)]
-    fn regs(self) -> ByteRegs {
+    pub(crate) fn regs(self) -> ByteRegs {
         // SAFETY: NEON register splats (always present on aarch64).
         unsafe {
             ByteRegs {
@@ -353,7 +366,7 @@ impl ByteQ {
 
 /// [`ByteQ`] splatted.
 #[derive(Clone, Copy)]
-struct ByteRegs {
+pub(crate) struct ByteRegs {
     zp: int16x8_t,
     lo: uint8x16_t,
     hi: uint8x16_t,
@@ -361,20 +374,30 @@ struct ByteRegs {
 
 /// `acc * m` rounded to nearest even, saturated to i32.
 #[inline(always)]
-fn rne_i32(acc: int32x4_t, m: float32x4_t) -> int32x4_t {
+pub(crate) fn rne_i32(acc: int32x4_t, m: float32x4_t) -> int32x4_t {
     // SAFETY: NEON register arithmetic (always present on aarch64).
     unsafe { vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc), m)) }
 }
 
-/// Sixteen requantized bytes from four vectors of [`rne_i32`].
+/// Sixteen requantized bytes from four vectors of [`rne_i32`]. Without
+/// `CLAMP` the zero point and the byte clamp are left out: the same bytes
+/// when [`ByteQ::is_identity`] (adding 0 is the identity, and the u8
+/// narrow already gives [0, 255]).
 #[inline(always)]
-fn narrow16(v: [int32x4_t; 4], q: &ByteRegs) -> uint8x16_t {
+pub(crate) fn narrow16<const CLAMP: bool>(v: [int32x4_t; 4], q: &ByteRegs) -> uint8x16_t {
     // SAFETY: NEON register arithmetic (always present on aarch64).
     unsafe {
-        let a = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v[0]), v[1]), q.zp);
-        let b = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v[2]), v[3]), q.zp);
+        let mut a = vqmovn_high_s32(vqmovn_s32(v[0]), v[1]);
+        let mut b = vqmovn_high_s32(vqmovn_s32(v[2]), v[3]);
+        if CLAMP {
+            (a, b) = (vqaddq_s16(a, q.zp), vqaddq_s16(b, q.zp));
+        }
         let u = vqmovun_high_s16(vqmovun_s16(a), b);
-        vminq_u8(vmaxq_u8(u, q.lo), q.hi)
+        if CLAMP {
+            vminq_u8(vmaxq_u8(u, q.lo), q.hi)
+        } else {
+            u
+        }
     }
 }
 
@@ -401,7 +424,10 @@ unsafe fn store_bytes<const MR: usize, const V: usize>(
             1 => {
                 for g in 0..MR.div_ceil(4) {
                     let px = |i: usize| (4 * g + i).min(MR - 1);
-                    let b = vreinterpretq_u32_u8(narrow16(std::array::from_fn(|i| r[px(i)][0]), q));
+                    let b = vreinterpretq_u32_u8(narrow16::<true>(
+                        std::array::from_fn(|i| r[px(i)][0]),
+                        q,
+                    ));
                     let lanes = [
                         vgetq_lane_u32::<0>(b),
                         vgetq_lane_u32::<1>(b),
@@ -417,7 +443,7 @@ unsafe fn store_bytes<const MR: usize, const V: usize>(
             2 => {
                 for g in 0..MR.div_ceil(2) {
                     let (p0, p1) = (2 * g, (2 * g + 1).min(MR - 1));
-                    let b = narrow16([r[p0][0], r[p0][V - 1], r[p1][0], r[p1][V - 1]], q);
+                    let b = narrow16::<true>([r[p0][0], r[p0][V - 1], r[p1][0], r[p1][V - 1]], q);
                     vst1_u8(y.add(p0 * ops), vget_low_u8(b));
                     if 2 * g + 1 < MR {
                         vst1_u8(y.add(p1 * ops), vget_high_u8(b));
@@ -427,7 +453,7 @@ unsafe fn store_bytes<const MR: usize, const V: usize>(
             // 12 bytes a pixel: 8 + 4.
             3 => {
                 for p in 0..MR {
-                    let b = narrow16([r[p][0], r[p][1 % V], r[p][2 % V], r[p][2 % V]], q);
+                    let b = narrow16::<true>([r[p][0], r[p][1 % V], r[p][2 % V], r[p][2 % V]], q);
                     vst1_u8(y.add(p * ops), vget_low_u8(b));
                     let w = vgetq_lane_u32::<2>(vreinterpretq_u32_u8(b));
                     (y.add(p * ops + 8) as *mut u32).write_unaligned(w);
@@ -435,7 +461,7 @@ unsafe fn store_bytes<const MR: usize, const V: usize>(
             }
             _ => {
                 for p in 0..MR {
-                    let b = narrow16(std::array::from_fn(|v| r[p][v % V]), q);
+                    let b = narrow16::<true>(std::array::from_fn(|v| r[p][v % V]), q);
                     vst1q_u8(y.add(p * ops), b);
                 }
             }

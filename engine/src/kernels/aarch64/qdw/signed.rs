@@ -7,6 +7,7 @@ use std::arch::asm;
 use std::ops::Range;
 
 use super::{m16, put16, tap_off, Dw};
+use crate::kernels::aarch64::qgemm::{narrow16, rne_i32, ByteQ, ByteRegs};
 use crate::qconv::OutElem;
 
 /// Output pixels of a group of rows that share one load of each block of
@@ -25,9 +26,8 @@ struct Mode {
 enum Rq {
     /// In f32 as the GEMM kernels do ([`put16`]).
     Float,
-    /// Bytes in integers ([`put_bytes`]), with the zero point `zp_out +
-    /// 128` and the bounds as bytes.
-    Bytes((i16, u8, u8)),
+    /// Bytes in integers as the GEMM's whole tiles ([`ByteQ`], [`put_bytes`]).
+    Bytes(ByteQ),
     /// The same with zero point 0 and bounds [0, 255] (the prediction
     /// network's depthwise layers: int8 RELU6 over the whole int8 range),
     /// where adding the zero point and clamping change nothing.
@@ -54,8 +54,8 @@ pub(super) fn rows<O: OutElem>(d: &Dw, rows: Range<usize>, yc: &mut [O]) {
     let slack = end - c + cpad <= d.u.len();
     let mode = Mode {
         slack,
-        rq: match byte_bounds::<O>(d) {
-            Some((0, 0, 255)) => Rq::Full,
+        rq: match ByteQ::new(d.lo, d.hi, d.zp, &d.m[..cpad]).filter(|_| O::BYTES) {
+            Some(q) if q.is_identity() => Rq::Full,
             Some(q) => Rq::Bytes(q),
             None => Rq::Float,
         },
@@ -72,16 +72,6 @@ pub(super) fn rows<O: OutElem>(d: &Dw, rows: Range<usize>, yc: &mut [O]) {
             (_, false) => blocks::<O, 0, true>(d, rows, yc, &mode),
         }
     }
-}
-
-/// The zero point and bounds as bytes when [`put_bytes`] gives exactly
-/// `O::put(clamp(rne(acc * m), lo, hi), zp)`: byte outputs, integer bounds
-/// and zero point, `0 <= lo + zp <= hi + zp <= 255`.
-fn byte_bounds<O: OutElem>(d: &Dw) -> Option<(i16, u8, u8)> {
-    let (lo, hi, zp) = (d.lo + d.zp, d.hi + d.zp, d.zp);
-    let int = |v: f32| v.fract() == 0.0 && (0.0..=255.0).contains(&v);
-    (O::BYTES && int(lo) && int(hi) && int(zp) && lo <= hi)
-        .then_some((zp as i16, lo as u8, hi as u8))
 }
 
 /// One block of 16 channels along one row.
@@ -172,9 +162,9 @@ unsafe fn by_rq<O: OutElem, const T: usize, const FLIP: bool, const L16: bool, c
     // SAFETY: as the caller's.
     unsafe {
         match rq {
-            Rq::Float => pixels::<O, T, FLIP, L16, S16, 0>(d, px, (0, 0, 0), osz),
-            Rq::Bytes(q) => pixels::<O, T, FLIP, L16, S16, 1>(d, px, q, osz),
-            Rq::Full => pixels::<O, T, FLIP, L16, S16, 2>(d, px, (0, 0, 255), osz),
+            Rq::Float => pixels::<O, T, FLIP, L16, S16, 0>(d, px, None, osz),
+            Rq::Bytes(q) => pixels::<O, T, FLIP, L16, S16, 1>(d, px, Some(q), osz),
+            Rq::Full => pixels::<O, T, FLIP, L16, S16, 2>(d, px, None, osz),
         }
     }
 }
@@ -194,14 +184,13 @@ unsafe fn pixels<
 >(
     d: &Dw,
     px: &Px<T>,
-    q: (i16, u8, u8),
+    q: Option<ByteQ>,
     osz: usize,
 ) {
     let n = if T > 0 { T } else { px.offs.len() };
-    // Held in registers across the pixels.
+    // Held in registers across the pixels (unused without `q`).
     let o = *px.o;
-    // SAFETY: NEON (always present on aarch64).
-    let (zp, lo, hi) = unsafe { (vdupq_n_s16(q.0), vdupq_n_u8(q.1), vdupq_n_u8(q.2)) };
+    let q = q.unwrap_or(ByteQ::IDENTITY).regs();
     let ps = d.stride.1 * d.c;
     let left = if S16 { 16 } else { px.left };
     let (mut src, mut y) = (px.src, px.y);
@@ -237,8 +226,10 @@ unsafe fn pixels<
             if t < n {
                 acc = single::<false>(&acc, x(t), w(t));
             }
-            if RQ > 0 {
-                put_bytes(y, &acc, px.m, (zp, lo, hi), RQ == 1, left);
+            if RQ == 1 {
+                put_bytes::<true>(y, &acc, px.m, &q, left);
+            } else if RQ == 2 {
+                put_bytes::<false>(y, &acc, px.m, &q, left);
             } else {
                 put16::<O>(d, y as *mut O, px.m, &acc, left);
             }
@@ -372,50 +363,24 @@ fn single<const FIRST: bool>(acc: &[int32x4_t; 4], x: int8x16_t, w: int8x16_t) -
     }
 }
 
-/// Requantizes 16 channels to bytes and stores the first `n`, as XNNPACK's
-/// fp32 path: `r = fcvtns(acc as f32 * m)`, narrowed to i16 with
-/// saturation, `zp` added with saturation, narrowed to u8 with saturation,
-/// then clamped to the byte bounds `[lo, hi]`.
+/// Requantizes 16 channels to bytes and stores the first `n`: [`rne_i32`]
+/// and [`narrow16`], as the GEMM's whole tiles (the proof that this is the
+/// f32 path's bytes is [`ByteQ`]'s); `CLAMP` false where
+/// [`ByteQ::is_identity`].
 ///
-/// Exactly `O::put(clamp(rne(acc as f32 * m), lo - zp, hi - zp), zp)` =
-/// `clamp(R + zp, lo, hi)` with `R = rne(acc as f32 * m)` (`scvtf` and
-/// `fmul` are the scalar path's own roundings; `fcvtns` rounds half to
-/// even), given integers `0 <= zp <= 255` and `0 <= lo <= hi <= 255`
-/// ([`byte_bounds`]): each step `sat` is monotonic and the identity on
-/// its range, so
-/// - `R + zp` in [0, 255]: |R| <= 255, no step saturates, the byte is
-///   `R + zp` before the clamp;
-/// - `R + zp < 0`: `R < -zp` stays below `-zp` (>= -255) through the i32
-///   and i16 saturations, the sum stays negative (and >= -2^15), and the u8
-///   narrow gives 0 <= `lo`: both sides give `lo`;
-/// - `R + zp > 255`: likewise the sum stays above 255 (<= 2^15 - 1), the
-///   narrow gives 255 >= `hi`: both sides give `hi`.
-///
-/// Without `clamp` (a constant once inlined): `zp` = 0 and `[lo, hi]` =
-/// [0, 255], where adding `zp` is the identity and the u8 narrow's result
-/// is already within the bounds.
+/// # Safety
+/// `y` takes `min(n, 16)` bytes.
 #[inline(always)]
-unsafe fn put_bytes(
+unsafe fn put_bytes<const CLAMP: bool>(
     y: *mut u8,
     acc: &[int32x4_t; 4],
     m: &[float32x4_t; 4],
-    (zp, lo, hi): (int16x8_t, uint8x16_t, uint8x16_t),
-    clamp: bool,
+    q: &ByteRegs,
     n: usize,
 ) {
+    let b = narrow16::<CLAMP>(std::array::from_fn(|v| rne_i32(acc[v], m[v])), q);
     // SAFETY: `y` takes `min(n, 16)` bytes.
     unsafe {
-        let r: [int32x4_t; 4] =
-            std::array::from_fn(|v| vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[v]), m[v])));
-        let mut h0 = vqmovn_high_s32(vqmovn_s32(r[0]), r[1]);
-        let mut h1 = vqmovn_high_s32(vqmovn_s32(r[2]), r[3]);
-        if clamp {
-            (h0, h1) = (vqaddq_s16(h0, zp), vqaddq_s16(h1, zp));
-        }
-        let mut b = vqmovun_high_s16(vqmovun_s16(h0), h1);
-        if clamp {
-            b = vminq_u8(vmaxq_u8(b, lo), hi);
-        }
         if n >= 16 {
             vst1q_u8(y, b);
         } else {
