@@ -71,6 +71,12 @@ pub enum StyleError {
 /// the daemon work with no files beside the binary.
 pub const BUILTIN_SET: &str = include_str!("../models/styles.json");
 
+/// Whether two style names are the same style: compared case-blind in
+/// Unicode ("Café" is "CAFÉ"), as a set's names are checked for repeats.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
 impl StyleSet {
     pub fn builtin() -> StyleSet {
         StyleSet::parse(BUILTIN_SET, Path::new("(built-in styles.json)"))
@@ -150,11 +156,10 @@ impl StyleSet {
     /// Adds or replaces the style with the same name, compared as `parse`
     /// compares names (ignoring case), so the result always loads again.
     pub fn upsert(&mut self, style: Style) {
-        let key = style.name.to_lowercase();
         match self
             .styles
             .iter_mut()
-            .find(|s| s.name.to_lowercase() == key)
+            .find(|s| same_name(&s.name, &style.name))
         {
             Some(s) => *s = style,
             None => self.styles.push(style),
@@ -165,7 +170,7 @@ impl StyleSet {
     pub fn find(&self, name: &str) -> Result<&Style, StyleError> {
         self.styles
             .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .find(|s| same_name(&s.name, name))
             .ok_or_else(|| StyleError::Unknown {
                 name: name.into(),
                 known: self
@@ -351,6 +356,19 @@ mod tests {
             source: "".into(),
             embedding: emb(v),
         }
+    }
+
+    /// One rule for "the same name" everywhere (finding, replacing, repeats
+    /// in a file): case-blind in Unicode, so "CAFÉ" can never sit next to
+    /// "Café" or replace it unnoticed.
+    #[test]
+    fn names_are_the_same_case_blind_beyond_ascii() {
+        let mut set = StyleSet::new("m");
+        set.upsert(style("Café", 1.0));
+        assert_eq!(set.find("CAFÉ").unwrap().name, "Café");
+        set.upsert(style("CAFÉ", 2.0));
+        assert_eq!(set.styles.len(), 1);
+        assert!(!same_name("Café", "Cafe"));
     }
 
     #[test]

@@ -65,7 +65,13 @@ impl Settings {
                 }
             ),
         })?;
-        let camera = cfg.device.trim().parse().unwrap_or(0);
+        let camera = cfg.device.trim().parse().map_err(|_| {
+            CaptureError::Config(format!(
+                "camera.device = {:?}: the libcamera source takes a camera's index \
+                 (0, 1, ... as `rpicam-vid --list-cameras` numbers them)",
+                cfg.device
+            ))
+        })?;
         let (width, height) = unpadded_size(cfg.width, cfg.height);
         Ok(Settings {
             program,

@@ -40,7 +40,7 @@ impl Controller {
             .styles
             .styles
             .iter()
-            .position(|s| s.name.eq_ignore_ascii_case(start))
+            .position(|s| crate::styles::same_name(&s.name, start))
         {
             c.pos = c.order.iter().position(|&o| o == i).unwrap_or(0);
         }
@@ -105,7 +105,7 @@ impl Controller {
             .styles
             .styles
             .iter()
-            .position(|s| s.name.eq_ignore_ascii_case(name))?;
+            .position(|s| crate::styles::same_name(&s.name, name))?;
         self.pos = self.order.iter().position(|&o| o == i)?;
         self.last_change = now;
         Some(self.current())

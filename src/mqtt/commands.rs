@@ -20,8 +20,10 @@ pub fn parse(entity: &str, payload: &[u8], styles: &[StyleInfo]) -> Result<Comma
     let text = text.trim();
     match entity {
         topics::STYLE => {
-            let known =
-                styles.is_empty() || styles.iter().any(|s| s.name.eq_ignore_ascii_case(text));
+            let known = styles.is_empty()
+                || styles
+                    .iter()
+                    .any(|s| crate::styles::same_name(&s.name, text));
             if known {
                 Ok(Command::SetStyle(text.into()))
             } else {

@@ -50,12 +50,12 @@ impl GroupSync {
         if let Some(i) = self
             .pending
             .iter()
-            .position(|p| p.eq_ignore_ascii_case(style))
+            .position(|p| crate::styles::same_name(p, style))
         {
             self.pending.drain(..=i);
             return None;
         }
-        if current.eq_ignore_ascii_case(style) {
+        if crate::styles::same_name(current, style) {
             return None;
         }
         self.newest = (self.newest.0 + 1, self.me.clone());

@@ -142,10 +142,10 @@ fn load_user(file: &Path, model: &str) -> Result<StyleSet, Refusal> {
     StyleSet::load(file).map_err(|e| (500, e.to_string()))
 }
 
+/// Through [`StyleSet::save`]: checked (a set that would not load is never
+/// written) and atomic.
 fn save_user(file: &Path, set: &StyleSet) -> Result<(), Refusal> {
-    let text = serde_json::to_string_pretty(set).map_err(|e| (500, e.to_string()))?;
-    crate::atomic::write(file, (text + "\n").as_bytes())
-        .map_err(|e| (500, format!("{}: cannot write it: {e}", file.display())))
+    set.save(file).map_err(|e| (500, e.to_string()))
 }
 
 struct Worker {
@@ -173,13 +173,19 @@ impl Worker {
         let mut set = load_user(&file, &self.p.predict_id)?;
         let (_, shown) = self.p.state.snapshot();
         let taken = |n: &str| {
-            shown.styles.iter().any(|s| s.name.eq_ignore_ascii_case(n))
-                || set.styles.iter().any(|s| s.name.eq_ignore_ascii_case(n))
+            shown
+                .styles
+                .iter()
+                .any(|s| crate::styles::same_name(&s.name, n))
+                || set
+                    .styles
+                    .iter()
+                    .any(|s| crate::styles::same_name(&s.name, n))
         };
         let mine = |set: &StyleSet, n: &str| {
             set.styles
                 .iter()
-                .position(|s| s.name.eq_ignore_ascii_case(n))
+                .position(|s| crate::styles::same_name(&s.name, n))
         };
         let show = match job {
             Job::Add { name, bytes } => {

@@ -244,6 +244,27 @@ fn the_configured_program_is_used_and_a_missing_one_says_what_to_install() {
     assert!(e.contains("rpicam-apps"), "{e}");
 }
 
+/// A camera.device that is not an index is refused, naming the key and the
+/// value, instead of opening camera 0 (and the error is a permanent one).
+#[test]
+fn a_device_that_is_not_a_libcamera_index_is_refused() {
+    let fake = Fake::new("");
+    let rpicam_vid = fake.path().join("rpicam-vid").display().to_string();
+    let cfg = |device: &str| CameraConfig {
+        rpicam_vid: rpicam_vid.clone(),
+        device: device.into(),
+        ..CameraConfig::default()
+    };
+    assert_eq!(Settings::from_config(&cfg("1")).unwrap().camera, 1);
+    let e = Settings::from_config(&cfg("/dev/video0")).unwrap_err();
+    assert!(e.is_permanent(), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("camera.device") && e.contains("/dev/video0"),
+        "{e}"
+    );
+}
+
 #[test]
 fn doctor_lists_the_pi_cameras_rpicam_vid_sees() {
     let dir = tempfile::tempdir().unwrap();
