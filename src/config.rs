@@ -188,6 +188,9 @@ pub enum Fit {
 /// per pixel (216 MB peak for `still`, 259-311 MiB for `run` at this size, measured),
 /// which fits the ~400 MiB a 512 MB Pi Zero 2 W has free beside its system.
 /// The old ceiling, 4000000 pixels, took 719 MB in `run`.
+/// Most inference threads (`inference.threads`, `still`/`bench --threads`).
+pub const MAX_THREADS: u64 = 64;
+
 pub const MAX_PIXELS_CEILING: u32 = 1024 * 768;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -1047,7 +1050,7 @@ const INT_RANGES: &[(&str, u64, u64)] = &[
     ("camera.height", 16, 4320),
     ("camera.fps", 1, 120),
     ("inference.max_pixels", 4096, MAX_PIXELS_CEILING as u64),
-    ("inference.threads", 1, 64),
+    ("inference.threads", 1, MAX_THREADS),
     ("inference.degrade_after_ms", 0, 60_000),
     ("display.fps", 1, 240),
     ("display.sleep_after_still_minutes", 0, 1440),

@@ -31,7 +31,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "384x384,256x448", value_parser = super::still::parse_size)]
     pub sizes: Vec<(usize, usize)>,
     /// Networks: thread counts.
-    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = super::count_in(1, super::still::MAX_THREADS))]
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = super::count_in(1, styleframe::config::MAX_THREADS))]
     pub thread_counts: Vec<usize>,
     /// Networks: timed runs per setting (the median is printed).
     #[arg(long, default_value_t = 15, value_parser = super::count_in(1, 100_000))]

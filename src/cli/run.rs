@@ -414,10 +414,26 @@ fn pairing_url(cfg: &Config) -> Option<daemon::PairingUrl> {
         return None;
     }
     let dir = pairing::state_dir(&cfg.remote);
-    let listen: std::net::SocketAddr = cfg.remote.listen.parse().ok()?;
-    Some(Box::new(move || {
-        let token = pairing::read_token(&dir).ok().flatten()?;
-        Some(pair_url(&listen, &token))
+    let listen: std::net::SocketAddr = match cfg.remote.listen.parse() {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn!("pairing: remote.listen = {:?}: {e}", cfg.remote.listen);
+            return None;
+        }
+    };
+    Some(Box::new(move || match pairing::read_token(&dir) {
+        Ok(Some(token)) => Some(pair_url(&listen, &token)),
+        Ok(None) => {
+            log::warn!(
+                "pairing: no token in {} yet; nothing to show",
+                dir.display()
+            );
+            None
+        }
+        Err(e) => {
+            log::warn!("pairing: {e}; nothing to show");
+            None
+        }
     }))
 }
 

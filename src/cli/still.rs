@@ -27,7 +27,7 @@ pub struct ModelArgs {
     #[arg(long, default_value = "style_predict_quantized_256")]
     pub predict: String,
     /// Threads for the network.
-    #[arg(long, default_value_t = 2, value_parser = super::count_in(1, MAX_THREADS))]
+    #[arg(long, default_value_t = 2, value_parser = super::count_in(1, styleframe::config::MAX_THREADS))]
     pub threads: usize,
 }
 
@@ -74,9 +74,6 @@ pub struct EmbedArgs {
     #[command(flatten)]
     pub m: ModelArgs,
 }
-
-/// Most threads a network may use (as `inference.threads`).
-pub const MAX_THREADS: u64 = 64;
 
 /// Largest network size in pixels (as `inference.max_pixels`): what a
 /// 512 MB Pi Zero 2 W can hold (see the README's Reliability section).

@@ -197,12 +197,14 @@ impl DisplayLoop {
     /// The control page's pairing URL as a QR code over the picture for a
     /// minute, so a phone pairs by scanning the frame.
     fn show_pairing(&mut self, now: Instant) {
-        let Some(url) = self.pairing_url.as_mut().and_then(|f| f()) else {
+        let Some(f) = self.pairing_url.as_mut() else {
             log::warn!(
                 "pairing: the control page is off (remote.enabled = false); nothing to show"
             );
             return;
         };
+        // The reading function logs why it has no URL.
+        let Some(url) = f() else { return };
         let (w, h) = self.out.size();
         match qr_overlay(&url, w, h) {
             Some(o) => {

@@ -144,9 +144,7 @@ pub fn auto_choice(desktop: bool, kms_usable: bool, framebuffer_exists: bool) ->
 
 /// Whether a desktop session is reachable: `WAYLAND_DISPLAY` or `DISPLAY` set.
 pub fn desktop_session() -> bool {
-    ["WAYLAND_DISPLAY", "DISPLAY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+    window::DesktopSession::from_env() != window::DesktopSession::None
 }
 
 fn open_auto(cfg: &DisplayConfig) -> Result<Box<dyn Screen>, DisplayError> {

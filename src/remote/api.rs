@@ -100,7 +100,7 @@ impl Handler for Api {
         }
     }
 
-    fn handle(&self, req: Request) -> Response {
+    fn handle(&self, mut req: Request) -> Response {
         let now = Instant::now();
         if self.limiter.blocked(req.peer, now) {
             return Response::text(
@@ -139,7 +139,7 @@ impl Handler for Api {
                 return r;
             }
         }
-        no_store(match self.route(&req, &token) {
+        no_store(match self.route(&mut req, &token) {
             Ok(r) | Err(r) => r,
         })
     }
@@ -228,7 +228,7 @@ impl Api {
         }
     }
 
-    fn route(&self, req: &Request, token: &str) -> Result<Response, Response> {
+    fn route(&self, req: &mut Request, token: &str) -> Result<Response, Response> {
         let get = req.method == "GET";
         let post = req.method == "POST";
         match req.path.as_str() {
@@ -282,7 +282,8 @@ impl Api {
             "/api/screen" if post => self.send(Command::SetScreen(parse::<On>(req)?.on)),
             "/api/upload" if post => {
                 let name = req.param("name").unwrap_or_default();
-                let bytes = req.body.clone();
+                // The upload (up to `remote.max_upload_mb`) moves, not copied.
+                let bytes = std::mem::take(&mut req.body);
                 match self.library.add(&name, bytes) {
                     Ok(_) => Ok(Response::text(201, "added")),
                     Err((code, why)) => Err(Response::text(code, why)),
