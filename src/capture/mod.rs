@@ -169,11 +169,13 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
 /// What `camera.source = "auto"` stands for on this machine.
 fn resolve_auto(cfg: &CameraConfig) -> SourceKind {
     let default_device = cfg.device.trim() == "0";
+    let usb = libcamera::usb_camera_present();
     // Only ask libcamera (a second or so) when its answer could matter.
+    // Asked again at each reopen: a camera plugged in since is taken.
     let csi = default_device
-        && !libcamera::usb_camera_present()
+        && !usb
         && libcamera::list_csi_cameras(&cfg.rpicam_vid).is_ok_and(|(_, c)| !c.is_empty());
-    let kind = auto_source(default_device, libcamera::usb_camera_present(), csi);
+    let kind = auto_source(default_device, usb, csi);
     log::info!("camera.source = \"auto\": using {kind:?}");
     kind
 }

@@ -46,15 +46,19 @@ impl MotionDetector {
         let (w, h) = (f.width as usize, f.height as usize);
         self.sums.clear();
         self.sums.resize(GRID_W * GRID_H * 2, 0);
+        // Integer Rec.601 luma: cheap and good enough to see change.
+        let luma = |p: &[u8]| (77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8;
+        // Column x is in cell `x * GRID_W / w`: cell `cx` is columns
+        // `bound(cx)..bound(cx + 1)` (no division per pixel).
+        let bound = |cx: usize| (cx * w).div_ceil(GRID_W);
         for y in 0..h {
             let row = &f.data[y * w * 3..(y + 1) * w * 3];
             let cy = y * GRID_H / h;
-            for (x, p) in row.chunks_exact(3).enumerate() {
-                let c = cy * GRID_W + x * GRID_W / w;
-                // Integer Rec.601 luma: cheap and good enough to see change.
-                let luma = (77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8;
-                self.sums[2 * c] += luma;
-                self.sums[2 * c + 1] += 1;
+            for cx in 0..GRID_W {
+                let (a, b) = (bound(cx), bound(cx + 1));
+                let c = cy * GRID_W + cx;
+                self.sums[2 * c] += row[3 * a..3 * b].chunks_exact(3).map(luma).sum::<u32>();
+                self.sums[2 * c + 1] += (b - a) as u32;
             }
         }
         self.grid.clear();
@@ -116,6 +120,32 @@ mod tests {
             !m.observe(&person),
             "the figure standing still is not motion"
         );
+    }
+
+    /// The cells are the definition's, `x * GRID_W / w` and `y * GRID_H / h`,
+    /// at sizes that do and do not divide evenly (and narrower than the grid).
+    #[test]
+    fn cells_are_the_definitions_mean_luma() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        for (w, h) in [(64, 36), (37, 23), (5, 3), (1, 1), (1280, 720)] {
+            let mut f = RgbFrame::new(w as u32, h as u32);
+            f.data.iter_mut().for_each(|v| *v = rng.u8(..));
+            let (mut sums, mut counts) = ([0u32; GRID_W * GRID_H], [0u32; GRID_W * GRID_H]);
+            for y in 0..h {
+                for x in 0..w {
+                    let p = &f.data[(y * w + x) * 3..][..3];
+                    let c = (y * GRID_H / h) * GRID_W + x * GRID_W / w;
+                    sums[c] += (77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8;
+                    counts[c] += 1;
+                }
+            }
+            let want: Vec<u8> = (0..sums.len())
+                .map(|c| (sums[c] / counts[c].max(1)) as u8)
+                .collect();
+            let mut m = MotionDetector::default();
+            m.reduce(&f);
+            assert_eq!(m.grid, want, "{w}x{h}");
+        }
     }
 
     #[test]
