@@ -188,6 +188,11 @@ pub enum Fit {
 /// per pixel (216 MB peak for `still`, 259-311 MiB for `run` at this size, measured),
 /// which fits the ~400 MiB a 512 MB Pi Zero 2 W has free beside its system.
 /// The old ceiling, 4000000 pixels, took 719 MB in `run`.
+/// The range of `styles.strength` (and of the control page's slider).
+pub const STRENGTH: (f32, f32) = (0.0, 1.0);
+/// The range of `styles.morph_seconds` (and of the control page's).
+pub const MORPH_SECONDS: (f32, f32) = (0.0, 60.0);
+
 /// Most inference threads (`inference.threads`, `still`/`bench --threads`).
 pub const MAX_THREADS: u64 = 64;
 
@@ -715,8 +720,13 @@ impl ModelsConfig {
 
 impl StylesConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        float_in("styles.strength", self.strength, 0.0, 1.0)?;
-        float_in("styles.morph_seconds", self.morph_seconds, 0.0, 60.0)?;
+        float_in("styles.strength", self.strength, STRENGTH.0, STRENGTH.1)?;
+        float_in(
+            "styles.morph_seconds",
+            self.morph_seconds,
+            MORPH_SECONDS.0,
+            MORPH_SECONDS.1,
+        )?;
         float_in(
             "styles.temporal_smoothing",
             self.temporal_smoothing,

@@ -3,6 +3,7 @@
 //! Actions become [`Command`]s for the daemon; what the frame does comes back
 //! through the [`StateBoard`], so every open page sees every change.
 
+use crate::config::{MORPH_SECONDS, STRENGTH};
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -221,7 +222,10 @@ impl Api {
 
     fn known_style(&self, name: &str) -> Result<(), Response> {
         let (_, s) = self.state.snapshot();
-        if s.styles.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
+        if s.styles
+            .iter()
+            .any(|s| crate::styles::same_name(&s.name, name))
+        {
             Ok(())
         } else {
             Err(Response::text(404, format!("no style named {name:?}")))
@@ -270,12 +274,12 @@ impl Api {
             }
             "/api/strength" if post => {
                 let v: Value = parse(req)?;
-                in_range("strength", v.value, 0.0, 1.0)?;
+                in_range("strength", v.value, STRENGTH.0, STRENGTH.1)?;
                 self.send(Command::SetStrength(v.value))
             }
             "/api/morph" if post => {
                 let v: Value = parse(req)?;
-                in_range("morph time", v.value, 0.0, 60.0)?;
+                in_range("morph time", v.value, MORPH_SECONDS.0, MORPH_SECONDS.1)?;
                 self.send(Command::SetMorphSeconds(v.value))
             }
             "/api/gallery" if post => self.send(Command::SetGallery(parse::<On>(req)?.on)),
