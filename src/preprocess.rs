@@ -231,7 +231,16 @@ pub fn to_rgb8(values: &[f32], out: &mut Vec<u8>) {
 
 /// Loads a picture file and fits it to `h` x `w` floats (stills, paintings).
 pub fn load_fitted(path: &Path, h: usize, w: usize, fit: Fit) -> Result<Vec<f32>, PreprocessError> {
-    let img = load_rgb(path)?;
+    fit_image(&load_rgb(path)?, h, w, fit)
+}
+
+/// A decoded picture fitted to `h` x `w` floats, as [`load_fitted`] does.
+pub fn fit_image(
+    img: &RgbImage,
+    h: usize,
+    w: usize,
+    fit: Fit,
+) -> Result<Vec<f32>, PreprocessError> {
     let mut p = Preprocessor::new(fit);
     let mut rgb = vec![];
     p.fit_rgb8(

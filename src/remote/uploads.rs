@@ -13,7 +13,7 @@ use crate::config::Fit;
 use crate::daemon::state::StateBoard;
 use crate::frame::Command;
 use crate::inference::{PredictNet, PREDICT_SIDE};
-use crate::preprocess::{decode_rgb, to_f32, Preprocessor};
+use crate::preprocess::{decode_rgb, fit_image};
 use crate::styles::{Style, StyleSet};
 
 pub const MAX_NAME_CHARS: usize = 40;
@@ -240,19 +240,8 @@ impl Worker {
     fn embed(&mut self, name: &str, bytes: &[u8]) -> Result<crate::styles::Embedding, Refusal> {
         let what = PathBuf::from(format!("upload {name:?}"));
         let img = decode_rgb(bytes, &what).map_err(|e| (422, e.to_string()))?;
-        let mut rgb = vec![];
-        Preprocessor::new(Fit::Cover)
-            .fit_rgb8(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                PREDICT_SIDE as u32,
-                PREDICT_SIDE as u32,
-                &mut rgb,
-            )
+        let x = fit_image(&img, PREDICT_SIDE, PREDICT_SIDE, Fit::Cover)
             .map_err(|e| (422, e.to_string()))?;
-        let mut x = vec![];
-        to_f32(&rgb, &mut x);
         let net = match &mut self.net {
             Some(n) => n,
             None => {
