@@ -197,10 +197,6 @@ impl Watcher {
         self.seen.lock().unwrap().clone()
     }
 
-    fn clear(&self) {
-        self.seen.lock().unwrap().clear();
-    }
-
     /// The last payload seen on `topic`, waiting until `ok` holds for it.
     fn until(&self, topic: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
         // Long enough for a reconnect after the backoff (up to 60 s); ends on the event.
